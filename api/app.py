@@ -1,0 +1,50 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from api.middleware import RequestContextMiddleware
+from api.problems import install_problem_handlers
+from api.routers import auth, health, jobs, users
+from api.state import AppState
+from core.db import Database
+from core.logs import configure_logging
+from core.queue import create_celery
+from core.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging("api")
+    state = AppState(
+        settings=settings,
+        db=Database(settings, "api"),
+        celery=create_celery(settings, "conveyor-api"),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        state.db.dispose()
+
+    app = FastAPI(
+        title="Conveyor",
+        summary="Submit jobs, follow them, get their results.",
+        lifespan=lifespan,
+    )
+    app.state.conveyor = state
+    install_problem_handlers(app)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_request_bytes)
+
+    v1 = APIRouter(prefix="/api/v1")
+    for module in (auth, users, jobs):
+        v1.include_router(module.router)
+    app.include_router(health.router)
+    app.include_router(v1)
+    logging.getLogger("conveyor.api").info("api ready (environment=%s)", settings.environment)
+    return app

@@ -1,0 +1,100 @@
+"""Request dependencies: the unit of work, the caller, and the active tenant."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.orm import Session
+
+from api.state import AppState, app_state
+from core.accounts import TenantAccess, tenant_access
+from core.errors import ConveyorError, ErrorCode
+from core.jobs.contracts import JobKind
+from core.jobs.lifecycle import mark_enqueued
+from core.queue import publish_job
+from core.security import AccessClaims, decode_access_token
+
+log = logging.getLogger("conveyor.api")
+
+
+class UnitOfWork:
+    """The request's one transaction, and the tasks to publish once it has committed."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._to_publish: list[tuple[uuid.UUID, JobKind]] = []
+
+    def publish_after_commit(self, job_id: uuid.UUID, kind: JobKind) -> None:
+        self._to_publish.append((job_id, kind))
+
+    def flush_publishes(self, state: AppState) -> None:
+        """Publish, then record the publish. A failure here loses nothing: the job is
+        committed as `queued` and the reconciler sends it."""
+        sent: list[uuid.UUID] = []
+        for job_id, kind in self._to_publish:
+            try:
+                publish_job(state.celery, job_id, kind)
+                sent.append(job_id)
+            except Exception as exc:  # any broker failure; the reconciler covers it
+                log.warning(
+                    "publish failed for job %s (%s); the reconciler will send it",
+                    job_id,
+                    type(exc).__name__,
+                )
+        if not sent:
+            return
+        try:
+            with state.db.transaction() as session:
+                mark_enqueued(session, sent)
+        except Exception as exc:
+            log.warning("could not record publish of %d jobs (%s)", len(sent), type(exc).__name__)
+
+
+def _unit_of_work(request: Request) -> Iterator[UnitOfWork]:
+    state = app_state(request)
+    with state.db.sessions() as session:
+        uow = UnitOfWork(session)
+        try:
+            yield uow
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+    uow.flush_publishes(state)
+
+
+# scope="function": commit before the response is sent, so a client that got 202
+# can read the job it was told about.
+UnitOfWorkDep = Annotated[UnitOfWork, Depends(_unit_of_work, scope="function")]
+
+_bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login", auto_error=False)
+
+
+def _current_claims(
+    request: Request, token: Annotated[str | None, Depends(_bearer)]
+) -> AccessClaims:
+    if token is None:
+        raise ConveyorError(ErrorCode.NOT_AUTHENTICATED)
+    return decode_access_token(app_state(request).settings, token)
+
+
+CurrentClaims = Annotated[AccessClaims, Depends(_current_claims)]
+
+
+def _tenant_scope(
+    claims: CurrentClaims,
+    uow: UnitOfWorkDep,
+    x_tenant_id: Annotated[
+        uuid.UUID | None,
+        Header(description="Active tenant; defaults to the caller's personal tenant."),
+    ] = None,
+) -> TenantAccess:
+    return tenant_access(uow.session, claims.user_id, x_tenant_id)
+
+
+TenantScope = Annotated[TenantAccess, Depends(_tenant_scope)]

@@ -1,0 +1,121 @@
+"""Pure ASGI middleware: request ids, the body-size limit, and the last-resort 500.
+
+It sits outside FastAPI's exception handling, so an unexpected exception still
+becomes a problem+json 500 carrying `X-Request-ID`, with no stack trace to the client.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.problems import PROBLEM_JSON, problem_body
+from core.errors import ErrorCode
+
+log = logging.getLogger("conveyor.api")
+
+_CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class _BodyTooLarge(StarletteHTTPException):
+    """Raised from `receive`; an HTTPException so the body parser lets it through."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"The body may be at most {limit} bytes")
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = self._request_id(scope)
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
+                ]
+            await send(message)
+
+        async def send_problem(error: ErrorCode, detail: str | None = None) -> None:
+            body = json.dumps(
+                problem_body(error, detail=detail, instance=scope["path"], request_id=request_id)
+            ).encode()
+            await send_with_id(
+                {
+                    "type": "http.response.start",
+                    "status": error.http_status,
+                    "headers": [
+                        (b"content-type", PROBLEM_JSON.encode()),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
+            await send_with_id({"type": "http.response.body", "body": body})
+
+        declared = self._content_length(scope)
+        if declared is not None and declared > self.max_body_bytes:
+            await send_problem(
+                ErrorCode.PAYLOAD_TOO_LARGE, f"The body may be at most {self.max_body_bytes} bytes"
+            )
+            return
+
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise _BodyTooLarge(self.max_body_bytes)
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send_with_id)
+        except _BodyTooLarge:
+            if not started:
+                await send_problem(
+                    ErrorCode.PAYLOAD_TOO_LARGE,
+                    f"The body may be at most {self.max_body_bytes} bytes",
+                )
+        except Exception:
+            log.exception("unhandled error", extra={"request_id": request_id})
+            if not started:
+                await send_problem(
+                    ErrorCode.INTERNAL, f"Something went wrong; quote request id {request_id}"
+                )
+
+    @staticmethod
+    def _request_id(scope: Scope) -> str:
+        for name, value in scope.get("headers", []):
+            if name == b"x-request-id":
+                candidate: str = value.decode("latin-1")
+                if _CLIENT_REQUEST_ID.match(candidate):
+                    return candidate
+        return uuid.uuid4().hex
+
+    @staticmethod
+    def _content_length(scope: Scope) -> int | None:
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    return int(value)
+                except ValueError:
+                    return None
+        return None

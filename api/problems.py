@@ -1,0 +1,111 @@
+"""Every error leaves the API as `application/problem+json` (RFC 9457) with a stable
+`code`; this module renders them and maps framework errors onto the same shape."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from core.errors import ConveyorError, ErrorCode
+
+log = logging.getLogger("conveyor.api")
+
+PROBLEM_JSON = "application/problem+json"
+
+_BY_STATUS = {
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    413: ErrorCode.PAYLOAD_TOO_LARGE,
+    415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+}
+
+
+def problem_body(
+    error: ErrorCode,
+    *,
+    detail: str | None = None,
+    instance: str | None = None,
+    request_id: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": f"urn:conveyor:problem:{error.code}",
+        "title": error.title,
+        "status": error.http_status,
+        "code": error.code,
+        "detail": detail or error.title,
+    }
+    if instance is not None:
+        body["instance"] = instance
+    if request_id is not None:
+        body["request_id"] = request_id
+    body.update(extra)
+    return body
+
+
+def problem_response(
+    request: Request,
+    error: ErrorCode,
+    *,
+    detail: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    headers = dict(headers or {})
+    if error.http_status == 401:
+        headers.setdefault("WWW-Authenticate", "Bearer")
+    return JSONResponse(
+        problem_body(
+            error,
+            detail=detail,
+            instance=request.url.path,
+            request_id=getattr(request.state, "request_id", None),
+            **extra,
+        ),
+        status_code=error.http_status,
+        media_type=PROBLEM_JSON,
+        headers=headers,
+    )
+
+
+def _field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
+    errors = []
+    for err in exc.errors():
+        location, *path = [str(part) for part in err.get("loc", ())] or ["body"]
+        errors.append({"in": location, "field": ".".join(path), "message": str(err["msg"])})
+    return errors
+
+
+async def _conveyor_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ConveyorError)
+    return problem_response(request, exc.error, detail=exc.detail, **exc.extra)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = _field_errors(exc)
+    fields = ", ".join(e["field"] or e["in"] for e in errors)
+    return problem_response(
+        request, ErrorCode.VALIDATION_FAILED, detail=f"Invalid request: {fields}", errors=errors
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    error = _BY_STATUS.get(exc.status_code)
+    if error is None:
+        error = ErrorCode.INTERNAL if exc.status_code >= 500 else ErrorCode.VALIDATION_FAILED
+    detail = exc.detail if isinstance(exc.detail, str) else None
+    return problem_response(request, error, detail=detail, headers=exc.headers)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ConveyorError, _conveyor_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)

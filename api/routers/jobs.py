@@ -1,0 +1,141 @@
+"""Jobs: submit, read, list, follow events, cancel. Every query is tenant-scoped."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request, Response, status
+
+from api.deps import TenantScope, UnitOfWorkDep
+from api.schemas.jobs import EventOut, EventPage, JobCreate, JobKindOut, JobOut, JobPage
+from api.schemas.problem import problem_responses
+from api.state import app_state
+from core.errors import ConveyorError, ErrorCode
+from core.jobs import lifecycle, queries
+from core.jobs.contracts import KINDS
+from core.jobs.states import JobStatus
+from core.jobs.submit import submit
+
+router = APIRouter(tags=["jobs"])
+
+MAX_PAGE = 100
+
+
+@router.get("/job-kinds", response_model=list[JobKindOut])
+async def list_kinds() -> list[JobKindOut]:
+    """The kinds a job may have, with the JSON Schema of their input and output."""
+    return [
+        JobKindOut(
+            name=k.name,
+            queue=k.queue.value,
+            description=k.description,
+            input_schema=k.input_model.model_json_schema(),
+            output_schema=k.output_model.model_json_schema(),
+        )
+        for k in KINDS.values()
+    ]
+
+
+@router.post(
+    "/jobs",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobOut,
+    responses=problem_responses(401, 404, 409, 413, 422),
+)
+def create_job(
+    request: Request,
+    response: Response,
+    body: JobCreate,
+    scope: TenantScope,
+    uow: UnitOfWorkDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=255,
+            description="Repeat a request safely: the same key and body return the "
+            "same job; the same key with another body is a 409.",
+        ),
+    ] = None,
+) -> JobOut:
+    submitted = submit(
+        uow.session,
+        tenant_id=scope.tenant_id,
+        user_id=scope.user_id,
+        kind_name=body.kind,
+        raw_input=body.input,
+        max_attempts=app_state(request).settings.job_max_attempts,
+        idempotency_key=idempotency_key,
+    )
+    if submitted.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    else:
+        uow.publish_after_commit(submitted.job.id, submitted.kind)
+    response.headers["Location"] = f"/api/v1/jobs/{submitted.job.id}"
+    return JobOut.model_validate(submitted.job)
+
+
+@router.get("/jobs", response_model=JobPage, responses=problem_responses(401, 422))
+def list_jobs(
+    scope: TenantScope,
+    uow: UnitOfWorkDep,
+    status: JobStatus | None = None,
+    kind: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
+    cursor: str | None = None,
+) -> JobPage:
+    """Newest first, `limit` at a time; follow `next_cursor` for more."""
+    page = queries.list_jobs(
+        uow.session, scope.tenant_id, limit=limit, cursor=cursor, status=status, kind=kind
+    )
+    return JobPage(
+        items=[JobOut.model_validate(j) for j in page.items], next_cursor=page.next_cursor
+    )
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut, responses=problem_responses(401, 404))
+def get_job(job_id: uuid.UUID, scope: TenantScope, uow: UnitOfWorkDep) -> JobOut:
+    return JobOut.model_validate(queries.get_job(uow.session, scope.tenant_id, job_id))
+
+
+@router.get(
+    "/jobs/{job_id}/events", response_model=EventPage, responses=problem_responses(401, 404)
+)
+def list_events(
+    job_id: uuid.UUID,
+    scope: TenantScope,
+    uow: UnitOfWorkDep,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> EventPage:
+    """Events with `seq > after`, oldest first."""
+    queries.get_job(uow.session, scope.tenant_id, job_id)
+    events = queries.list_events(uow.session, job_id, after=after, limit=limit)
+    return EventPage(
+        items=[EventOut.model_validate(e) for e in events],
+        next_after=events[-1].seq if events else after,
+    )
+
+
+@router.post(
+    "/jobs/{job_id}/cancel",
+    response_model=JobOut,
+    responses={202: {"model": JobOut}, **problem_responses(401, 404, 409)},
+)
+def cancel_job(
+    job_id: uuid.UUID, response: Response, scope: TenantScope, uow: UnitOfWorkDep
+) -> JobOut:
+    """A queued job is cancelled at once (200); a running one stops at its next
+    checkpoint (202, `cancel_requested_at` set)."""
+    queries.get_job(uow.session, scope.tenant_id, job_id)
+    job = lifecycle.request_cancel(uow.session, job_id)
+    if job is None:
+        raise ConveyorError(ErrorCode.JOB_NOT_FOUND)
+    if job.status == JobStatus.RUNNING:
+        response.status_code = status.HTTP_202_ACCEPTED
+    elif job.status != JobStatus.CANCELLED:
+        raise ConveyorError(
+            ErrorCode.JOB_FINISHED, f"The job has already {job.status}", status=job.status
+        )
+    return JobOut.model_validate(job)

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.deps import CurrentClaims, UnitOfWork, UnitOfWorkDep
+from api.schemas.auth import TenantMembership, UserOut
+from api.schemas.problem import problem_responses
+from core.accounts import tenants_of
+from core.errors import ConveyorError, ErrorCode
+from core.models import User
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+
+def user_out(uow: UnitOfWork, user: User) -> UserOut:
+    return UserOut(
+        id=user.id,
+        email=user.email,
+        created_at=user.created_at,
+        personal_tenant_id=user.personal_tenant_id,
+        tenants=[
+            TenantMembership(id=t.id, name=t.name, personal=t.personal, role=role)
+            for t, role in tenants_of(uow.session, user.id)
+        ],
+    )
+
+
+@router.get("/me", response_model=UserOut, responses=problem_responses(401))
+def me(claims: CurrentClaims, uow: UnitOfWorkDep) -> UserOut:
+    user = uow.session.get(User, claims.user_id)
+    if user is None or not user.is_active:
+        raise ConveyorError(ErrorCode.INVALID_TOKEN, "The account no longer exists")
+    return user_out(uow, user)

@@ -1,0 +1,40 @@
+"""Engine and session factories.
+
+Each process builds its own engine (never at import, never shared across a fork) and
+names itself in `application_name`, so `pg_stat_activity` shows who holds what.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.settings import Settings
+
+
+class Database:
+    def __init__(self, settings: Settings, process_name: str) -> None:
+        self.engine: Engine = create_engine(
+            settings.sqlalchemy_url(),
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_pool_size,
+            pool_pre_ping=True,
+            pool_recycle=1800,
+            connect_args={
+                "application_name": f"conveyor-{process_name}",
+                "connect_timeout": 10,
+            },
+        )
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session that commits when the block ends and rolls back if it raises."""
+        with self.sessions() as session, session.begin():
+            yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,289 @@
+"""Every write to a job: a compare-and-set UPDATE plus its event row, in the caller's
+transaction.
+
+A CAS that matches no row means someone else moved the job first (a duplicate delivery,
+a cancel, the reconciler); callers treat `None` as "not mine" and stop. Writes by a
+running attempt are fenced by `attempts`, so an attempt that lost its lease can never
+overwrite the attempt that replaced it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Row, and_, func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from core.jobs.states import EventType, JobStatus, can_transition
+from core.models import Job, JobEvent
+
+NOW = func.now()
+
+
+@dataclass(frozen=True)
+class JobError:
+    """What a failed job shows its owner: never a stack trace."""
+
+    type: str
+    message: str
+    retryable: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "message": self.message, "retryable": self.retryable}
+
+
+@dataclass(frozen=True)
+class Claim:
+    job_id: uuid.UUID
+    tenant_id: uuid.UUID
+    kind: str
+    input: dict[str, Any]
+    attempt: int
+    max_attempts: int
+
+
+def append_event(
+    session: Session, job_id: uuid.UUID, seq: int, type_: EventType, data: dict[str, Any]
+) -> None:
+    session.execute(insert(JobEvent).values(job_id=job_id, seq=seq, type=type_, data=data))
+
+
+def _transition(
+    session: Session,
+    job_id: uuid.UUID,
+    *,
+    source: tuple[JobStatus, ...],
+    target: JobStatus,
+    values: dict[str, Any],
+    event: dict[str, Any],
+    where: tuple[ColumnElement[bool], ...] = (),
+) -> Row[tuple[uuid.UUID, uuid.UUID, str, dict[str, Any], int, int, int]] | None:
+    # running → running is a lease takeover by a new attempt, not a status change.
+    assert all(s == target or can_transition(s, target) for s in source), (source, target)
+    row = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status.in_(source), *where)
+        .values(status=target, event_seq=Job.event_seq + 1, updated_at=NOW, **values)
+        .returning(
+            Job.id,
+            Job.tenant_id,
+            Job.kind,
+            Job.input,
+            Job.attempts,
+            Job.max_attempts,
+            Job.event_seq,
+        )
+    ).one_or_none()
+    if row is not None:
+        append_event(
+            session,
+            job_id,
+            row.event_seq,
+            EventType.STATUS,
+            {"status": target.value, "attempt": row.attempts, **event},
+        )
+    return row
+
+
+def claim(session: Session, job_id: uuid.UUID, lease_seconds: float) -> Claim | None:
+    """queued → running (or take over a running job whose lease expired)."""
+    row = _transition(
+        session,
+        job_id,
+        source=(JobStatus.QUEUED, JobStatus.RUNNING),
+        target=JobStatus.RUNNING,
+        values={
+            "attempts": Job.attempts + 1,
+            "lease_until": NOW + timedelta(seconds=lease_seconds),
+            "started_at": NOW,
+        },
+        event={},
+        where=(
+            Job.attempts < Job.max_attempts,
+            or_(
+                Job.status == JobStatus.QUEUED,
+                and_(Job.status == JobStatus.RUNNING, Job.lease_until < NOW),
+            ),
+        ),
+    )
+    if row is None:
+        return None
+    return Claim(row.id, row.tenant_id, row.kind, row.input, row.attempts, row.max_attempts)
+
+
+def _fenced(attempt: int) -> tuple[ColumnElement[bool], ...]:
+    return (Job.attempts == attempt,)
+
+
+def succeed(session: Session, job_id: uuid.UUID, attempt: int, result: dict[str, Any]) -> bool:
+    return (
+        _transition(
+            session,
+            job_id,
+            source=(JobStatus.RUNNING,),
+            target=JobStatus.SUCCEEDED,
+            values={
+                "result": result,
+                "error": None,
+                "progress": 1.0,
+                "finished_at": NOW,
+                "lease_until": None,
+            },
+            event={},
+            where=_fenced(attempt),
+        )
+        is not None
+    )
+
+
+def fail(session: Session, job_id: uuid.UUID, attempt: int | None, error: JobError) -> bool:
+    """running → failed; `attempt=None` is the reconciler's dead-letter (no fence)."""
+    return (
+        _transition(
+            session,
+            job_id,
+            source=(JobStatus.RUNNING,),
+            target=JobStatus.FAILED,
+            values={"error": error.as_dict(), "finished_at": NOW, "lease_until": None},
+            event={"error": error.as_dict()},
+            where=() if attempt is None else _fenced(attempt),
+        )
+        is not None
+    )
+
+
+def cancel_running(session: Session, job_id: uuid.UUID, attempt: int) -> bool:
+    """The handler saw the cancel request at a checkpoint and stopped."""
+    return (
+        _transition(
+            session,
+            job_id,
+            source=(JobStatus.RUNNING,),
+            target=JobStatus.CANCELLED,
+            values={"finished_at": NOW, "lease_until": None},
+            event={},
+            where=_fenced(attempt),
+        )
+        is not None
+    )
+
+
+def requeue(
+    session: Session,
+    job_id: uuid.UUID,
+    attempt: int | None,
+    *,
+    reason: str,
+    error: JobError | None = None,
+    retry_in: float | None = None,
+) -> bool:
+    """running → queued, for a retry (fenced) or an expired lease (reconciler)."""
+    event: dict[str, Any] = {"reason": reason}
+    if error is not None:
+        event["error"] = error.as_dict()
+    if retry_in is not None:
+        event["retry_in_seconds"] = round(retry_in, 3)
+    return (
+        _transition(
+            session,
+            job_id,
+            source=(JobStatus.RUNNING,),
+            target=JobStatus.QUEUED,
+            values={"lease_until": None, "enqueued_at": None},
+            event=event,
+            where=() if attempt is None else _fenced(attempt),
+        )
+        is not None
+    )
+
+
+def request_cancel(session: Session, job_id: uuid.UUID) -> Job | None:
+    """Cancel a queued job at once, or flag a running one for its next checkpoint.
+
+    Returns the job as it now is, or None if it does not exist.
+    """
+    if (
+        _transition(
+            session,
+            job_id,
+            source=(JobStatus.QUEUED,),
+            target=JobStatus.CANCELLED,
+            values={"cancel_requested_at": NOW, "finished_at": NOW},
+            event={},
+        )
+        is None
+    ):
+        row = session.execute(
+            update(Job)
+            .where(
+                Job.id == job_id, Job.status == JobStatus.RUNNING, Job.cancel_requested_at.is_(None)
+            )
+            .values(cancel_requested_at=NOW, event_seq=Job.event_seq + 1, updated_at=NOW)
+            .returning(Job.event_seq)
+        ).one_or_none()
+        if row is not None:
+            append_event(session, job_id, row.event_seq, EventType.CANCEL_REQUESTED, {})
+    return session.scalars(
+        select(Job).where(Job.id == job_id).execution_options(populate_existing=True)
+    ).one_or_none()
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    still_ours: bool
+    cancel_requested: bool
+
+
+def heartbeat(session: Session, job_id: uuid.UUID, attempt: int, lease_seconds: float) -> Heartbeat:
+    """Extend the lease; tell the handler whether to go on."""
+    row = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.RUNNING, *_fenced(attempt))
+        .values(lease_until=NOW + timedelta(seconds=lease_seconds))
+        .returning(Job.cancel_requested_at)
+    ).one_or_none()
+    if row is None:
+        return Heartbeat(still_ours=False, cancel_requested=False)
+    return Heartbeat(still_ours=True, cancel_requested=row.cancel_requested_at is not None)
+
+
+def report_progress(
+    session: Session,
+    job_id: uuid.UUID,
+    attempt: int,
+    progress: float,
+    message: str | None,
+    lease_seconds: float,
+) -> Heartbeat:
+    """Record progress (an event) and extend the lease in the same statement."""
+    progress = min(max(progress, 0.0), 1.0)
+    row = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.RUNNING, *_fenced(attempt))
+        .values(
+            progress=progress,
+            event_seq=Job.event_seq + 1,
+            updated_at=NOW,
+            lease_until=NOW + timedelta(seconds=lease_seconds),
+        )
+        .returning(Job.event_seq, Job.cancel_requested_at)
+    ).one_or_none()
+    if row is None:
+        return Heartbeat(still_ours=False, cancel_requested=False)
+    data: dict[str, Any] = {"progress": progress}
+    if message is not None:
+        data["message"] = message
+    append_event(session, job_id, row.event_seq, EventType.PROGRESS, data)
+    return Heartbeat(still_ours=True, cancel_requested=row.cancel_requested_at is not None)
+
+
+def mark_enqueued(session: Session, job_ids: list[uuid.UUID]) -> None:
+    if job_ids:
+        session.execute(
+            update(Job)
+            .where(Job.id.in_(job_ids), Job.status == JobStatus.QUEUED)
+            .values(enqueued_at=NOW)
+        )

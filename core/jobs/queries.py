@@ -1,0 +1,89 @@
+"""Reading jobs and events, always within one tenant."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from core.errors import ConveyorError, ErrorCode
+from core.jobs.states import JobStatus
+from core.models import Job, JobEvent
+
+
+def get_job(session: Session, tenant_id: uuid.UUID, job_id: uuid.UUID) -> Job:
+    job = session.scalars(
+        select(Job).where(Job.id == job_id, Job.tenant_id == tenant_id)
+    ).one_or_none()
+    if job is None:
+        raise ConveyorError(ErrorCode.JOB_NOT_FOUND)
+    return job
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Job]
+    next_cursor: str | None
+
+
+def _encode_cursor(job: Job) -> str:
+    raw = json.dumps([job.created_at.isoformat(), str(job.id)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, job_id = json.loads(raw)
+        return datetime.fromisoformat(created), uuid.UUID(job_id)
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise ConveyorError(
+            ErrorCode.VALIDATION_FAILED,
+            "The cursor is not valid",
+            errors=[{"field": "cursor", "message": "not a cursor returned by this API"}],
+        ) from exc
+
+
+def list_jobs(
+    session: Session,
+    tenant_id: uuid.UUID,
+    *,
+    limit: int,
+    cursor: str | None = None,
+    status: JobStatus | None = None,
+    kind: str | None = None,
+) -> Page:
+    """Newest first; the cursor is the (created_at, id) of the last row seen."""
+    query = select(Job).where(Job.tenant_id == tenant_id)
+    if status is not None:
+        query = query.where(Job.status == status)
+    if kind is not None:
+        query = query.where(Job.kind == kind)
+    if cursor is not None:
+        created, last_id = _decode_cursor(cursor)
+        query = query.where(
+            or_(Job.created_at < created, and_(Job.created_at == created, Job.id < last_id))
+        )
+    rows = list(
+        session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1))
+    )
+    more = len(rows) > limit
+    items = rows[:limit]
+    return Page(items=items, next_cursor=_encode_cursor(items[-1]) if more else None)
+
+
+def list_events(session: Session, job_id: uuid.UUID, *, after: int, limit: int) -> list[JobEvent]:
+    return list(
+        session.scalars(
+            select(JobEvent)
+            .where(JobEvent.job_id == job_id, JobEvent.seq > after)
+            .order_by(JobEvent.seq)
+            .limit(limit)
+        )
+    )

@@ -1,0 +1,95 @@
+"""The Celery application as both sides configure it.
+
+The API uses it only to publish (`send_task` by name); the worker adds its tasks and
+the beat schedule on top. Results live in PostgreSQL, so there is no result backend.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from celery import Celery
+from kombu import Queue as KombuQueue
+
+from core.jobs.contracts import KINDS, JobKind, Queue, longest_time_limit
+from core.settings import Settings
+
+RECONCILE_TASK = "conveyor.reconcile"
+
+
+def broker_transport_options(settings: Settings, broker_url: str) -> dict[str, Any]:
+    if broker_url.startswith("filesystem://"):
+        folder = settings.broker_dir
+        for name in ("queue", "processed", "control"):
+            (folder / name).mkdir(parents=True, exist_ok=True)
+        return {
+            # One machine: producers and consumers share a single queue folder.
+            "data_folder_in": str(folder / "queue"),
+            "data_folder_out": str(folder / "queue"),
+            "processed_folder": str(folder / "processed"),
+            "store_processed": False,
+            "control_folder": str(folder / "control"),
+        }
+    return {
+        # An unacked message is redelivered after this long: it must outlast the
+        # longest hard time limit, or a long job would run twice.
+        "visibility_timeout": longest_time_limit() * 2 + 600,
+        # Restore unacked messages of dead workers on every check, not every 10th.
+        "unacked_restore_throttle": 1,
+        "socket_connect_timeout": 5,
+        "socket_timeout": 30,
+        "retry_on_timeout": True,
+        "health_check_interval": 25,
+    }
+
+
+def create_celery(settings: Settings, name: str) -> Celery:
+    broker_url = settings.celery_broker_url()
+    app = Celery(name, set_as_current=False)
+    app.conf.update(
+        broker_url=broker_url,
+        broker_transport_options=broker_transport_options(settings, broker_url),
+        broker_connection_retry_on_startup=True,
+        broker_connection_timeout=5,
+        # A failed publish must fail fast: the job row is already committed and the
+        # reconciler sends it later, so the request should not hang on a dead broker.
+        task_publish_retry_policy={
+            "max_retries": 2,
+            "interval_start": 0,
+            "interval_step": 0.2,
+            "interval_max": 0.5,
+        },
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        task_ignore_result=True,
+        result_backend=None,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_acks_on_failure_or_timeout=True,
+        worker_prefetch_multiplier=1,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        worker_hijack_root_logger=False,
+        task_default_queue=Queue.DEFAULT.value,
+        task_queues=[KombuQueue(q.value, routing_key=q.value) for q in Queue],
+        task_routes={kind.task_name: {"queue": kind.queue.value} for kind in KINDS.values()},
+        enable_utc=True,
+        timezone="UTC",
+    )
+    return app
+
+
+def publish_job(
+    app: Celery, job_id: uuid.UUID, kind: JobKind, countdown: float | None = None
+) -> None:
+    """Send the job's task. The task id is the job id, so Flower shows one per job."""
+    app.send_task(
+        kind.task_name,
+        args=[str(job_id)],
+        task_id=str(job_id),
+        queue=kind.queue.value,
+        countdown=countdown,
+    )

@@ -1,0 +1,135 @@
+"""Process configuration, read from the environment and `.env`.
+
+The seed's variable names (`DB_HOST`, `POSTGRES_*`, `REDIS_HOST`, ...) work as they are;
+the URL forms (`DATABASE_URL`, `REDIS_URL`, `BROKER_URL`) take precedence over them.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import cache
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import quote
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SECRET_KEY = "changethis"  # noqa: S105 - the value refused in production
+MIN_SECRET_KEY_LENGTH = 32
+
+
+class Environment(StrEnum):
+    DEV = "dev"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class ConfigurationError(RuntimeError):
+    """A setting is missing or unsafe; the message says which and how to fix it."""
+
+
+Seconds = Annotated[float, Field(gt=0)]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    environment: Environment = Environment.PRODUCTION
+    secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
+    data_dir: Path = Path(".conveyor")
+
+    # PostgreSQL: DATABASE_URL, or the seed's separate variables.
+    database_url: SecretStr | None = None
+    db_host: str | None = None
+    db_port: int = 5432
+    postgres_user: str = "postgres"
+    postgres_password: SecretStr = SecretStr("")
+    postgres_db: str = "conveyor"
+    db_pool_size: int = 10
+
+    # Broker: BROKER_URL, else REDIS_URL, else REDIS_HOST/REDIS_PORT.
+    broker_url: SecretStr | None = None
+    redis_url: SecretStr | None = None
+    redis_host: str | None = None
+    redis_port: int = 6379
+
+    # Tokens.
+    access_token_minutes: int = Field(default=15, gt=0)
+    jwt_issuer: str = "conveyor"
+    jwt_audience: str = "conveyor-api"
+
+    # HTTP.
+    max_request_bytes: int = Field(default=1024 * 1024, gt=0)
+    cors_origins: list[str] = []
+
+    # Job protocol: see the job lifecycle in the README.
+    job_lease_seconds: Seconds = 60.0
+    job_max_attempts: int = Field(default=3, ge=1, le=20)
+    retry_backoff_base_seconds: Seconds = 2.0
+    retry_backoff_max_seconds: Seconds = 300.0
+    reconcile_interval_seconds: Seconds = 30.0
+    # A job never published (publish failed) is re-sent after this grace period.
+    unpublished_grace_seconds: Seconds = 15.0
+    # A job published but never started is re-sent after this long (lost message).
+    queued_stale_seconds: Seconds = 900.0
+
+    flower_basic_auth: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_secrets(self) -> Settings:
+        if self.environment is Environment.PRODUCTION:
+            key = self.secret_key.get_secret_value()
+            if key == DEFAULT_SECRET_KEY or len(key) < MIN_SECRET_KEY_LENGTH:
+                raise ConfigurationError(
+                    "SECRET_KEY is unset, the default, or shorter than "
+                    f"{MIN_SECRET_KEY_LENGTH} characters; refusing to start in production. "
+                    "Generate one with: "
+                    'python -c "import secrets; print(secrets.token_urlsafe(48))"'
+                )
+        return self
+
+    @property
+    def is_dev(self) -> bool:
+        return self.environment is not Environment.PRODUCTION
+
+    def sqlalchemy_url(self) -> str:
+        if self.database_url is not None:
+            url = self.database_url.get_secret_value()
+        elif self.db_host is not None:
+            password = quote(self.postgres_password.get_secret_value(), safe="")
+            user = quote(self.postgres_user, safe="")
+            url = f"postgresql://{user}:{password}@{self.db_host}:{self.db_port}/{self.postgres_db}"
+        else:
+            raise ConfigurationError(
+                "No database configured: set DATABASE_URL (or DB_HOST and POSTGRES_*), "
+                "or run `conveyor dev` for the embedded default."
+            )
+        # One driver for every process: psycopg2.
+        for prefix in ("postgres://", "postgresql://", "postgresql+psycopg2://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg2://" + url[len(prefix) :]
+        raise ConfigurationError("DATABASE_URL must be a postgresql:// URL")
+
+    def celery_broker_url(self) -> str:
+        for value in (self.broker_url, self.redis_url):
+            if value is not None:
+                return value.get_secret_value()
+        if self.redis_host is not None:
+            return f"redis://{self.redis_host}:{self.redis_port}/0"
+        if self.is_dev:
+            return "filesystem://"
+        raise ConfigurationError(
+            "No broker configured: set BROKER_URL or REDIS_URL (or REDIS_HOST/REDIS_PORT)."
+        )
+
+    @property
+    def broker_dir(self) -> Path:
+        """Folders of the `filesystem://` broker (embedded default only)."""
+        return self.data_dir.resolve() / "broker"
+
+
+@cache
+def get_settings() -> Settings:
+    """The process's settings, read once."""
+    return Settings()

@@ -1,0 +1,94 @@
+"""What a handler gets besides its input: progress, checkpoints, and a lease that is
+kept alive in the background while it works."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from core.jobs import lifecycle
+from core.jobs.lifecycle import Claim, Heartbeat
+from worker.errors import JobCancelled, LeaseLost
+from worker.runtime import Runtime
+
+log = logging.getLogger("conveyor.worker")
+
+# A checkpoint looks at the database at most this often.
+CHECK_INTERVAL_SECONDS = 1.0
+
+
+class JobContext:
+    def __init__(self, rt: Runtime, claim: Claim) -> None:
+        self._rt = rt
+        self.claim = claim
+        self._lease = rt.settings.job_lease_seconds
+        self._lock = threading.Lock()
+        self._cancel_requested = False
+        self._lost = False
+        self._last_check = time.monotonic()
+
+    @property
+    def job_id(self) -> uuid.UUID:
+        return self.claim.job_id
+
+    @property
+    def tenant_id(self) -> uuid.UUID:
+        return self.claim.tenant_id
+
+    def progress(self, fraction: float, message: str | None = None) -> None:
+        """Record progress (0..1) as an event; also a checkpoint."""
+        with self._rt.db.transaction() as session:
+            beat = lifecycle.report_progress(
+                session, self.job_id, self.claim.attempt, fraction, message, self._lease
+            )
+        self._note(beat)
+        self._raise_if_stopping()
+
+    def checkpoint(self) -> None:
+        """Stop here if the job was cancelled or taken over; cheap to call often."""
+        if time.monotonic() - self._last_check >= CHECK_INTERVAL_SECONDS:
+            self._beat()
+        self._raise_if_stopping()
+
+    def _beat(self) -> None:
+        with self._rt.db.transaction() as session:
+            beat = lifecycle.heartbeat(session, self.job_id, self.claim.attempt, self._lease)
+        self._note(beat)
+
+    def _note(self, beat: Heartbeat) -> None:
+        with self._lock:
+            self._last_check = time.monotonic()
+            self._cancel_requested = beat.cancel_requested
+            self._lost = not beat.still_ours
+
+    def _raise_if_stopping(self) -> None:
+        with self._lock:
+            if self._lost:
+                raise LeaseLost(str(self.job_id))
+            if self._cancel_requested:
+                raise JobCancelled(str(self.job_id))
+
+    @contextmanager
+    def heartbeating(self) -> Iterator[None]:
+        """Extend the lease every third of its length while the block runs, so a handler
+        busy in one long call keeps its job."""
+        stop = threading.Event()
+
+        def loop() -> None:
+            while not stop.wait(self._lease / 3):
+                try:
+                    self._beat()
+                except Exception as exc:  # the next beat may work; the lease has slack
+                    log.warning("heartbeat for job %s failed: %s", self.job_id, type(exc).__name__)
+
+        thread = threading.Thread(target=loop, name=f"heartbeat-{self.job_id}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()

@@ -1,0 +1,31 @@
+"""Per-process resources of a worker: settings, database, Celery app.
+
+Built lazily and per process id, so a prefork child never reuses a connection pool
+that was opened in its parent before the fork.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from core.db import Database
+from core.settings import Settings, get_settings
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    pid: int
+
+
+_runtime: Runtime | None = None
+
+
+def runtime() -> Runtime:
+    global _runtime
+    if _runtime is None or _runtime.pid != os.getpid():
+        settings = get_settings()
+        _runtime = Runtime(settings=settings, db=Database(settings, "worker"), pid=os.getpid())
+    return _runtime
