@@ -22,7 +22,7 @@ class ProcessGroup:
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def start(self, name: str, argv: Sequence[str]) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(
+        proc = subprocess.Popen(  # noqa: S603 - argv lists built by this package
             list(argv),
             env=dict(self.env),
             cwd=self.cwd,

@@ -1,0 +1,38 @@
+# Two commands matter: `make dev` runs the whole system, `make test` runs every test.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: dev test lint bench migrate clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.runtime: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.runtime
+
+dev: $(VENV)/.runtime
+	$(BIN)/conveyor dev
+
+test: $(VENV)/.test
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+bench: $(VENV)/.test
+	$(BIN)/conveyor bench $(BENCH_ARGS)
+
+migrate: $(VENV)/.runtime
+	$(BIN)/conveyor migrate
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
