@@ -1,0 +1,114 @@
+"""Session-wide test services: one fresh migrated database, the broker, and settings
+exported to the environment so in-process code and worker subprocesses agree."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from core.migrate import upgrade
+from core.settings import Settings, get_settings
+from tests.support import services
+from tests.support.worker import WorkerProcess
+
+TEST_SETTINGS = {
+    "ENVIRONMENT": "test",
+    "SECRET_KEY": "test-secret-key-that-is-long-enough-for-hs256",
+    # Short clocks so recovery paths finish within a test's patience.
+    "JOB_LEASE_SECONDS": "3",
+    "RECONCILE_INTERVAL_SECONDS": "1",
+    "UNPUBLISHED_GRACE_SECONDS": "1",
+    "RETRY_BACKOFF_BASE_SECONDS": "0.2",
+    "RETRY_BACKOFF_MAX_SECONDS": "1",
+    "LOG_LEVEL": "INFO",
+}
+
+
+@dataclass(frozen=True)
+class Stack:
+    settings: Settings
+    env: dict[str, str]
+    database_url: str
+    redis_url: str | None
+    data_dir: Path
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    base = tmp_path_factory.mktemp("stack")
+    with services.postgres_server(base) as server:
+        yield from _stack(base, server)
+
+
+def _stack(base: Path, server: str) -> Iterator[Stack]:
+    database_url = services.create_database(server)
+    redis_url = services.redis_url()
+    if redis_url:
+        # The tests own this Redis database: stale messages would be run by our worker.
+        redis.Redis.from_url(redis_url).flushdb()
+    env_updates = {**TEST_SETTINGS, "DATABASE_URL": database_url, "DATA_DIR": str(base)}
+    for name in ("BROKER_URL", "DB_HOST", "REDIS_HOST"):
+        os.environ.pop(name, None)
+    if redis_url:
+        env_updates["REDIS_URL"] = redis_url
+    else:
+        os.environ.pop("REDIS_URL", None)
+    os.environ.update(env_updates)
+    get_settings.cache_clear()
+    settings = get_settings()
+    upgrade(settings.sqlalchemy_url())
+    yield Stack(settings, dict(os.environ), database_url, redis_url, base)
+    services.drop_database(server, database_url)
+
+
+@pytest.fixture(scope="session")
+def app_client(stack: Stack) -> Iterator[TestClient]:
+    from api.app import create_app
+
+    with TestClient(create_app(stack.settings), raise_server_exceptions=False) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def worker(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
+    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    proc = WorkerProcess(stack.env, log)
+    yield proc
+    proc.stop()
+
+
+@dataclass(frozen=True)
+class User:
+    email: str
+    password: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def create_user(client: TestClient, password: str = "correct horse battery") -> User:
+    email = f"user-{uuid.uuid4().hex[:12]}@example.com"
+    response = client.post("/api/v1/auth/register", json={"email": email, "password": password})
+    assert response.status_code == 201, response.text
+    response = client.post("/api/v1/auth/login", data={"username": email, "password": password})
+    assert response.status_code == 200, response.text
+    return User(email, password, response.json()["access_token"])
+
+
+@pytest.fixture
+def user(app_client: TestClient) -> User:
+    return create_user(app_client)
+
+
+@pytest.fixture
+def other_user(app_client: TestClient) -> User:
+    return create_user(app_client)
