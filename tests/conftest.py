@@ -78,8 +78,7 @@ def app_client(stack: Stack) -> Iterator[TestClient]:
 
 @pytest.fixture(scope="session")
 def worker(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
-    log = tmp_path_factory.mktemp("worker") / "worker.log"
-    proc = WorkerProcess(stack.env, log)
+    proc = WorkerProcess(stack.env, tmp_path_factory.mktemp("worker"))
     yield proc
     proc.stop()
 

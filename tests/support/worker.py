@@ -1,4 +1,4 @@
-"""A real `celery worker` subprocess (with embedded beat, so the reconciler runs)."""
+"""Real `celery worker` and `celery beat` subprocesses, as in production."""
 
 from __future__ import annotations
 
@@ -14,20 +14,32 @@ import psutil
 BIN = Path(sys.executable).parent
 
 
+def _spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
 class WorkerProcess:
-    def __init__(self, env: dict[str, str], log_path: Path, concurrency: int = 2) -> None:
-        self.log_path = log_path
-        schedule = log_path.with_suffix(".schedule")
-        self._log = log_path.open("wb")
-        self.proc = subprocess.Popen(
+    def __init__(self, env: dict[str, str], log_dir: Path, concurrency: int = 2) -> None:
+        self.log_path = log_dir / "worker.log"
+        self.proc = _spawn(
             [
                 str(BIN / "celery"),
                 "-A",
                 "worker.app",
                 "worker",
-                "--beat",
-                "--schedule",
-                str(schedule),
                 "-Q",
                 "default,uploads,agents",
                 "--concurrency",
@@ -41,10 +53,23 @@ class WorkerProcess:
                 "-n",
                 f"test-{os.getpid()}@%h",
             ],
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            env,
+            self.log_path,
+        )
+        # The reconciler runs from beat, a process of its own as in production.
+        self.beat = _spawn(
+            [
+                str(BIN / "celery"),
+                "-A",
+                "worker.app",
+                "beat",
+                "--loglevel",
+                "INFO",
+                "--schedule",
+                str(log_dir / "beat-schedule"),
+            ],
+            env,
+            log_dir / "beat.log",
         )
         self._wait_for("ready.", timeout=60)
 
@@ -62,16 +87,8 @@ class WorkerProcess:
         raise TimeoutError(f"worker not ready after {timeout}s:\n{self.log()[-4000:]}")
 
     def pool_children(self) -> list[psutil.Process]:
-        """The prefork pool processes (beat runs as another child; it is excluded)."""
-        children = psutil.Process(self.proc.pid).children()
-        return [c for c in children if "beat" not in " ".join(c.cmdline()).lower()]
+        return psutil.Process(self.proc.pid).children()
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self._log.close()
+        for proc in (self.beat, self.proc):
+            _stop(proc)

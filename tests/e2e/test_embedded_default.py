@@ -1,0 +1,255 @@
+"""`conveyor dev` with nothing configured, as a user runs it: embedded PostgreSQL, the
+filesystem broker, a job through the API, Flower behind its login, a clean Ctrl-C, and
+the data still there on the next start."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+from core.devstack import SECRET_KEY_FILE
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.timeout(240),
+    pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc"),
+]
+
+REPO = Path(__file__).resolve().parents[2]
+CONVEYOR = Path(sys.executable).parent / "conveyor"
+# What CI may set; without them `conveyor dev` must embed everything.
+CONFIGURED = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "BROKER_URL",
+    "DB_HOST",
+    "REDIS_HOST",
+    "SECRET_KEY",
+    "FLOWER_BASIC_AUTH",
+    "DATA_DIR",
+    "ENVIRONMENT",
+)
+# Every process `conveyor dev` starts, PostgreSQL included, inherits this variable, so
+# leftovers can be found without trusting the code under test to list them.
+MARKER = "CONVEYOR_E2E_RUN"
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 60.0
+
+T = TypeVar("T")
+
+
+@dataclass
+class Dev:
+    proc: subprocess.Popen[str]
+    data_dir: Path
+    marker: str
+    api_url: str
+    flower_url: str
+    lines: list[str] = field(default_factory=list)
+
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def flower_login(self) -> tuple[str, str]:
+        found = re.search(r"Flower\s+(\S+)\s+\(user (\S+), password (\S+)\)", self.output())
+        assert found, self.output()[-3000:]
+        assert found.group(1) == self.flower_url
+        return found.group(2), found.group(3)
+
+    def interrupt(self) -> int:
+        """Ctrl-C, and the exit code once it is done."""
+        self.proc.send_signal(signal.SIGINT)
+        return self.proc.wait(STOP_TIMEOUT)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _marked_processes(marker: str) -> list[int]:
+    """Live processes of one run: those carrying its marker, and their children (PostgreSQL
+    rewrites its children's environment area with their process titles)."""
+    needle = f"{MARKER}={marker}".encode()
+    marked: set[int] = set()
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            # `pid (comm) state ppid ...`; comm may hold spaces, so split after the ")".
+            state, ppid = (entry / "stat").read_text().rpartition(")")[2].split()[:2]
+            if state == "Z":
+                continue
+            parents[int(entry.name)] = int(ppid)
+            if needle in (entry / "environ").read_bytes().split(b"\0"):
+                marked.add(int(entry.name))
+        except (OSError, ValueError):
+            continue
+    return sorted(marked | {pid for pid, ppid in parents.items() if ppid in marked})
+
+
+def _eventually(check: Callable[[], T | None], timeout: float, what: str, dev: Dev) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result is not None:
+            return result
+        if dev.proc.poll() is not None:
+            pytest.fail(f"conveyor dev exited while waiting for {what}:\n{dev.output()[-4000:]}")
+        time.sleep(0.3)
+    pytest.fail(f"no {what} within {timeout:.0f}s:\n{dev.output()[-4000:]}")
+
+
+@contextmanager
+def conveyor_dev(data_dir: Path) -> Iterator[Dev]:
+    env = {name: value for name, value in os.environ.items() if name not in CONFIGURED}
+    marker = uuid.uuid4().hex
+    env[MARKER] = marker
+    # This checkout, whatever the state of the venv's install.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    api_port, flower_port = _free_port(), _free_port()
+    proc = subprocess.Popen(  # noqa: S603
+        [str(CONVEYOR), "dev", "--data-dir", str(data_dir)]
+        + ["--port", str(api_port), "--flower-port", str(flower_port)],
+        # Away from the checkout: a developer's .env must not configure this run.
+        cwd=data_dir.parent,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    dev = Dev(
+        proc, data_dir, marker, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{flower_port}"
+    )
+    assert proc.stdout is not None
+    reader = threading.Thread(target=_read_into, args=(proc.stdout, dev.lines), daemon=True)
+    reader.start()
+    try:
+        _eventually(
+            lambda: True if "Press Ctrl-C to stop." in dev.output() else None,
+            START_TIMEOUT,
+            "start-up banner",
+            dev,
+        )
+        yield dev
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        # Whatever the outcome, nothing of this run outlives the test.
+        for pid in _marked_processes(marker):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def _read_into(stream: Any, lines: list[str]) -> None:
+    for line in iter(stream.readline, ""):
+        lines.append(line)
+
+
+def _login(client: httpx.Client, email: str, password: str) -> dict[str, str]:
+    response = client.post("/api/v1/auth/login", data={"username": email, "password": password})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def _finished_job(client: httpx.Client, headers: dict[str, str], job_id: str, dev: Dev) -> Any:
+    def check() -> Any:
+        job = client.get(f"/api/v1/jobs/{job_id}", headers=headers).json()
+        return job if job["status"] in {"succeeded", "failed", "cancelled"} else None
+
+    return _eventually(check, 30, f"end of job {job_id}", dev)
+
+
+def _assert_stops_cleanly(dev: Dev) -> None:
+    assert dev.interrupt() == 0, dev.output()[-4000:]
+    deadline = time.monotonic() + 5
+    while (left := _marked_processes(dev.marker)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    commands = [Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ") for pid in left]
+    assert not left, f"still running after Ctrl-C: {commands}"
+
+
+def test_conveyor_dev_runs_everything_embedded_and_keeps_data(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    email, password = f"dev-{uuid.uuid4().hex[:8]}@example.com", "correct horse battery"
+
+    with conveyor_dev(data_dir) as dev:
+        api = httpx.Client(base_url=dev.api_url, timeout=10)
+        response = api.post("/api/v1/auth/register", json={"email": email, "password": password})
+        assert response.status_code == 201, response.text
+        headers = _login(api, email, password)
+
+        submitted = {}
+        for kind, data in (("diagnostics.echo", {"a": 1}), ("diagnostics.sleep", {"seconds": 3})):
+            response = api.post("/api/v1/jobs", json={"kind": kind, "input": data}, headers=headers)
+            assert response.status_code == 202, response.text
+            submitted[kind] = response.json()["id"]
+        echo = _finished_job(api, headers, submitted["diagnostics.echo"], dev)
+        sleep = _finished_job(api, headers, submitted["diagnostics.sleep"], dev)
+        assert echo["status"] == "succeeded", echo
+        assert echo["result"] == {"a": 1}
+        assert sleep["status"] == "succeeded", sleep
+        assert sleep["result"]["slept_seconds"] >= 3
+
+        login = dev.flower_login()
+        flower = httpx.Client(base_url=dev.flower_url, timeout=10)
+        assert flower.get("/").status_code == 401
+        assert flower.get("/api/workers").status_code == 401
+        assert flower.get("/api/workers", auth=(login[0], "wrong")).status_code == 401
+        workers = _eventually(
+            lambda: flower.get("/api/workers", params={"refresh": 1}, auth=login).json() or None,
+            20,
+            "worker in Flower",
+            dev,
+        )
+        assert len(workers) == 1
+
+        def tasks_done() -> dict[str, Any] | None:
+            response = flower.get("/api/tasks", auth=login)
+            assert response.status_code == 200
+            tasks: dict[str, Any] = response.json()
+            states = {tasks.get(job_id, {}).get("state") for job_id in submitted.values()}
+            return tasks if states == {"SUCCESS"} else None
+
+        tasks = _eventually(tasks_done, 20, "both jobs as succeeded tasks in Flower", dev)
+        assert tasks[submitted["diagnostics.echo"]]["name"] == "diagnostics.echo.run"
+
+        assert (data_dir / SECRET_KEY_FILE).stat().st_mode & 0o077 == 0
+        _assert_stops_cleanly(dev)
+
+    with conveyor_dev(data_dir) as again:
+        api = httpx.Client(base_url=again.api_url, timeout=10)
+        # Same SECRET_KEY: the token from the first run still works.
+        assert api.get("/api/v1/users/me", headers=headers).status_code == 200
+        headers = _login(api, email, password)
+        job = api.get(f"/api/v1/jobs/{submitted['diagnostics.echo']}", headers=headers).json()
+        assert job["status"] == "succeeded"
+        assert job["result"] == {"a": 1}
+        assert again.flower_login() == login
+        _assert_stops_cleanly(again)
