@@ -105,11 +105,7 @@ class Settings(BaseSettings):
                 "No database configured: set DATABASE_URL (or DB_HOST and POSTGRES_*), "
                 "or run `conveyor dev` for the embedded default."
             )
-        # One driver for every process: psycopg2.
-        for prefix in ("postgres://", "postgresql://", "postgresql+psycopg2://"):
-            if url.startswith(prefix):
-                return "postgresql+psycopg2://" + url[len(prefix) :]
-        raise ConfigurationError("DATABASE_URL must be a postgresql:// URL")
+        return psycopg2_url(url)
 
     def celery_broker_url(self) -> str:
         for value in (self.broker_url, self.redis_url):
@@ -127,6 +123,14 @@ class Settings(BaseSettings):
     def broker_dir(self) -> Path:
         """Folders of the `filesystem://` broker (embedded default only)."""
         return self.data_dir.resolve() / "broker"
+
+
+def psycopg2_url(url: str) -> str:
+    """The same URL with the psycopg2 driver named: one driver for every process."""
+    for prefix in ("postgres://", "postgresql://", "postgresql+psycopg2://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix) :]
+    raise ConfigurationError("DATABASE_URL must be a postgresql:// URL")
 
 
 @cache

@@ -8,7 +8,7 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 from core.models import Base
-from core.settings import Settings
+from core.settings import Settings, psycopg2_url
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
@@ -20,7 +20,7 @@ target_metadata = Base.metadata
 def _url() -> str:
     url = config.attributes.get("database_url")
     if isinstance(url, str):
-        return url
+        return psycopg2_url(url)
     # Migrations never need the secret key; only the database settings matter here.
     return Settings(environment="dev").sqlalchemy_url()
 

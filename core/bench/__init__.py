@@ -1,0 +1,104 @@
+"""`conveyor bench`: how far the job pipeline is from bare Celery on this machine.
+
+It starts the real stack (api + worker) on a fresh PostgreSQL database and a flushed
+Redis database, submits `diagnostics.echo` jobs over HTTP and times them until they have
+succeeded; in the same run it times a no-op Celery task with the same broker, settings,
+pool and concurrency, and compares `GET /api/v1/jobs/{id}` with `GET /healthz`. The last
+line of output is machine-readable:
+
+    pipeline_jobs_per_s=<f> celery_tasks_per_s=<f> ratio=<f> poll_ratio=<f>
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+DEFAULT_DATABASE_NAME = "conveyor_bench"
+
+# Shared by the bench and its no-op worker (core/bench/noop.py), which must not import
+# each other: the worker module builds a Celery app from the environment at import.
+NOOP_TASK = "conveyor.bench.noop"
+
+
+def noop_done_key(counter: str) -> str:
+    return f"{counter}:done"
+
+
+_DATABASE_NAME = re.compile(r"^conveyor_bench[a-z0-9_]*$")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _database_name(text: str) -> str:
+    # The bench drops this database first, so it only accepts names that are its own.
+    if not _DATABASE_NAME.match(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: must start with {DEFAULT_DATABASE_NAME!r} (lower case, digits, _)"
+        )
+    return text
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = __doc__
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument(
+        "--jobs", type=_positive, default=2000, help="jobs and no-op tasks to time (2000)"
+    )
+    parser.add_argument(
+        "--concurrency", type=_positive, default=16, help="client requests in flight (16)"
+    )
+    parser.add_argument(
+        "--worker-concurrency",
+        type=_positive,
+        default=2,
+        help="prefork processes of the job worker and of the no-op worker (2)",
+    )
+    parser.add_argument(
+        "--poll-requests",
+        type=_positive,
+        default=3000,
+        help="GET /api/v1/jobs/{id} and GET /healthz requests to time, each (3000)",
+    )
+    parser.add_argument("--api-workers", type=_positive, default=1, help="uvicorn --workers (1)")
+    parser.add_argument(
+        "--warmup",
+        type=_positive,
+        default=100,
+        help="untimed jobs, tasks and requests sent first to warm each path up (100)",
+    )
+    parser.add_argument(
+        "--environment",
+        choices=["production", "dev"],
+        default="production",
+        help="ENVIRONMENT of the processes started (production)",
+    )
+    parser.add_argument("--port", type=int, default=8200, help="port of the api (8200)")
+    parser.add_argument(
+        "--database-name",
+        type=_database_name,
+        default=DEFAULT_DATABASE_NAME,
+        help="database created (dropped first) on the DATABASE_URL server (conveyor_bench)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=600.0,
+        help="upper bound in seconds on each wait: a batch to finish, a request round (600)",
+    )
+    parser.add_argument(
+        "--verbose", action="store_true", help="show the output of the processes started"
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    # Imported here so that other `conveyor` commands do not load the bench's clients.
+    from core.bench.runner import BenchOptions, main
+
+    return main(BenchOptions.from_args(args))

@@ -1,0 +1,125 @@
+"""Who used the CPU during a phase, from /proc (Linux): each started process with its
+descendants, the bench itself, PostgreSQL and Redis, and everything else on the machine.
+
+On a small machine the client, the api, the worker and the servers share the cores, so
+the split says which of them a phase was waiting for. Elsewhere it reports nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+_PROC = Path("/proc")
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+# Server processes named by their `comm`; anything not ours and not these is "other".
+_SERVERS = {"postgres": "postgres", "redis-server": "redis"}
+
+
+@dataclass(frozen=True)
+class _Proc:
+    ppid: int
+    comm: str
+    cpu: float
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    procs: Mapping[int, _Proc]
+    busy: float
+    wall: float
+
+
+def _read_procs() -> dict[int, _Proc]:
+    procs: dict[int, _Proc] = {}
+    for entry in _PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:  # exited while we looked
+            continue
+        # comm may contain spaces and parentheses; it ends at the last ')'.
+        comm = raw[raw.index("(") + 1 : raw.rindex(")")]
+        fields = raw[raw.rindex(")") + 2 :].split()
+        utime, stime = int(fields[11]), int(fields[12])
+        procs[int(entry.name)] = _Proc(int(fields[1]), comm, (utime + stime) / _TICKS)
+    return procs
+
+
+def _busy_seconds() -> float:
+    """CPU time spent not idle since boot, all cores together."""
+    values = [int(v) for v in (_PROC / "stat").read_text().splitlines()[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = values[:8]
+    return (user + nice + system + irq + softirq + steal) / _TICKS
+
+
+def available() -> bool:
+    return (_PROC / "stat").exists() and (_PROC / "self" / "stat").exists()
+
+
+def snapshot(wall: float) -> Snapshot | None:
+    if not available():
+        return None
+    return Snapshot(procs=_read_procs(), busy=_busy_seconds(), wall=wall)
+
+
+def _descendants(procs: Mapping[int, _Proc], root: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for pid, proc in procs.items():
+        children.setdefault(proc.ppid, []).append(pid)
+    found = {root}
+    stack = [root]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            if child not in found:
+                found.add(child)
+                stack.append(child)
+    return found
+
+
+@dataclass(frozen=True)
+class Usage:
+    """CPU seconds per consumer over a phase, and the phase's length."""
+
+    seconds: dict[str, float]
+    busy: float
+    wall: float
+
+    @property
+    def capacity(self) -> float:
+        return self.wall * (os.cpu_count() or 1)
+
+    @property
+    def others_share(self) -> float:
+        """Share of the machine used by processes that are not part of the bench."""
+        return self.seconds.get("other", 0.0) / self.capacity if self.capacity else 0.0
+
+    def describe(self) -> str:
+        parts = ", ".join(f"{name} {value:.1f}" for name, value in self.seconds.items())
+        cores = os.cpu_count() or 1
+        return (
+            f"cpu-s: {parts}; machine busy {self.busy:.1f} of "
+            f"{self.wall * cores:.1f} ({cores} cores x {self.wall:.1f} s)"
+        )
+
+
+def usage(start: Snapshot | None, end: Snapshot | None, roots: Mapping[str, int]) -> Usage | None:
+    """Attribute the CPU used between two snapshots. A process that exited in between
+    is missing from its owner and shows up only in the machine's busy total."""
+    if start is None or end is None:
+        return None
+    owner: dict[int, str] = {os.getpid(): "bench"}
+    for name, root in roots.items():
+        for pid in _descendants(end.procs, root):
+            owner[pid] = name
+    seconds = {name: 0.0 for name in [*roots, "bench", *_SERVERS.values(), "other"]}
+    for pid, proc in end.procs.items():
+        before = start.procs.get(pid)
+        # A pid reused by another command is a new process.
+        used = proc.cpu - (before.cpu if before and before.comm == proc.comm else 0.0)
+        name = owner.get(pid) or _SERVERS.get(proc.comm, "other")
+        seconds[name] += used
+    return Usage(seconds=seconds, busy=end.busy - start.busy, wall=end.wall - start.wall)

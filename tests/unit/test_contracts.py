@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import pytest
+
+from core.errors import ConveyorError
+from core.jobs.contracts import KINDS, Queue, longest_time_limit
+from core.jobs.submit import validate_input
+
+
+def test_every_kind_has_a_queue_and_a_task_name() -> None:
+    for name, kind in KINDS.items():
+        assert kind.name == name
+        assert kind.queue in Queue
+        assert kind.task_name == f"{name}.run"
+
+
+def test_echo_accepts_any_object() -> None:
+    _, data = validate_input("diagnostics.echo", {"a": [1, {"b": None}]})
+    assert data == {"a": [1, {"b": None}]}
+
+
+def test_sleep_bounds_are_enforced() -> None:
+    assert validate_input("diagnostics.sleep", {"seconds": 600})[1] == {"seconds": 600}
+    for bad in ({"seconds": 601}, {"seconds": -1}, {}, {"seconds": 1, "extra": True}):
+        with pytest.raises(ConveyorError) as caught:
+            validate_input("diagnostics.sleep", bad)
+        assert caught.value.error.code == "validation_failed"
+        assert all(e["field"].startswith("input") for e in caught.value.extra["errors"])
+
+
+def test_unknown_kind_names_the_known_ones() -> None:
+    with pytest.raises(ConveyorError) as caught:
+        validate_input("diagnostics.nope", {})
+    assert caught.value.error.code == "unknown_job_kind"
+    assert caught.value.extra["known_kinds"] == sorted(KINDS)
+
+
+def test_time_limits_cover_the_longest_sleep() -> None:
+    assert KINDS["diagnostics.sleep"].time_limit_seconds > 600
+    assert longest_time_limit() >= KINDS["diagnostics.sleep"].time_limit_seconds
