@@ -6,8 +6,10 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
 
 from api.deps import TenantScope, UnitOfWorkDep
+from api.event_stream import job_event_stream
 from api.schemas.jobs import EventOut, EventPage, JobCreate, JobKindOut, JobOut, JobPage
 from api.schemas.problem import problem_responses
 from api.state import app_state
@@ -100,17 +102,33 @@ def get_job(job_id: uuid.UUID, scope: TenantScope, uow: UnitOfWorkDep) -> JobOut
 
 
 @router.get(
-    "/jobs/{job_id}/events", response_model=EventPage, responses=problem_responses(401, 404)
+    "/jobs/{job_id}/events",
+    response_model=EventPage,
+    responses={200: {"content": {"text/event-stream": {}}}, **problem_responses(401, 404)},
 )
 def list_events(
+    request: Request,
     job_id: uuid.UUID,
     scope: TenantScope,
     uow: UnitOfWorkDep,
     after: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> EventPage:
-    """Events with `seq > after`, oldest first."""
+    last_event_id: Annotated[int | None, Header(ge=0)] = None,
+) -> EventPage | StreamingResponse:
+    """Events with `seq > after`, oldest first.
+
+    With `Accept: text/event-stream` the answer is a server-sent event stream that
+    follows the job until its terminal event; a reconnecting client's `Last-Event-ID`
+    resumes it where it stopped.
+    """
     queries.get_job(uow.session, scope.tenant_id, job_id)
+    if "text/event-stream" in request.headers.get("accept", ""):
+        start = last_event_id if last_event_id is not None else after
+        return StreamingResponse(
+            job_event_stream(app_state(request).db, job_id, start),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
     events = queries.list_events(uow.session, job_id, after=after, limit=limit)
     return EventPage(
         items=[EventOut.model_validate(e) for e in events],

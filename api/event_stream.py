@@ -1,0 +1,55 @@
+"""Server-sent events for a job's event log: the same rows as the JSON listing, pushed
+as they are written, ending after the job's terminal event."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+from starlette.concurrency import run_in_threadpool
+
+from core.db import Database
+from core.jobs import queries
+from core.jobs.states import JobStatus
+from core.models import Job
+
+POLL_SECONDS = 0.5
+KEEPALIVE_SECONDS = 15.0
+BATCH = 500
+
+
+def _fetch(db: Database, job_id: uuid.UUID, after: int) -> tuple[list[str], int, bool]:
+    with db.transaction() as session:
+        status = session.get_one(Job, job_id).status
+        events = queries.list_events(session, job_id, after=after, limit=BATCH)
+        frames = [
+            f"id: {e.seq}\nevent: {e.type}\ndata: "
+            + json.dumps({"seq": e.seq, "type": e.type, "data": e.data, "at": e.at.isoformat()})
+            + "\n\n"
+            for e in events
+        ]
+        last = events[-1].seq if events else after
+        # Everything is sent once the job is terminal and this batch was not full.
+        done = JobStatus(status).is_terminal and len(events) < BATCH
+        return frames, last, done
+
+
+async def job_event_stream(db: Database, job_id: uuid.UUID, after: int) -> AsyncIterator[str]:
+    yield f"retry: {int(POLL_SECONDS * 4000)}\n\n"
+    quiet_since = time.monotonic()
+    while True:
+        frames, after, done = await run_in_threadpool(_fetch, db, job_id, after)
+        for frame in frames:
+            yield frame
+        if done:
+            return
+        if frames:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since > KEEPALIVE_SECONDS:
+            # A comment line keeps proxies from closing an idle stream.
+            yield ": keepalive\n\n"
+            quiet_since = time.monotonic()
+        await asyncio.sleep(POLL_SECONDS)
