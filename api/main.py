@@ -1,5 +1,12 @@
 """The ASGI entry point: `uvicorn api.main:app`."""
 
-from api.app import create_app
+import sys
 
-app = create_app()
+from api.app import create_app
+from core.settings import ConfigurationError
+
+try:
+    app = create_app()
+except ConfigurationError as exc:
+    # One clear line instead of a traceback: this is an operator's mistake, not a bug.
+    sys.exit(f"conveyor api: {exc}")

@@ -22,7 +22,6 @@ _BY_STATUS = {
     404: ErrorCode.NOT_FOUND,
     405: ErrorCode.METHOD_NOT_ALLOWED,
     413: ErrorCode.PAYLOAD_TOO_LARGE,
-    415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
 }
 
 
@@ -45,7 +44,8 @@ def problem_body(
         body["instance"] = instance
     if request_id is not None:
         body["request_id"] = request_id
-    body.update(extra)
+    # Extra members never replace the standard ones.
+    body.update({key: value for key, value in extra.items() if key not in body})
     return body
 
 

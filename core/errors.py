@@ -28,7 +28,6 @@ class ErrorCode(Enum):
     )
     JOB_FINISHED = ("job_finished", 409, "The job has already finished")
     PAYLOAD_TOO_LARGE = ("payload_too_large", 413, "The request body is too large")
-    UNSUPPORTED_MEDIA_TYPE = ("unsupported_media_type", 415, "Unsupported media type")
     SERVICE_UNAVAILABLE = ("service_unavailable", 503, "A backing service is unavailable")
     INTERNAL = ("internal_error", 500, "Internal server error")
 

@@ -7,11 +7,18 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
+
+def _alembic_ini() -> Path:
+    # Beside the code in a checkout or editable install; the working directory when
+    # the package is installed into site-packages (the image runs from /app).
+    for folder in (Path(__file__).resolve().parent.parent, Path.cwd()):
+        if (folder / "alembic.ini").is_file():
+            return folder / "alembic.ini"
+    raise FileNotFoundError("alembic.ini not found beside the code or in the working directory")
 
 
 def alembic_config(database_url: str) -> Config:
-    config = Config(str(ALEMBIC_INI))
+    config = Config(str(_alembic_ini()))
     config.attributes["database_url"] = database_url
     return config
 

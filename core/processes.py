@@ -51,12 +51,11 @@ class ProcessGroup:
             time.sleep(0.2)
 
     def stop(self, timeout: float = 15.0) -> None:
+        # SIGTERM to the leader only: a Celery worker then shuts its pool down warmly,
+        # letting running tasks finish; the whole group is killed only on timeout.
         for proc in self.procs.values():
             if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
+                proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + timeout
         for proc in self.procs.values():
             try:

@@ -61,7 +61,6 @@ class Settings(BaseSettings):
 
     # HTTP.
     max_request_bytes: int = Field(default=1024 * 1024, gt=0)
-    cors_origins: list[str] = []
 
     # Job protocol: see the job lifecycle in the README.
     job_lease_seconds: Seconds = 60.0

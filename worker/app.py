@@ -6,6 +6,7 @@ the same claim/heartbeat/finish protocol around the kind's handler.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from celery import Celery
@@ -14,14 +15,17 @@ from celery.signals import worker_process_shutdown
 from core.jobs.contracts import KINDS
 from core.logs import configure_logging
 from core.queue import RECONCILE_TASK, create_celery
-from core.settings import get_settings
+from core.settings import ConfigurationError, get_settings
 from worker.maintenance.reconciler import reconcile
 from worker.registry import Handler, discover_handlers
 from worker.runner import run_job
 from worker.runtime import runtime
 
 configure_logging("worker")
-settings = get_settings()
+try:
+    settings = get_settings()
+except ConfigurationError as exc:
+    sys.exit(f"conveyor worker: {exc}")
 app: Celery = create_celery(settings, "conveyor-worker")
 
 # Soft limit first, so the handler can fail the job cleanly before the hard kill.

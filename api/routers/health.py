@@ -58,6 +58,7 @@ def readyz(request: Request) -> JSONResponse:
     log.warning("not ready: %s", checks)
     body = problem_body(
         ErrorCode.SERVICE_UNAVAILABLE,
+        request_id=getattr(request.state, "request_id", None),
         detail="A backing service is down",
         instance="/readyz",
         checks=checks,

@@ -154,6 +154,6 @@ def cancel_job(
         response.status_code = status.HTTP_202_ACCEPTED
     elif job.status != JobStatus.CANCELLED:
         raise ConveyorError(
-            ErrorCode.JOB_FINISHED, f"The job has already {job.status}", status=job.status
+            ErrorCode.JOB_FINISHED, f"The job has already {job.status}", job_status=job.status
         )
     return JobOut.model_validate(job)
