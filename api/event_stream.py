@@ -4,13 +4,13 @@ as they are written, ending after the job's terminal event."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 from collections.abc import AsyncIterator
 
 from starlette.concurrency import run_in_threadpool
 
+from api.schemas.jobs import EventOut
 from core.db import Database
 from core.jobs import queries
 from core.jobs.states import JobStatus
@@ -21,16 +21,16 @@ KEEPALIVE_SECONDS = 15.0
 BATCH = 500
 
 
+def _frame(event: EventOut) -> str:
+    return f"id: {event.seq}\nevent: {event.type}\ndata: {event.model_dump_json()}\n\n"
+
+
 def _fetch(db: Database, job_id: uuid.UUID, after: int) -> tuple[list[str], int, bool]:
     with db.transaction() as session:
         status = session.get_one(Job, job_id).status
         events = queries.list_events(session, job_id, after=after, limit=BATCH)
-        frames = [
-            f"id: {e.seq}\nevent: {e.type}\ndata: "
-            + json.dumps({"seq": e.seq, "type": e.type, "data": e.data, "at": e.at.isoformat()})
-            + "\n\n"
-            for e in events
-        ]
+        # The same JSON as one item of the listing, so clients parse both alike.
+        frames = [_frame(EventOut.model_validate(e)) for e in events]
         last = events[-1].seq if events else after
         # Everything is sent once the job is terminal and this batch was not full.
         done = JobStatus(status).is_terminal and len(events) < BATCH

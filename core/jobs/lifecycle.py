@@ -259,7 +259,7 @@ def report_progress(
     lease_seconds: float,
 ) -> Heartbeat:
     """Record progress (an event) and extend the lease in the same statement."""
-    progress = min(max(progress, 0.0), 1.0)
+    progress = round(min(max(progress, 0.0), 1.0), 4)
     row = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status == JobStatus.RUNNING, *_fenced(attempt))
