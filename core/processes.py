@@ -61,11 +61,14 @@ class ProcessGroup:
             try:
                 proc.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                proc.wait()
+                pass
+            # Whatever is still in the group (the leader past its timeout, or children it
+            # left behind) is killed; a job cut short here is recovered by its lease.
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
 
     def __enter__(self) -> ProcessGroup:
         return self

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import httpx
 import pytest
@@ -56,7 +56,6 @@ T = TypeVar("T")
 @dataclass
 class Dev:
     proc: subprocess.Popen[str]
-    data_dir: Path
     marker: str
     api_url: str
     flower_url: str
@@ -137,9 +136,7 @@ def conveyor_dev(data_dir: Path) -> Iterator[Dev]:
         text=True,
         start_new_session=True,
     )
-    dev = Dev(
-        proc, data_dir, marker, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{flower_port}"
-    )
+    dev = Dev(proc, marker, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{flower_port}")
     assert proc.stdout is not None
     reader = threading.Thread(target=_read_into, args=(proc.stdout, dev.lines), daemon=True)
     reader.start()
@@ -167,7 +164,7 @@ def conveyor_dev(data_dir: Path) -> Iterator[Dev]:
                 pass
 
 
-def _read_into(stream: Any, lines: list[str]) -> None:
+def _read_into(stream: IO[str], lines: list[str]) -> None:
     for line in iter(stream.readline, ""):
         lines.append(line)
 
@@ -195,12 +192,41 @@ def _assert_stops_cleanly(dev: Dev) -> None:
     assert not left, f"still running after Ctrl-C: {commands}"
 
 
+def _assert_flower_shows(dev: Dev, login: tuple[str, str], job_ids: list[str]) -> None:
+    """Flower answers only with the printed login, and shows the worker and the jobs' tasks
+    (the task id is the job id)."""
+    with httpx.Client(base_url=dev.flower_url, timeout=10) as flower:
+        assert flower.get("/").status_code == 401
+        assert flower.get("/api/workers").status_code == 401
+        assert flower.get("/api/workers", auth=(login[0], "wrong")).status_code == 401
+
+        def workers() -> dict[str, Any] | None:
+            response = flower.get("/api/workers", params={"refresh": 1}, auth=login)
+            assert response.status_code == 200, response.text
+            found: dict[str, Any] = response.json()
+            return found or None
+
+        assert len(_eventually(workers, 20, "worker in Flower", dev)) == 1
+
+        def tasks_succeeded() -> dict[str, Any] | None:
+            response = flower.get("/api/tasks", auth=login)
+            assert response.status_code == 200, response.text
+            tasks: dict[str, Any] = response.json()
+            states = {tasks.get(job_id, {}).get("state") for job_id in job_ids}
+            return tasks if states == {"SUCCESS"} else None
+
+        tasks = _eventually(tasks_succeeded, 20, "the jobs as succeeded tasks in Flower", dev)
+        assert {tasks[job_id]["name"] for job_id in job_ids} == {
+            "diagnostics.echo.run",
+            "diagnostics.sleep.run",
+        }
+
+
 def test_conveyor_dev_runs_everything_embedded_and_keeps_data(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     email, password = f"dev-{uuid.uuid4().hex[:8]}@example.com", "correct horse battery"
 
-    with conveyor_dev(data_dir) as dev:
-        api = httpx.Client(base_url=dev.api_url, timeout=10)
+    with conveyor_dev(data_dir) as dev, httpx.Client(base_url=dev.api_url, timeout=10) as api:
         response = api.post("/api/v1/auth/register", json={"email": email, "password": password})
         assert response.status_code == 201, response.text
         headers = _login(api, email, password)
@@ -218,33 +244,12 @@ def test_conveyor_dev_runs_everything_embedded_and_keeps_data(tmp_path: Path) ->
         assert sleep["result"]["slept_seconds"] >= 3
 
         login = dev.flower_login()
-        flower = httpx.Client(base_url=dev.flower_url, timeout=10)
-        assert flower.get("/").status_code == 401
-        assert flower.get("/api/workers").status_code == 401
-        assert flower.get("/api/workers", auth=(login[0], "wrong")).status_code == 401
-        workers = _eventually(
-            lambda: flower.get("/api/workers", params={"refresh": 1}, auth=login).json() or None,
-            20,
-            "worker in Flower",
-            dev,
-        )
-        assert len(workers) == 1
-
-        def tasks_done() -> dict[str, Any] | None:
-            response = flower.get("/api/tasks", auth=login)
-            assert response.status_code == 200
-            tasks: dict[str, Any] = response.json()
-            states = {tasks.get(job_id, {}).get("state") for job_id in submitted.values()}
-            return tasks if states == {"SUCCESS"} else None
-
-        tasks = _eventually(tasks_done, 20, "both jobs as succeeded tasks in Flower", dev)
-        assert tasks[submitted["diagnostics.echo"]]["name"] == "diagnostics.echo.run"
+        _assert_flower_shows(dev, login, list(submitted.values()))
 
         assert (data_dir / SECRET_KEY_FILE).stat().st_mode & 0o077 == 0
         _assert_stops_cleanly(dev)
 
-    with conveyor_dev(data_dir) as again:
-        api = httpx.Client(base_url=again.api_url, timeout=10)
+    with conveyor_dev(data_dir) as again, httpx.Client(base_url=again.api_url, timeout=10) as api:
         # Same SECRET_KEY: the token from the first run still works.
         assert api.get("/api/v1/users/me", headers=headers).status_code == 200
         headers = _login(api, email, password)
