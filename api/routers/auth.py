@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, status
-from fastapi.security import OAuth2PasswordRequestForm
+from fastapi import APIRouter, Form, Request, status
 
 from api.deps import UnitOfWorkDep
 from api.routers.users import user_out
-from api.schemas.auth import RegisterRequest, TokenResponse, UserOut
+from api.schemas.auth import MAX_PASSWORD, RegisterRequest, TokenResponse, UserOut
 from api.schemas.problem import problem_responses
+from api.schemas.text import Text
 from api.state import app_state
 from core import accounts
 from core.security import create_access_token
@@ -32,9 +32,12 @@ def register(body: RegisterRequest, uow: UnitOfWorkDep) -> UserOut:
 
 @router.post("/login", response_model=TokenResponse, responses=problem_responses(401, 422))
 def login(
-    request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()], uow: UnitOfWorkDep
+    request: Request,
+    username: Annotated[Text, Form(max_length=320, description="The account's email.")],
+    password: Annotated[Text, Form(max_length=MAX_PASSWORD)],
+    uow: UnitOfWorkDep,
 ) -> TokenResponse:
-    """OAuth2 password flow: `username` is the email."""
-    user = accounts.authenticate(uow.session, form.username, form.password)
+    """OAuth2 password flow (form-encoded): `username` is the email."""
+    user = accounts.authenticate(uow.session, username, password)
     token, lifetime = create_access_token(app_state(request).settings, user.id)
     return TokenResponse(access_token=token, expires_in=lifetime)

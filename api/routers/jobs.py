@@ -12,6 +12,7 @@ from api.deps import TenantScope, UnitOfWorkDep
 from api.event_stream import job_event_stream
 from api.schemas.jobs import EventOut, EventPage, JobCreate, JobKindOut, JobOut, JobPage
 from api.schemas.problem import problem_responses
+from api.schemas.text import Text
 from api.state import app_state
 from core.errors import ConveyorError, ErrorCode
 from core.jobs import lifecycle, queries
@@ -52,7 +53,7 @@ def create_job(
     scope: TenantScope,
     uow: UnitOfWorkDep,
     idempotency_key: Annotated[
-        str | None,
+        Text | None,
         Header(
             min_length=1,
             max_length=255,
@@ -83,9 +84,9 @@ def list_jobs(
     scope: TenantScope,
     uow: UnitOfWorkDep,
     status: JobStatus | None = None,
-    kind: str | None = None,
+    kind: Annotated[Text | None, Query(max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
-    cursor: str | None = None,
+    cursor: Annotated[Text | None, Query(max_length=200)] = None,
 ) -> JobPage:
     """Newest first, `limit` at a time; follow `next_cursor` for more."""
     page = queries.list_jobs(

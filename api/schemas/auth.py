@@ -5,13 +5,15 @@ from datetime import datetime
 
 from pydantic import BaseModel, EmailStr, Field
 
+from api.schemas.text import Text
+
 MIN_PASSWORD = 8
 MAX_PASSWORD = 256
 
 
 class RegisterRequest(BaseModel):
     email: EmailStr
-    password: str = Field(min_length=MIN_PASSWORD, max_length=MAX_PASSWORD)
+    password: Text = Field(min_length=MIN_PASSWORD, max_length=MAX_PASSWORD)
 
 
 class TokenResponse(BaseModel):

@@ -40,6 +40,13 @@ def validate_input(kind_name: str, raw_input: dict[str, Any]) -> tuple[JobKind, 
             f"Unknown job kind {kind_name!r}",
             known_kinds=sorted(KINDS),
         )
+    nul_at = _find_nul(raw_input, "input")
+    if nul_at is not None:
+        raise ConveyorError(
+            ErrorCode.VALIDATION_FAILED,
+            "Job input cannot contain NUL characters",
+            errors=[{"field": nul_at, "message": "must not contain NUL characters"}],
+        )
     try:
         model = kind.input_model.model_validate(raw_input)
     except ValidationError as exc:
@@ -52,6 +59,22 @@ def validate_input(kind_name: str, raw_input: dict[str, Any]) -> tuple[JobKind, 
             ],
         ) from exc
     return kind, model.model_dump(mode="json")
+
+
+def _find_nul(value: Any, path: str) -> str | None:
+    """Where a NUL character hides in a JSON value (PostgreSQL's JSONB refuses them)."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = path if "\x00" in key else _find_nul(item, f"{path}.{key}")
+            if found:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            if found := _find_nul(item, f"{path}.{index}"):
+                return found
+    return None
 
 
 def _fingerprint(kind: str, job_input: dict[str, Any]) -> str:

@@ -177,3 +177,20 @@ def test_job_kinds_are_listed_with_schemas(app_client: TestClient) -> None:
     kinds = {k["name"]: k for k in app_client.get("/api/v1/job-kinds").json()}
 
     assert kinds["diagnostics.sleep"]["input_schema"]["properties"]["seconds"]["maximum"] == 600
+
+
+def test_nul_characters_are_a_validation_error(app_client: TestClient, user: User) -> None:
+    in_input = app_client.post(
+        "/api/v1/jobs",
+        headers=user.headers,
+        json={"kind": "diagnostics.echo", "input": {"a": ["ok", "x\x00"]}},
+    )
+    in_login = app_client.post(
+        "/api/v1/auth/login", data={"username": "a\x00@example.com", "password": "whatever1"}
+    )
+
+    assert in_input.status_code == 422
+    assert in_input.json()["errors"] == [
+        {"field": "input.a.1", "message": "must not contain NUL characters"}
+    ]
+    assert in_login.status_code == 422
