@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Iterator
 from typing import Annotated
@@ -15,11 +14,8 @@ from api.state import AppState, app_state
 from core.accounts import TenantAccess, tenant_access
 from core.errors import ConveyorError, ErrorCode
 from core.jobs.contracts import JobKind
-from core.jobs.lifecycle import mark_enqueued
-from core.queue import publish_job
+from core.jobs.publishing import publish_committed
 from core.security import AccessClaims, decode_access_token
-
-log = logging.getLogger("conveyor.api")
 
 
 class UnitOfWork:
@@ -33,26 +29,7 @@ class UnitOfWork:
         self._to_publish.append((job_id, kind))
 
     def flush_publishes(self, state: AppState) -> None:
-        """Publish, then record the publish. A failure here loses nothing: the job is
-        committed as `queued` and the reconciler sends it."""
-        sent: list[uuid.UUID] = []
-        for job_id, kind in self._to_publish:
-            try:
-                publish_job(state.celery, job_id, kind)
-                sent.append(job_id)
-            except Exception as exc:  # any broker failure; the reconciler covers it
-                log.warning(
-                    "publish failed for job %s (%s); the reconciler will send it",
-                    job_id,
-                    type(exc).__name__,
-                )
-        if not sent:
-            return
-        try:
-            with state.db.transaction() as session:
-                mark_enqueued(session, sent)
-        except Exception as exc:
-            log.warning("could not record publish of %d jobs (%s)", len(sent), type(exc).__name__)
+        publish_committed(state.celery, state.db, self._to_publish)
 
 
 def _unit_of_work(request: Request) -> Iterator[UnitOfWork]:

@@ -14,7 +14,6 @@ from api.schemas.jobs import EventOut
 from core.db import Database
 from core.jobs import queries
 from core.jobs.states import JobStatus
-from core.models import Job
 
 POLL_SECONDS = 0.5
 KEEPALIVE_SECONDS = 15.0
@@ -25,10 +24,12 @@ def _frame(event: EventOut) -> str:
     return f"id: {event.seq}\nevent: {event.type}\ndata: {event.model_dump_json()}\n\n"
 
 
-def _fetch(db: Database, job_id: uuid.UUID, after: int) -> tuple[list[str], int, bool]:
+def _fetch(
+    db: Database, tenant_id: uuid.UUID, job_id: uuid.UUID, after: int
+) -> tuple[list[str], int, bool]:
     with db.transaction() as session:
-        status = session.get_one(Job, job_id).status
-        events = queries.list_events(session, job_id, after=after, limit=BATCH)
+        status = queries.get_job(session, tenant_id, job_id).status
+        events = queries.list_events(session, tenant_id, job_id, after=after, limit=BATCH)
         # The same JSON as one item of the listing, so clients parse both alike.
         frames = [_frame(EventOut.model_validate(e)) for e in events]
         last = events[-1].seq if events else after
@@ -37,11 +38,13 @@ def _fetch(db: Database, job_id: uuid.UUID, after: int) -> tuple[list[str], int,
         return frames, last, done
 
 
-async def job_event_stream(db: Database, job_id: uuid.UUID, after: int) -> AsyncIterator[str]:
+async def job_event_stream(
+    db: Database, tenant_id: uuid.UUID, job_id: uuid.UUID, after: int
+) -> AsyncIterator[str]:
     yield f"retry: {int(POLL_SECONDS * 4000)}\n\n"
     quiet_since = time.monotonic()
     while True:
-        frames, after, done = await run_in_threadpool(_fetch, db, job_id, after)
+        frames, after, done = await run_in_threadpool(_fetch, db, tenant_id, job_id, after)
         for frame in frames:
             yield frame
         if done:

@@ -19,6 +19,7 @@ log = logging.getLogger("conveyor.api")
 PROBLEM_JSON = "application/problem+json"
 
 _BY_STATUS = {
+    400: ErrorCode.BAD_REQUEST,
     404: ErrorCode.NOT_FOUND,
     405: ErrorCode.METHOD_NOT_ALLOWED,
     413: ErrorCode.PAYLOAD_TOO_LARGE,
@@ -100,7 +101,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     error = _BY_STATUS.get(exc.status_code)
     if error is None:
-        error = ErrorCode.INTERNAL if exc.status_code >= 500 else ErrorCode.VALIDATION_FAILED
+        error = ErrorCode.INTERNAL if exc.status_code >= 500 else ErrorCode.BAD_REQUEST
     detail = exc.detail if isinstance(exc.detail, str) else None
     return problem_response(request, error, detail=detail, headers=exc.headers)
 

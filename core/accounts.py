@@ -30,12 +30,12 @@ def register(session: Session, email: str, password: str) -> User:
         password_hash=hash_password(password),
         personal_tenant_id=tenant.id,
     )
-    session.add(tenant)
-    session.flush()
-    session.add(user)
-    session.flush()
-    session.add(Membership(user_id=user.id, tenant_id=tenant.id, role=Role.OWNER))
     try:
+        session.add(tenant)
+        session.flush()
+        session.add(user)
+        session.flush()
+        session.add(Membership(user_id=user.id, tenant_id=tenant.id, role=Role.OWNER))
         session.flush()
     except IntegrityError as exc:  # a concurrent registration of the same email
         raise ConveyorError(ErrorCode.EMAIL_TAKEN) from exc

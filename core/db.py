@@ -23,6 +23,8 @@ class Database:
             max_overflow=settings.db_pool_size,
             pool_pre_ping=True,
             pool_recycle=1800,
+            # Bound values (password hashes, job input) never reach error messages or logs.
+            hide_parameters=True,
             connect_args={
                 "application_name": f"conveyor-{process_name}",
                 "connect_timeout": 10,

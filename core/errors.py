@@ -11,6 +11,7 @@ from typing import Any
 
 
 class ErrorCode(Enum):
+    BAD_REQUEST = ("bad_request", 400, "The request could not be read")
     VALIDATION_FAILED = ("validation_failed", 422, "The request is not valid")
     UNKNOWN_JOB_KIND = ("unknown_job_kind", 422, "Unknown job kind")
     NOT_AUTHENTICATED = ("not_authenticated", 401, "Authentication required")

@@ -15,8 +15,6 @@ from kombu import Queue as KombuQueue
 from core.jobs.contracts import KINDS, JobKind, Queue, longest_time_limit
 from core.settings import Settings
 
-RECONCILE_TASK = "conveyor.reconcile"
-
 
 def broker_transport_options(settings: Settings, broker_url: str) -> dict[str, Any]:
     if broker_url.startswith("filesystem://"):

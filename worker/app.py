@@ -6,21 +6,26 @@ the same claim/heartbeat/finish protocol around the kind's handler.
 
 from __future__ import annotations
 
+import logging
 import sys
+import threading
+import time
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_shutdown
+from celery.signals import beat_init, worker_process_shutdown
+from sqlalchemy.exc import OperationalError
 
 from core.jobs.contracts import KINDS
 from core.logs import configure_logging
-from core.queue import RECONCILE_TASK, create_celery
+from core.queue import create_celery
 from core.settings import ConfigurationError, get_settings
 from worker.maintenance.reconciler import reconcile
 from worker.registry import Handler, discover_handlers
 from worker.runner import run_job
 from worker.runtime import runtime
 
+log = logging.getLogger("conveyor.worker")
 configure_logging("worker")
 try:
     settings = get_settings()
@@ -44,6 +49,14 @@ def _register(kind_name: str, handler: Handler) -> None:
         queue=kind.queue.value,
         time_limit=kind.time_limit_seconds,
         soft_time_limit=kind.time_limit_seconds - SOFT_LIMIT_MARGIN_SECONDS,
+        # The database unreachable (at claim, or at finish): keep the message and try
+        # again later instead of acknowledging it and leaving the job to the reconciler.
+        # Safe to repeat: the claim is a compare-and-set and every write is fenced.
+        autoretry_for=(OperationalError,),
+        retry_backoff=True,
+        retry_backoff_max=60,
+        retry_jitter=True,
+        max_retries=None,
     )(run)
 
 
@@ -51,19 +64,20 @@ for _kind, _handler in discover_handlers().items():
     _register(_kind, _handler)
 
 
-@app.task(name=RECONCILE_TASK, ignore_result=True)
-def reconcile_task() -> None:
-    reconcile(app)
+def _reconcile_forever() -> None:
+    while True:
+        try:
+            reconcile(app)
+        except Exception:  # the next round may work; the loop must not die
+            log.exception("reconcile round failed")
+        time.sleep(settings.reconcile_interval_seconds)
 
 
-app.conf.beat_schedule = {
-    "reconcile": {
-        "task": RECONCILE_TASK,
-        "schedule": settings.reconcile_interval_seconds,
-        # A backlog of reconcile messages is useless: only the latest matters.
-        "options": {"expires": settings.reconcile_interval_seconds},
-    },
-}
+@beat_init.connect
+def _start_reconciler(**_: Any) -> None:
+    """The reconciler runs in beat's process, on a thread of its own: as a queued task
+    it would wait behind the very jobs it exists to rescue when every slot is busy."""
+    threading.Thread(target=_reconcile_forever, name="reconciler", daemon=True).start()
 
 
 @worker_process_shutdown.connect

@@ -19,9 +19,11 @@ class PermanentJobError(Exception):
         self.type = type
 
 
-class JobCancelled(Exception):
+# BaseException, like KeyboardInterrupt: a handler's `except Exception` around an HTTP
+# call must not swallow the order to stop.
+class JobCancelled(BaseException):
     """Raised at a checkpoint once the owner has asked to cancel."""
 
 
-class LeaseLost(Exception):
+class LeaseLost(BaseException):
     """Another attempt owns the job now (our lease expired); stop without writing."""

@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError
 from core.jobs import lifecycle
 from core.jobs.contracts import KINDS
 from core.jobs.lifecycle import Claim, JobError
-from core.queue import publish_job
+from core.jobs.publishing import publish_committed
 from core.settings import Settings
 from worker.context import JobContext
 from worker.errors import JobCancelled, LeaseLost, PermanentJobError, TransientJobError
@@ -96,13 +96,14 @@ def run_job(celery: Celery, handler: Handler, job_id_text: str) -> None:
 def _handle_failure(celery: Celery, claim: Claim, exc: Exception) -> None:
     rt = runtime()
     error = classify(exc)
+    # A stack trace only for the unexpected: handlers' own errors say what happened.
     log.warning(
         "job %s attempt %d: %s (%s)",
         claim.job_id,
         claim.attempt,
         error.type,
         type(exc).__name__,
-        exc_info=not error.retryable,
+        exc_info=error.type == "internal_error",
     )
     if error.retryable and claim.attempt < claim.max_attempts:
         retry_after = exc.retry_after if isinstance(exc, TransientJobError) else None
@@ -112,9 +113,7 @@ def _handle_failure(celery: Celery, claim: Claim, exc: Exception) -> None:
                 session, claim.job_id, claim.attempt, reason="retry", error=error, retry_in=delay
             )
         if requeued:
-            publish_job(celery, claim.job_id, KINDS[claim.kind], countdown=delay)
-            with rt.db.transaction() as session:
-                lifecycle.mark_enqueued(session, [claim.job_id])
+            publish_committed(celery, rt.db, [(claim.job_id, KINDS[claim.kind])], delay)
         return
     with rt.db.transaction() as session:
         lifecycle.fail(session, claim.job_id, claim.attempt, error)

@@ -126,11 +126,11 @@ def list_events(
     if "text/event-stream" in request.headers.get("accept", ""):
         start = last_event_id if last_event_id is not None else after
         return StreamingResponse(
-            job_event_stream(app_state(request).db, job_id, start),
+            job_event_stream(app_state(request).db, scope.tenant_id, job_id, start),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-    events = queries.list_events(uow.session, job_id, after=after, limit=limit)
+    events = queries.list_events(uow.session, scope.tenant_id, job_id, after=after, limit=limit)
     return EventPage(
         items=[EventOut.model_validate(e) for e in events],
         next_after=events[-1].seq if events else after,
@@ -147,8 +147,7 @@ def cancel_job(
 ) -> JobOut:
     """A queued job is cancelled at once (200); a running one stops at its next
     checkpoint (202, `cancel_requested_at` set)."""
-    queries.get_job(uow.session, scope.tenant_id, job_id)
-    job = lifecycle.request_cancel(uow.session, job_id)
+    job = lifecycle.request_cancel(uow.session, scope.tenant_id, job_id)
     if job is None:
         raise ConveyorError(ErrorCode.JOB_NOT_FOUND)
     if job.status == JobStatus.RUNNING:

@@ -180,10 +180,25 @@ def requeue(
     error: JobError | None = None,
     retry_in: float | None = None,
 ) -> bool:
-    """running → queued, for a retry (fenced) or an expired lease (reconciler)."""
+    """running → queued, for a retry (fenced) or an expired lease (reconciler).
+
+    A job whose owner asked to cancel it is not run again: it ends `cancelled` here,
+    and the caller, seeing False, publishes nothing.
+    """
+    fence = () if attempt is None else _fenced(attempt)
     event: dict[str, Any] = {"reason": reason}
     if error is not None:
         event["error"] = error.as_dict()
+    if _transition(
+        session,
+        job_id,
+        source=(JobStatus.RUNNING,),
+        target=JobStatus.CANCELLED,
+        values={"finished_at": NOW, "lease_until": None},
+        event=event,
+        where=(*fence, Job.cancel_requested_at.is_not(None)),
+    ):
+        return False
     if retry_in is not None:
         event["retry_in_seconds"] = round(retry_in, 3)
     return (
@@ -194,18 +209,28 @@ def requeue(
             target=JobStatus.QUEUED,
             values={"lease_until": None, "enqueued_at": None},
             event=event,
-            where=() if attempt is None else _fenced(attempt),
+            where=(*fence, Job.cancel_requested_at.is_(None)),
         )
         is not None
     )
 
 
-def request_cancel(session: Session, job_id: uuid.UUID) -> Job | None:
+def request_cancel(session: Session, tenant_id: uuid.UUID, job_id: uuid.UUID) -> Job | None:
     """Cancel a queued job at once, or flag a running one for its next checkpoint.
 
-    Returns the job as it now is, or None if it does not exist.
+    The row is locked first, so a worker's concurrent requeue or finish cannot slip
+    between the two cases. Returns the job as it now is, or None if the tenant has no
+    such job.
     """
-    if (
+    job = session.scalars(
+        select(Job)
+        .where(Job.id == job_id, Job.tenant_id == tenant_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+    if job is None:
+        return None
+    if job.status == JobStatus.QUEUED:
         _transition(
             session,
             job_id,
@@ -214,21 +239,16 @@ def request_cancel(session: Session, job_id: uuid.UUID) -> Job | None:
             values={"cancel_requested_at": NOW, "finished_at": NOW},
             event={},
         )
-        is None
-    ):
+    elif job.status == JobStatus.RUNNING and job.cancel_requested_at is None:
         row = session.execute(
             update(Job)
-            .where(
-                Job.id == job_id, Job.status == JobStatus.RUNNING, Job.cancel_requested_at.is_(None)
-            )
+            .where(Job.id == job_id)
             .values(cancel_requested_at=NOW, event_seq=Job.event_seq + 1, updated_at=NOW)
             .returning(Job.event_seq)
-        ).one_or_none()
-        if row is not None:
-            append_event(session, job_id, row.event_seq, EventType.CANCEL_REQUESTED, {})
-    return session.scalars(
-        select(Job).where(Job.id == job_id).execution_options(populate_existing=True)
-    ).one_or_none()
+        ).one()
+        append_event(session, job_id, row.event_seq, EventType.CANCEL_REQUESTED, {})
+    session.refresh(job)
+    return job
 
 
 @dataclass(frozen=True)

@@ -78,11 +78,14 @@ def list_jobs(
     return Page(items=items, next_cursor=_encode_cursor(items[-1]) if more else None)
 
 
-def list_events(session: Session, job_id: uuid.UUID, *, after: int, limit: int) -> list[JobEvent]:
+def list_events(
+    session: Session, tenant_id: uuid.UUID, job_id: uuid.UUID, *, after: int, limit: int
+) -> list[JobEvent]:
     return list(
         session.scalars(
             select(JobEvent)
-            .where(JobEvent.job_id == job_id, JobEvent.seq > after)
+            .join(Job, Job.id == JobEvent.job_id)
+            .where(Job.tenant_id == tenant_id, JobEvent.job_id == job_id, JobEvent.seq > after)
             .order_by(JobEvent.seq)
             .limit(limit)
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -40,12 +41,13 @@ def validate_input(kind_name: str, raw_input: dict[str, Any]) -> tuple[JobKind, 
             f"Unknown job kind {kind_name!r}",
             known_kinds=sorted(KINDS),
         )
-    nul_at = _find_nul(raw_input, "input")
-    if nul_at is not None:
+    problem = _find_unstorable(raw_input, "input")
+    if problem is not None:
+        field, message = problem
         raise ConveyorError(
             ErrorCode.VALIDATION_FAILED,
-            "Job input cannot contain NUL characters",
-            errors=[{"field": nul_at, "message": "must not contain NUL characters"}],
+            f"The job input cannot be stored: {field} {message}",
+            errors=[{"field": field, "message": message}],
         )
     try:
         model = kind.input_model.model_validate(raw_input)
@@ -61,20 +63,40 @@ def validate_input(kind_name: str, raw_input: dict[str, Any]) -> tuple[JobKind, 
     return kind, model.model_dump(mode="json")
 
 
-def _find_nul(value: Any, path: str) -> str | None:
-    """Where a NUL character hides in a JSON value (PostgreSQL's JSONB refuses them)."""
+MAX_INPUT_DEPTH = 32
+
+
+def _find_unstorable(value: Any, path: str, depth: int = 0) -> tuple[str, str] | None:
+    """Where a JSON value holds something PostgreSQL's JSONB cannot store (NUL, lone
+    surrogates) or nests deeper than any job needs; (field, message) or None."""
+    if depth > MAX_INPUT_DEPTH:
+        return path, f"nests deeper than {MAX_INPUT_DEPTH} levels"
     if isinstance(value, str):
-        return path if "\x00" in value else None
+        return (path, _bad_text(value)) if _bad_text(value) else None
+    items: list[tuple[str, Any]] = []
     if isinstance(value, dict):
         for key, item in value.items():
-            found = path if "\x00" in key else _find_nul(item, f"{path}.{key}")
-            if found:
-                return found
-    if isinstance(value, list):
-        for index, item in enumerate(value):
-            if found := _find_nul(item, f"{path}.{index}"):
-                return found
+            if _bad_text(key):
+                return f"{path}.{key!r}", _bad_text(key)
+            items.append((f"{path}.{key}", item))
+    elif isinstance(value, list):
+        items = [(f"{path}.{index}", item) for index, item in enumerate(value)]
+    for item_path, item in items:
+        if found := _find_unstorable(item, item_path, depth + 1):
+            return found
     return None
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _bad_text(text: str) -> str:
+    match = _UNSTORABLE.search(text)
+    if match is None:
+        return ""
+    if match.group() == "\x00":
+        return "must not contain NUL characters"
+    return "must not contain unpaired surrogates"
 
 
 def _fingerprint(kind: str, job_input: dict[str, Any]) -> str:

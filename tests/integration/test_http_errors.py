@@ -51,10 +51,11 @@ def test_unknown_route_and_method(app_client: TestClient) -> None:
     assert_problem(app_client.delete("/healthz"), 405, "method_not_allowed")
 
 
-def test_missing_and_bad_tokens_are_401(app_client: TestClient, stack: Stack) -> None:
+def test_missing_and_bad_tokens_are_401(app_client: TestClient, stack: Stack, user: User) -> None:
     key = stack.settings.secret_key.get_secret_value()
+    me = app_client.get("/api/v1/users/me", headers=user.headers).json()
     base = {
-        "sub": "00000000-0000-0000-0000-000000000000",
+        "sub": me["id"],
         "typ": "access",
         "iat": 1,
         "jti": "x",
@@ -70,7 +71,17 @@ def test_missing_and_bad_tokens_are_401(app_client: TestClient, stack: Stack) ->
         "wrong type": jwt.encode({**base, "typ": "refresh"}, key),
         "no subject": jwt.encode({k: v for k, v in base.items() if k != "sub"}, key),
         "alg none": f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(base)}.",
+        "other algorithm": jwt.encode(base, key, algorithm="HS512"),
+        "no expiry": jwt.encode({k: v for k, v in base.items() if k != "exp"}, key),
+        "no issuer": jwt.encode({k: v for k, v in base.items() if k != "iss"}, key),
+        "wrong issuer": jwt.encode({**base, "iss": "elsewhere"}, key),
     }
+    # The control: the same claims, well signed, are accepted.
+    control = jwt.encode(base, key)
+    assert (
+        app_client.get("/api/v1/jobs", headers={"Authorization": f"Bearer {control}"}).status_code
+        == 200
+    )
     assert_problem(app_client.get("/api/v1/jobs"), 401, "not_authenticated")
     for name, token in tokens.items():
         response = app_client.get("/api/v1/jobs", headers={"Authorization": f"Bearer {token}"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 from fastapi.testclient import TestClient
@@ -153,8 +154,10 @@ def test_list_is_newest_first_with_cursor_pages(app_client: TestClient, user: Us
 
 
 def test_list_filters_by_status(app_client: TestClient, user: User) -> None:
-    job = jobs.submit(app_client, user.headers, "diagnostics.echo", {})
+    # Long enough that a worker, if one runs, cannot finish it before the cancel lands.
+    job = jobs.submit(app_client, user.headers, "diagnostics.sleep", {"seconds": 60})
     app_client.post(f"/api/v1/jobs/{job['id']}/cancel", headers=user.headers)
+    jobs.wait_for(app_client, user.headers, job["id"])
 
     page = app_client.get(
         "/api/v1/jobs", headers=user.headers, params={"status": "cancelled"}
@@ -194,3 +197,44 @@ def test_nul_characters_are_a_validation_error(app_client: TestClient, user: Use
         {"field": "input.a.1", "message": "must not contain NUL characters"}
     ]
     assert in_login.status_code == 422
+
+
+def test_unstorable_input_is_a_validation_error(app_client: TestClient, user: User) -> None:
+    deep: dict[str, object] = {}
+    node = deep
+    for _ in range(100):
+        node["n"] = {}
+        node = node["n"]  # type: ignore[assignment]
+    cases = {
+        "lone surrogate": ({"a": "\ud800"}, "input.a"),
+        "surrogate key": ({"\udfff": 1}, None),
+        "too deep": (deep, None),
+    }
+    for name, (job_input, field) in cases.items():
+        # Escaped JSON on the wire, as a client in another language would send it.
+        body = json.dumps({"kind": "diagnostics.echo", "input": job_input})
+        response = app_client.post(
+            "/api/v1/jobs",
+            content=body,
+            headers={**user.headers, "Content-Type": "application/json"},
+        )
+        assert response.status_code == 422, name
+        assert response.json()["code"] == "validation_failed", name
+        if field:
+            assert response.json()["errors"][0]["field"] == field
+
+
+def test_concurrent_registrations_of_one_email(app_client: TestClient) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    email = f"race-{uuid.uuid4().hex[:8]}@example.com"
+
+    def register(_: int) -> int:
+        return app_client.post(
+            "/api/v1/auth/register", json={"email": email, "password": "long enough"}
+        ).status_code
+
+    with ThreadPoolExecutor(4) as pool:
+        statuses = sorted(pool.map(register, range(4)))
+
+    assert statuses == [201, 409, 409, 409]

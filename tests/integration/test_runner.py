@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from celery import Celery
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
 from core.db import Database
+from core.jobs.lifecycle import mark_enqueued
 from core.jobs.submit import submit
 from core.models import Job, JobEvent
 from tests.conftest import Stack, User
@@ -49,6 +51,8 @@ def new_job(
             raw_input={"v": 1},
             max_attempts=max_attempts,
         )
+        # Recorded as published, so a running reconciler leaves it to this test.
+        mark_enqueued(session, [submitted.job.id])
         return submitted.job.id
 
 
@@ -174,3 +178,64 @@ def test_duplicate_delivery_while_running_does_nothing(
     assert calls == []
     assert (job.status, job.attempts, job.result) == ("succeeded", 1, {"once": True})
     assert [e.data.get("status") for e in events] == ["queued", "running", "succeeded"]
+
+
+def test_cancel_requested_then_transient_error_ends_cancelled(
+    db: Database, stack: Stack, user: User, app_client: Any, celery: Celery
+) -> None:
+    job_id = new_job(db, stack, user, app_client)
+
+    def cancelled_then_fails(_: JobContext, __: Any) -> dict[str, Any]:
+        app_client.post(f"/api/v1/jobs/{job_id}/cancel", headers=user.headers)
+        raise TransientJobError("upstream answered 503")
+
+    run_job(celery, cancelled_then_fails, str(job_id))
+
+    job, events = state(db, job_id)
+    assert (job.status, job.attempts) == ("cancelled", 1)
+    assert events[-1].data["status"] == "cancelled"
+
+
+def test_a_write_from_a_replaced_attempt_is_refused(
+    db: Database, stack: Stack, user: User, app_client: Any
+) -> None:
+    from core.jobs import lifecycle
+
+    job_id = new_job(db, stack, user, app_client)
+    with db.transaction() as session:
+        first = lifecycle.claim(session, job_id, lease_seconds=60)
+        session.execute(update(Job).where(Job.id == job_id).values(lease_until=func.now()))
+    with db.transaction() as session:
+        second = lifecycle.claim(session, job_id, lease_seconds=60)
+    assert first is not None
+    assert second is not None
+    assert (first.attempt, second.attempt) == (1, 2)
+
+    with db.transaction() as session:
+        assert not lifecycle.succeed(session, job_id, first.attempt, {"from": "zombie"})
+        assert lifecycle.succeed(session, job_id, second.attempt, {"from": "owner"})
+    assert state(db, job_id)[0].result == {"from": "owner"}
+
+
+def test_reconciler_dead_letters_a_lost_job_out_of_attempts(
+    db: Database, stack: Stack, user: User, app_client: Any, celery: Celery
+) -> None:
+    from core.jobs import lifecycle
+    from worker.maintenance.reconciler import reconcile
+
+    job_id = new_job(db, stack, user, app_client, max_attempts=1)
+    with db.transaction() as session:
+        assert lifecycle.claim(session, job_id, lease_seconds=60) is not None
+        # The worker holding it died: nobody extends the lease.
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(lease_until=func.now() - timedelta(seconds=1))
+        )
+
+    reconcile(celery)
+
+    job = app_client.get(f"/api/v1/jobs/{job_id}", headers=user.headers).json()
+    assert job["status"] == "failed"
+    assert job["error"]["type"] == "worker_lost"
+    assert job["attempts"] == 1

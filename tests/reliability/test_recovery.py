@@ -5,13 +5,17 @@ from __future__ import annotations
 import os
 import signal
 import time
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+from core.db import Database
+from core.models import Job
 from tests.conftest import Stack, User, create_user
 from tests.support import jobs
 from tests.support.tcp_proxy import TcpProxy
@@ -37,6 +41,15 @@ def test_killed_worker_child_mid_job_still_succeeds(
     assert done["attempts"] == 2
     reasons = [e["data"].get("reason") for e in jobs.events(app_client, user.headers, job["id"])]
     assert "lease_expired" in reasons
+
+
+@contextmanager
+def stack_db(stack: Stack) -> Iterator[Database]:
+    db = Database(stack.settings, "tests")
+    try:
+        yield db
+    finally:
+        db.dispose()
 
 
 @pytest.fixture
@@ -66,6 +79,9 @@ def test_submit_while_broker_down_answers_202_and_runs_later(
         job = jobs.submit(client, user.headers, "diagnostics.echo", {"survived": True})
 
         assert job["status"] == "queued"
+        with stack_db(stack) as db, db.transaction() as session:
+            # The publish really failed: nothing but the reconciler can send this job.
+            assert session.get_one(Job, uuid.UUID(job["id"])).enqueued_at is None
         broker_proxy.start()
         # Nothing re-sends this job but the reconciler (beat, in the worker process).
         done = jobs.wait_for(client, user.headers, job["id"], timeout=30)

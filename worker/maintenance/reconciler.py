@@ -1,8 +1,10 @@
 """The reconciler: nothing submitted is ever lost.
 
-Run by beat; a transaction-scoped advisory lock makes it a singleton even if two beats
-run. It re-sends jobs whose publish failed or whose message vanished, and takes back
-jobs whose worker died (lease expired): requeued, or failed once out of attempts.
+It runs inside the beat process (see `worker.app`), not as a queued task, so it keeps
+working when every worker slot is busy. A transaction-scoped advisory lock makes it a
+singleton even if two beats run. It re-sends jobs whose publish failed or whose message
+vanished, and takes back jobs whose worker died (lease expired): requeued, or failed
+once out of attempts.
 """
 
 from __future__ import annotations
@@ -17,11 +19,11 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from core.jobs import lifecycle
-from core.jobs.contracts import KINDS
+from core.jobs.contracts import KINDS, JobKind
 from core.jobs.lifecycle import JobError
+from core.jobs.publishing import publish_committed
 from core.jobs.states import JobStatus
 from core.models import Job
-from core.queue import publish_job
 from core.settings import Settings
 from worker.runtime import runtime
 
@@ -44,29 +46,31 @@ class ReconcileReport:
     dead_lettered: int
 
 
-def _take_back_expired(session: Session) -> tuple[list[tuple[uuid.UUID, str]], int]:
+def _take_back_expired(session: Session) -> tuple[list[tuple[uuid.UUID, JobKind]], int]:
     rows = session.execute(
         select(Job.id, Job.kind, Job.attempts, Job.max_attempts)
-        .where(Job.status == JobStatus.RUNNING, Job.lease_until < func.now())
+        # Kinds this process does not know (a newer release's) are left to one that does.
+        .where(Job.status == JobStatus.RUNNING, Job.lease_until < func.now(), Job.kind.in_(KINDS))
         .limit(BATCH)
         .with_for_update(skip_locked=True)
     ).all()
-    requeued: list[tuple[uuid.UUID, str]] = []
+    requeued: list[tuple[uuid.UUID, JobKind]] = []
     dead = 0
     for row in rows:
         if row.attempts >= row.max_attempts:
             dead += lifecycle.fail(session, row.id, None, DEAD_LETTER)
         elif lifecycle.requeue(session, row.id, None, reason="lease_expired"):
-            requeued.append((row.id, row.kind))
+            requeued.append((row.id, KINDS[row.kind]))
     return requeued, dead
 
 
-def _stale_queued(session: Session, settings: Settings) -> list[tuple[uuid.UUID, str]]:
+def _stale_queued(session: Session, settings: Settings) -> list[tuple[uuid.UUID, JobKind]]:
     now = func.now()
     rows = session.execute(
         select(Job.id, Job.kind)
         .where(
             Job.status == JobStatus.QUEUED,
+            Job.kind.in_(KINDS),
             or_(
                 and_(
                     Job.enqueued_at.is_(None),
@@ -79,7 +83,7 @@ def _stale_queued(session: Session, settings: Settings) -> list[tuple[uuid.UUID,
         .limit(BATCH)
         .with_for_update(skip_locked=True)
     ).all()
-    return [(row.id, row.kind) for row in rows]
+    return [(row.id, KINDS[row.kind]) for row in rows]
 
 
 def reconcile(celery: Celery) -> ReconcileReport | None:
@@ -90,17 +94,8 @@ def reconcile(celery: Celery) -> ReconcileReport | None:
             return None
         requeued, dead = _take_back_expired(session)
         to_send = requeued + _stale_queued(session, rt.settings)
-    # Publish after the commit: a worker must find the job queued when the message lands.
-    sent: list[uuid.UUID] = []
-    for job_id, kind in to_send:
-        try:
-            publish_job(celery, job_id, KINDS[kind])
-            sent.append(job_id)
-        except Exception as exc:
-            log.warning("re-send of job %s failed (%s); next round", job_id, type(exc).__name__)
-            break
-    with rt.db.transaction() as session:
-        lifecycle.mark_enqueued(session, sent)
+    # Published after the commit: a worker must find the job queued when the message lands.
+    sent = publish_committed(celery, rt.db, to_send)
     report = ReconcileReport(resent=len(sent), requeued=len(requeued), dead_lettered=dead)
     if to_send or dead:
         log.info("reconciled: %s", report)
