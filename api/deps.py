@@ -52,7 +52,7 @@ UnitOfWorkDep = Annotated[UnitOfWork, Depends(_unit_of_work, scope="function")]
 _bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login", auto_error=False)
 
 
-def _current_claims(
+async def _current_claims(
     request: Request, token: Annotated[str | None, Depends(_bearer)]
 ) -> AccessClaims:
     if token is None:

@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.errors import ConveyorError, ErrorCode
@@ -106,7 +107,20 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(request, error, detail=detail, headers=exc.headers)
 
 
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # A connection-level failure (server restarting, failover, a dropped connection):
+    # the client may simply try again; nothing of the request was kept.
+    log.warning("database unavailable: %s", type(exc).__name__)
+    return problem_response(
+        request,
+        ErrorCode.SERVICE_UNAVAILABLE,
+        detail="The database is unavailable; try again shortly",
+        headers={"Retry-After": "1"},
+    )
+
+
 def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(OperationalError, _database_unavailable)
     app.add_exception_handler(ConveyorError, _conveyor_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

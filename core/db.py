@@ -21,7 +21,9 @@ class Database:
             settings.sqlalchemy_url(),
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_pool_size,
-            pool_pre_ping=True,
+            # No pre-ping: it costs a round trip on every checkout. A connection the
+            # server dropped fails its statement once and the pool discards it; the API
+            # answers that request with a 503, a worker retries the task.
             pool_recycle=1800,
             # Bound values (password hashes, job input) never reach error messages or logs.
             hide_parameters=True,

@@ -4,6 +4,7 @@ kept alive in the background while it works."""
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import uuid
@@ -72,23 +73,55 @@ class JobContext:
             if self._cancel_requested:
                 raise JobCancelled(str(self.job_id))
 
+    def _heartbeat_due(self) -> bool:
+        with self._lock:
+            return time.monotonic() - self._last_check >= self._lease / 3
+
     @contextmanager
     def heartbeating(self) -> Iterator[None]:
-        """Extend the lease every third of its length while the block runs, so a handler
-        busy in one long call keeps its job."""
-        stop = threading.Event()
-
-        def loop() -> None:
-            while not stop.wait(self._lease / 3):
-                try:
-                    self._beat()
-                except Exception as exc:  # the next beat may work; the lease has slack
-                    log.warning("heartbeat for job %s failed: %s", self.job_id, type(exc).__name__)
-
-        thread = threading.Thread(target=loop, name=f"heartbeat-{self.job_id}", daemon=True)
-        thread.start()
+        """Keep the lease alive while the block runs, so a handler busy in one long call
+        keeps its job. Progress and checkpoints extend it too, so a chatty handler
+        costs the heartbeat nothing."""
+        _heartbeats.watch(self)
         try:
             yield
         finally:
-            stop.set()
-            thread.join()
+            _heartbeats.unwatch(self)
+
+
+class _Heartbeats:
+    """One thread per process extends the leases of the jobs running in it: no thread
+    is started per job, which matters when jobs take milliseconds."""
+
+    TICK_SECONDS = 0.5
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: set[JobContext] = set()
+        self._pid: int | None = None
+
+    def watch(self, ctx: JobContext) -> None:
+        with self._lock:
+            if self._pid != os.getpid():  # first use, or first use after a fork
+                self._pid = os.getpid()
+                self._jobs = set()
+                threading.Thread(target=self._loop, name="heartbeats", daemon=True).start()
+            self._jobs.add(ctx)
+
+    def unwatch(self, ctx: JobContext) -> None:
+        with self._lock:
+            self._jobs.discard(ctx)
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(self.TICK_SECONDS)
+            with self._lock:
+                due = [ctx for ctx in self._jobs if ctx._heartbeat_due()]
+            for ctx in due:
+                try:
+                    ctx._beat()
+                except Exception as exc:  # the next beat may work; the lease has slack
+                    log.warning("heartbeat for job %s failed: %s", ctx.job_id, type(exc).__name__)
+
+
+_heartbeats = _Heartbeats()

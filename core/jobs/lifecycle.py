@@ -14,7 +14,19 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, and_, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    and_,
+    bindparam,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from core.jobs.states import EventType, JobStatus, can_transition
@@ -63,7 +75,9 @@ def _transition(
 ) -> Row[tuple[uuid.UUID, uuid.UUID, str, dict[str, Any], int, int, int]] | None:
     # running → running is a lease takeover by a new attempt, not a status change.
     assert all(s == target or can_transition(s, target) for s in source), (source, target)
-    row = session.execute(
+    # One statement (a data-modifying CTE): the change and its event row together, in
+    # a single round trip, or neither when the compare-and-set matches nothing.
+    moved = (
         update(Job)
         .where(Job.id == job_id, Job.status.in_(source), *where)
         .values(status=target, event_seq=Job.event_seq + 1, updated_at=NOW, **values)
@@ -76,16 +90,20 @@ def _transition(
             Job.max_attempts,
             Job.event_seq,
         )
-    ).one_or_none()
-    if row is not None:
-        append_event(
-            session,
-            job_id,
-            row.event_seq,
-            EventType.STATUS,
-            {"status": target.value, "attempt": row.attempts, **event},
+        .cte("moved")
+    )
+    data = func.jsonb_build_object("status", target.value, "attempt", moved.c.attempts).op("||")(
+        bindparam("event", event, type_=JSONB)
+    )
+    logged = (
+        insert(JobEvent)
+        .from_select(
+            ["job_id", "seq", "type", "data"],
+            select(moved.c.id, moved.c.event_seq, literal(EventType.STATUS.value), data),
         )
-    return row
+        .cte("logged")
+    )
+    return session.execute(select(moved).add_cte(logged)).one_or_none()
 
 
 def claim(session: Session, job_id: uuid.UUID, lease_seconds: float) -> Claim | None:

@@ -119,7 +119,7 @@ def submit(
     kind, job_input = validate_input(kind_name, raw_input)
     job_id = uuid.uuid4()
     fingerprint = _fingerprint(kind.name, job_input) if idempotency_key else None
-    inserted = session.execute(
+    job = session.scalars(
         insert(Job)
         .values(
             id=job_id,
@@ -135,9 +135,9 @@ def submit(
             event_seq=1,
         )
         .on_conflict_do_nothing(index_elements=["tenant_id", "idempotency_key"])
-        .returning(Job.id)
-    ).scalar_one_or_none()
-    if inserted is None:
+        .returning(Job)
+    ).one_or_none()
+    if job is None:
         existing = session.scalars(
             select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key == idempotency_key)
         ).one()
@@ -147,5 +147,4 @@ def submit(
     append_event(
         session, job_id, 1, EventType.STATUS, {"status": JobStatus.QUEUED.value, "attempt": 0}
     )
-    job = session.get_one(Job, job_id)
     return Submitted(job=job, kind=kind, replayed=False)

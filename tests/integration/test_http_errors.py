@@ -181,3 +181,20 @@ def test_long_and_multibyte_passwords_round_trip(app_client: TestClient) -> None
             "/api/v1/auth/login", data={"username": email, "password": password[:-1]}
         )
         assert near.status_code == 401
+
+
+def test_database_down_is_503_not_500(stack: Stack) -> None:
+    from pydantic import SecretStr
+
+    from api.app import create_app
+    from core.security import create_access_token
+
+    nowhere = stack.settings.model_copy(
+        update={"database_url": SecretStr("postgresql://postgres@127.0.0.1:1/nothing")}
+    )
+    token, _ = create_access_token(nowhere, uuid.uuid4())
+    with TestClient(create_app(nowhere), raise_server_exceptions=False) as client:
+        response = client.get("/api/v1/jobs", headers={"Authorization": f"Bearer {token}"})
+
+    assert_problem(response, 503, "service_unavailable")
+    assert response.headers["retry-after"] == "1"

@@ -239,3 +239,25 @@ def test_reconciler_dead_letters_a_lost_job_out_of_attempts(
     assert job["status"] == "failed"
     assert job["error"]["type"] == "worker_lost"
     assert job["attempts"] == 1
+
+
+def test_a_handler_blocked_past_its_lease_keeps_the_job(
+    db: Database, stack: Stack, user: User, app_client: Any, celery: Celery
+) -> None:
+    import time
+
+    from worker.maintenance.reconciler import reconcile
+
+    job_id = new_job(db, stack, user, app_client)
+    lease = stack.settings.job_lease_seconds
+
+    def blocks(_: JobContext, __: Any) -> dict[str, Any]:
+        # One long call with no checkpoint: only the background heartbeat keeps the lease.
+        time.sleep(lease * 2)
+        reconcile(celery)
+        return {"kept": True}
+
+    run_job(celery, blocks, str(job_id))
+
+    job, _ = state(db, job_id)
+    assert (job.status, job.attempts, job.result) == ("succeeded", 1, {"kept": True})
