@@ -8,7 +8,7 @@ the split says which of them a phase was waiting for. Elsewhere it reports nothi
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,6 +97,10 @@ class Usage:
         """Share of the machine used by processes that are not part of the bench."""
         return self.seconds.get("other", 0.0) / self.capacity if self.capacity else 0.0
 
+    def ours(self) -> float:
+        """CPU seconds of everything the phase exercised: not "other"."""
+        return sum(value for name, value in self.seconds.items() if name != "other")
+
     def describe(self) -> str:
         parts = ", ".join(f"{name} {value:.1f}" for name, value in self.seconds.items())
         cores = os.cpu_count() or 1
@@ -104,6 +108,31 @@ class Usage:
             f"cpu-s: {parts}; machine busy {self.busy:.1f} of "
             f"{self.wall * cores:.1f} ({cores} cores x {self.wall:.1f} s)"
         )
+
+    def describe_cost(self, count: int, unit: str) -> str:
+        """CPU per unit of work: unlike a rate, barely moved by a busy neighbour."""
+        parts = ", ".join(
+            f"{name} {value / count * 1000:.2f}"
+            for name, value in self.seconds.items()
+            if name != "other"
+        )
+        return f"cpu-ms per {unit}: {self.ours() / count * 1000:.2f} ({parts})"
+
+
+def combine(parts: Sequence[Usage | None]) -> Usage | None:
+    """One usage for several phases, as if they had run back to back."""
+    if not parts or any(part is None for part in parts):
+        return None
+    seconds: dict[str, float] = {}
+    for part in parts:
+        assert part is not None
+        for name, value in part.seconds.items():
+            seconds[name] = seconds.get(name, 0.0) + value
+    return Usage(
+        seconds=seconds,
+        busy=sum(p.busy for p in parts if p is not None),
+        wall=sum(p.wall for p in parts if p is not None),
+    )
 
 
 def usage(start: Snapshot | None, end: Snapshot | None, roots: Mapping[str, int]) -> Usage | None:
@@ -115,11 +144,15 @@ def usage(start: Snapshot | None, end: Snapshot | None, roots: Mapping[str, int]
     for name, root in roots.items():
         for pid in _descendants(end.procs, root):
             owner[pid] = name
-    seconds = {name: 0.0 for name in [*roots, "bench", *_SERVERS.values(), "other"]}
+    seconds = {name: 0.0 for name in [*roots, "bench", *_SERVERS.values()]}
     for pid, proc in end.procs.items():
+        consumer = owner.get(pid) or _SERVERS.get(proc.comm)
+        if consumer is None:
+            continue
         before = start.procs.get(pid)
         # A pid reused by another command is a new process.
-        used = proc.cpu - (before.cpu if before and before.comm == proc.comm else 0.0)
-        name = owner.get(pid) or _SERVERS.get(proc.comm, "other")
-        seconds[name] += used
-    return Usage(seconds=seconds, busy=end.busy - start.busy, wall=end.wall - start.wall)
+        seconds[consumer] += proc.cpu - (before.cpu if before and before.comm == proc.comm else 0.0)
+    busy = end.busy - start.busy
+    # Everything else, including processes that came and went between the snapshots.
+    seconds["other"] = max(0.0, busy - sum(seconds.values()))
+    return Usage(seconds=seconds, busy=busy, wall=end.wall - start.wall)

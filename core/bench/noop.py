@@ -28,10 +28,10 @@ configure_logging("bench-noop")
 settings = get_settings()
 app: Celery = create_celery(settings, "conveyor-bench-noop")
 
-_client: tuple[int, redis.Redis[bytes]] | None = None
+_client: tuple[int, redis.Redis] | None = None
 
 
-def _redis() -> redis.Redis[bytes]:
+def _redis() -> redis.Redis:
     # Per process id: a prefork child must not share its parent's socket.
     global _client
     if _client is None or _client[0] != os.getpid():

@@ -2,8 +2,8 @@
 
 Phases, in this order, each with its own warm-up:
 
-1. celery: a no-op worker alone (`core.bench.noop`); publish N tasks from 16 threads and
-   time first publish → last executed.
+1. celery: a no-op worker alone (`core.bench.noop`); publish N tasks from as many
+   threads as the client's concurrency and time first publish → last executed.
 2. pipeline: api + job worker; submit N `diagnostics.echo` jobs over HTTP and time first
    submit → last `finished_at`; latency is `created_at → finished_at` per job.
 3. poll: on the same stack, GET /healthz and GET /api/v1/jobs/{id} alternately in two
@@ -22,6 +22,7 @@ import socket
 import sys
 import threading
 import time
+import traceback
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -36,7 +37,7 @@ from urllib.parse import urlsplit
 import httpx
 import redis
 from celery import Celery
-from sqlalchemy import Engine, create_engine, func, select, text
+from sqlalchemy import ColumnElement, Engine, create_engine, func, select, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import NullPool
 
@@ -58,7 +59,7 @@ ECHO = "diagnostics.echo"
 QUEUES = ",".join(q.value for q in Queue)
 STARTUP_SECONDS = 60.0
 HTTP_TIMEOUT_SECONDS = 30.0
-POLL_INTERVAL_SECONDS = 0.1
+POLL_INTERVAL_SECONDS = 0.25
 TAIL_LINES = 30
 
 T = TypeVar("T")
@@ -333,6 +334,7 @@ class RequestsResult:
     label: str
     seconds: float
     latencies: list[float]
+    cpu: cpu.Usage | None = None
 
     @property
     def per_second(self) -> float:
@@ -350,7 +352,6 @@ class RequestsResult:
 class PollResult:
     health: RequestsResult
     job: RequestsResult
-    cpu: cpu.Usage | None
 
     @property
     def ratio(self) -> float:
@@ -361,7 +362,7 @@ class PollResult:
 
 
 def _wait_noop_batch(
-    client: redis.Redis[bytes], counter: str, group: LoggedGroup, timeout: float
+    client: redis.Redis, counter: str, group: LoggedGroup, timeout: float
 ) -> float:
     """The worker's clock when the batch's last task ran."""
     deadline = time.monotonic() + timeout
@@ -377,7 +378,7 @@ def _wait_noop_batch(
 
 def _noop_batch(
     app: Celery,
-    client: redis.Redis[bytes],
+    client: redis.Redis,
     group: LoggedGroup,
     label: str,
     count: int,
@@ -529,8 +530,15 @@ async def submit_jobs(
     return await run_concurrently(count, opts.concurrency, opts.timeout, submit)
 
 
+def _in_batch(label: str) -> ColumnElement[bool]:
+    # Selected by the label in their input, not by a list of ids: a 2000-id IN list ten
+    # times a second would be load on PostgreSQL that the bench then measures.
+    matches: ColumnElement[bool] = Job.input["bench"].astext == label
+    return matches
+
+
 async def wait_jobs_finished(
-    db: Engine, ids: list[uuid.UUID], group: LoggedGroup, timeout: float
+    db: Engine, label: str, count: int, group: LoggedGroup, timeout: float
 ) -> None:
     deadline = time.monotonic() + timeout
     counts: dict[str, int] = {}
@@ -538,41 +546,46 @@ async def wait_jobs_finished(
         group.check_alive()
         with db.connect() as conn:
             rows = conn.execute(
-                select(Job.status, func.count()).where(Job.id.in_(ids)).group_by(Job.status)
+                select(Job.status, func.count()).where(_in_batch(label)).group_by(Job.status)
             ).all()
         counts = {status: n for status, n in rows}
-        if sum(n for status, n in counts.items() if status in TERMINAL) == len(ids):
-            unsuccessful = len(ids) - counts.get(JobStatus.SUCCEEDED, 0)
+        if sum(n for status, n in counts.items() if status in TERMINAL) == count:
+            unsuccessful = count - counts.get(JobStatus.SUCCEEDED, 0)
             if unsuccessful:
                 raise BenchError(
-                    f"{unsuccessful} jobs did not succeed: {counts} {_an_error(db, ids)}"
+                    f"{unsuccessful} jobs did not succeed: {counts} {_an_error(db, label)}"
                 )
             return
         await asyncio.sleep(POLL_INTERVAL_SECONDS)
     raise BenchError(f"jobs not finished after {timeout:.0f} s: {counts}")
 
 
-def _an_error(db: Engine, ids: list[uuid.UUID]) -> str:
+def _an_error(db: Engine, label: str) -> str:
     with db.connect() as conn:
         error = conn.execute(
-            select(Job.error).where(Job.id.in_(ids), Job.error.is_not(None)).limit(1)
+            select(Job.error).where(_in_batch(label), Job.error.is_not(None)).limit(1)
         ).scalar_one_or_none()
     return f"(for example {error})" if error else ""
 
 
-def job_timings(db: Engine, ids: list[uuid.UUID]) -> tuple[float, list[float]]:
+def job_timings(db: Engine, label: str, count: int) -> tuple[float, list[float]]:
     """The last `finished_at` (epoch seconds) and each job's created → finished."""
     with db.connect() as conn:
-        rows = conn.execute(select(Job.created_at, Job.finished_at).where(Job.id.in_(ids))).all()
+        rows = conn.execute(select(Job.created_at, Job.finished_at).where(_in_batch(label))).all()
     finished = [row.finished_at for row in rows if row.finished_at is not None]
-    if len(finished) != len(ids):
-        raise BenchError("some jobs have no finished_at")
+    if len(finished) != count:
+        raise BenchError(f"{count} jobs submitted, {len(finished)} with a finished_at")
     latencies = [(row.finished_at - row.created_at).total_seconds() for row in rows]
     return max(finished).timestamp(), latencies
 
 
 async def time_requests(
-    client: httpx.AsyncClient, label: str, paths: Sequence[str], count: int, opts: BenchOptions
+    client: httpx.AsyncClient,
+    label: str,
+    paths: Sequence[str],
+    count: int,
+    opts: BenchOptions,
+    roots: dict[str, int],
 ) -> RequestsResult:
     cycle = list(itertools.islice(itertools.cycle(paths), count))
 
@@ -580,8 +593,10 @@ async def time_requests(
         _expect(await client.get(cycle[i]), 200)
         return True
 
+    before = cpu.snapshot(time.monotonic())
     _, latencies, elapsed = await run_concurrently(count, opts.concurrency, opts.timeout, get)
-    return RequestsResult(label=label, seconds=elapsed, latencies=latencies)
+    used = cpu.usage(before, cpu.snapshot(time.monotonic()), roots)
+    return RequestsResult(label=label, seconds=elapsed, latencies=latencies, cpu=used)
 
 
 def _merge(label: str, parts: Sequence[RequestsResult]) -> RequestsResult:
@@ -589,6 +604,7 @@ def _merge(label: str, parts: Sequence[RequestsResult]) -> RequestsResult:
         label=label,
         seconds=sum(p.seconds for p in parts),
         latencies=[lat for p in parts for lat in p.latencies],
+        cpu=cpu.combine([p.cpu for p in parts]),
     )
 
 
@@ -606,16 +622,16 @@ async def drive_stack(
         client.headers["Authorization"] = f"Bearer {await log_in(client)}"
 
         say(f"pipeline: warming up with {opts.warmup} jobs (includes worker start-up)")
-        warm, _, _ = await submit_jobs(client, "warmup", opts.warmup, opts)
-        await wait_jobs_finished(db, warm, group, STARTUP_SECONDS)
+        await submit_jobs(client, "warmup", opts.warmup, opts)
+        await wait_jobs_finished(db, "warmup", opts.warmup, group, STARTUP_SECONDS)
 
         say(f"pipeline: timing {opts.jobs} jobs")
         before = cpu.snapshot(time.monotonic())
         started = time.time()
         ids, submit_latencies, submit_seconds = await submit_jobs(client, "timed", opts.jobs, opts)
-        await wait_jobs_finished(db, ids, group, opts.timeout)
+        await wait_jobs_finished(db, "timed", opts.jobs, group, opts.timeout)
         pipeline_cpu = cpu.usage(before, cpu.snapshot(time.monotonic()), _roots(group))
-        last_finished, job_latencies = job_timings(db, ids)
+        last_finished, job_latencies = job_timings(db, "timed", opts.jobs)
         pipeline = PipelineResult(
             jobs=opts.jobs,
             submit_seconds=submit_seconds,
@@ -627,19 +643,21 @@ async def drive_stack(
 
         job_paths = [f"/api/v1/jobs/{job_id}" for job_id in ids]
         say(f"poll: warming up, then timing {opts.poll_requests} requests of each endpoint")
-        await time_requests(client, "warm-up", ["/healthz"], opts.warmup, opts)
-        await time_requests(client, "warm-up", job_paths, opts.warmup, opts)
-        before = cpu.snapshot(time.monotonic())
+        roots = _roots(group)
+        await time_requests(client, "warm-up", ["/healthz"], opts.warmup, opts, roots)
+        await time_requests(client, "warm-up", job_paths, opts.warmup, opts, roots)
         health: list[RequestsResult] = []
         job: list[RequestsResult] = []
         first_half = opts.poll_requests // 2
         for count in (first_half, opts.poll_requests - first_half):
-            health.append(await time_requests(client, "GET /healthz", ["/healthz"], count, opts))
-            job.append(await time_requests(client, "GET /api/v1/jobs/{id}", job_paths, count, opts))
+            health.append(
+                await time_requests(client, "GET /healthz", ["/healthz"], count, opts, roots)
+            )
+            job.append(
+                await time_requests(client, "GET /api/v1/jobs/{id}", job_paths, count, opts, roots)
+            )
         poll = PollResult(
-            health=_merge("GET /healthz", health),
-            job=_merge("GET /api/v1/jobs/{id}", job),
-            cpu=cpu.usage(before, cpu.snapshot(time.monotonic()), _roots(group)),
+            health=_merge("GET /healthz", health), job=_merge("GET /api/v1/jobs/{id}", job)
         )
     return pipeline, poll
 
@@ -684,7 +702,7 @@ def report(celery: CeleryResult, pipeline: PipelineResult, poll: PollResult) -> 
         "celery no-op baseline",
         f"  {celery.tasks} tasks published in {celery.publish_seconds:.2f} s, all executed "
         f"after {celery.total_seconds:.2f} s -> {celery.per_second:.1f} tasks/s",
-        *_cpu_line(celery.cpu),
+        *_cpu_line(celery.cpu, celery.tasks, "task"),
         "pipeline (POST /api/v1/jobs -> diagnostics.echo succeeded)",
         f"  {pipeline.jobs} jobs submitted in {pipeline.submit_seconds:.2f} s "
         f"({pipeline.jobs / pipeline.submit_seconds:.1f} req/s, "
@@ -693,11 +711,12 @@ def report(celery: CeleryResult, pipeline: PipelineResult, poll: PollResult) -> 
         f"all succeeded after {pipeline.total_seconds:.2f} s -> {pipeline.per_second:.1f} jobs/s",
         f"  submit -> finished latency: p50 {ms(percentile(pipeline.job_latencies, 0.5))}, "
         f"p95 {ms(percentile(pipeline.job_latencies, 0.95))}",
-        *_cpu_line(pipeline.cpu),
+        *_cpu_line(pipeline.cpu, pipeline.jobs, "job"),
         "polling (same client, same concurrency)",
         f"  {poll.health.describe()}",
+        *_cpu_line(poll.health.cpu, len(poll.health.latencies), "request"),
         f"  {poll.job.describe()}",
-        *_cpu_line(poll.cpu),
+        *_cpu_line(poll.job.cpu, len(poll.job.latencies), "request"),
         f"pipeline / celery = {ratio:.3f}   job GET / healthz = {poll.ratio:.3f}   "
         "(goal: both >= 0.5)",
         f"pipeline_jobs_per_s={pipeline.per_second:.2f} "
@@ -711,10 +730,10 @@ def report(celery: CeleryResult, pipeline: PipelineResult, poll: PollResult) -> 
 DISTURBED_SHARE = 0.10
 
 
-def _cpu_line(usage: cpu.Usage | None) -> list[str]:
+def _cpu_line(usage: cpu.Usage | None, count: int, unit: str) -> list[str]:
     if usage is None:
         return []
-    lines = [f"  {usage.describe()}"]
+    lines = [f"  {usage.describe_cost(count, unit)}", f"  {usage.describe()}"]
     if usage.others_share > DISTURBED_SHARE:
         lines.append(
             f"  WARNING: other processes used {usage.others_share:.0%} of the machine during "
@@ -750,6 +769,12 @@ def main(opts: BenchOptions) -> int:
         for group in stack.groups:
             group.print_tails()
         say(f"bench failed: {exc}")
+        return 1
+    except Exception as exc:  # a server refused or went away: still stop cleanly, say why
+        traceback.print_exc()
+        for group in stack.groups:
+            group.print_tails()
+        say(f"bench failed: {type(exc).__name__}: {exc}")
         return 1
     except KeyboardInterrupt:
         say("bench interrupted; everything it started has been stopped")
