@@ -12,11 +12,14 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Interval,
     Row,
+    Select,
     and_,
     bindparam,
     func,
@@ -63,23 +66,21 @@ def append_event(
     session.execute(insert(JobEvent).values(job_id=job_id, seq=seq, type=type_, data=data))
 
 
-def _transition(
-    session: Session,
-    job_id: uuid.UUID,
+def _statement(
     *,
     source: tuple[JobStatus, ...],
     target: JobStatus,
     values: dict[str, Any],
-    event: dict[str, Any],
     where: tuple[ColumnElement[bool], ...] = (),
-) -> Row[tuple[uuid.UUID, uuid.UUID, str, dict[str, Any], int, int, int]] | None:
+) -> Select[Any]:
+    """A compare-and-set on one job and its event row, as one statement (a
+    data-modifying CTE): both happen, in one round trip, or neither when the CAS
+    matches nothing. Parameters: `job_id`, `event`, and any bindparam in `values`."""
     # running → running is a lease takeover by a new attempt, not a status change.
     assert all(s == target or can_transition(s, target) for s in source), (source, target)
-    # One statement (a data-modifying CTE): the change and its event row together, in
-    # a single round trip, or neither when the compare-and-set matches nothing.
     moved = (
         update(Job)
-        .where(Job.id == job_id, Job.status.in_(source), *where)
+        .where(Job.id == bindparam("job_id"), Job.status.in_(source), *where)
         .values(status=target, event_seq=Job.event_seq + 1, updated_at=NOW, **values)
         .returning(
             Job.id,
@@ -93,7 +94,7 @@ def _transition(
         .cte("moved")
     )
     data = func.jsonb_build_object("status", target.value, "attempt", moved.c.attempts).op("||")(
-        bindparam("event", event, type_=JSONB)
+        bindparam("event", type_=JSONB)
     )
     logged = (
         insert(JobEvent)
@@ -103,22 +104,41 @@ def _transition(
         )
         .cte("logged")
     )
-    return session.execute(select(moved).add_cte(logged)).one_or_none()
+    return select(moved).add_cte(logged)
 
 
-def claim(session: Session, job_id: uuid.UUID, lease_seconds: float) -> Claim | None:
-    """queued → running (or take over a running job whose lease expired)."""
-    row = _transition(
-        session,
-        job_id,
+TransitionRow = Row[tuple[uuid.UUID, uuid.UUID, str, dict[str, Any], int, int, int]]
+
+
+def _transition(
+    session: Session,
+    job_id: uuid.UUID,
+    *,
+    source: tuple[JobStatus, ...],
+    target: JobStatus,
+    values: dict[str, Any],
+    event: dict[str, Any],
+    where: tuple[ColumnElement[bool], ...] = (),
+) -> TransitionRow | None:
+    statement = _statement(source=source, target=target, values=values, where=where)
+    row: TransitionRow | None = session.execute(
+        statement, {"job_id": job_id, "event": event}
+    ).one_or_none()
+    return row
+
+
+# The two statements every job runs, built once: constructing a statement costs more
+# CPU than PostgreSQL spends executing it.
+@cache
+def _claim_statement() -> Select[Any]:
+    return _statement(
         source=(JobStatus.QUEUED, JobStatus.RUNNING),
         target=JobStatus.RUNNING,
         values={
             "attempts": Job.attempts + 1,
-            "lease_until": NOW + timedelta(seconds=lease_seconds),
+            "lease_until": NOW + bindparam("lease", type_=Interval),
             "started_at": NOW,
         },
-        event={},
         where=(
             Job.attempts < Job.max_attempts,
             or_(
@@ -127,6 +147,30 @@ def claim(session: Session, job_id: uuid.UUID, lease_seconds: float) -> Claim | 
             ),
         ),
     )
+
+
+@cache
+def _succeed_statement() -> Select[Any]:
+    return _statement(
+        source=(JobStatus.RUNNING,),
+        target=JobStatus.SUCCEEDED,
+        values={
+            "result": bindparam("result", type_=JSONB),
+            "error": None,
+            "progress": 1.0,
+            "finished_at": NOW,
+            "lease_until": None,
+        },
+        where=(Job.attempts == bindparam("attempt"),),
+    )
+
+
+def claim(session: Session, job_id: uuid.UUID, lease_seconds: float) -> Claim | None:
+    """queued → running (or take over a running job whose lease expired)."""
+    row = session.execute(
+        _claim_statement(),
+        {"job_id": job_id, "event": {}, "lease": timedelta(seconds=lease_seconds)},
+    ).one_or_none()
     if row is None:
         return None
     return Claim(row.id, row.tenant_id, row.kind, row.input, row.attempts, row.max_attempts)
@@ -137,24 +181,8 @@ def _fenced(attempt: int) -> tuple[ColumnElement[bool], ...]:
 
 
 def succeed(session: Session, job_id: uuid.UUID, attempt: int, result: dict[str, Any]) -> bool:
-    return (
-        _transition(
-            session,
-            job_id,
-            source=(JobStatus.RUNNING,),
-            target=JobStatus.SUCCEEDED,
-            values={
-                "result": result,
-                "error": None,
-                "progress": 1.0,
-                "finished_at": NOW,
-                "lease_until": None,
-            },
-            event={},
-            where=_fenced(attempt),
-        )
-        is not None
-    )
+    params = {"job_id": job_id, "event": {}, "attempt": attempt, "result": result}
+    return session.execute(_succeed_statement(), params).one_or_none() is not None
 
 
 def fail(session: Session, job_id: uuid.UUID, attempt: int | None, error: JobError) -> bool:
