@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from functools import cache
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -59,6 +60,25 @@ class TenantAccess:
     role: Role
 
 
+# Built once: every authenticated request runs one of these.
+def _access_query() -> Select[uuid.UUID, str]:
+    return (
+        select(Membership.tenant_id, Membership.role)
+        .join(User, User.id == Membership.user_id)
+        .where(Membership.user_id == bindparam("user_id"), User.is_active.is_(True))
+    )
+
+
+@cache
+def _personal_access() -> Select[uuid.UUID, str]:
+    return _access_query().where(Membership.tenant_id == User.personal_tenant_id)
+
+
+@cache
+def _tenant_access() -> Select[uuid.UUID, str]:
+    return _access_query().where(Membership.tenant_id == bindparam("tenant_id"))
+
+
 def tenant_access(
     session: Session, user_id: uuid.UUID, tenant_id: uuid.UUID | None
 ) -> TenantAccess:
@@ -67,16 +87,11 @@ def tenant_access(
     A tenant the user does not belong to is indistinguishable from one that does not
     exist.
     """
-    query = (
-        select(Membership.tenant_id, Membership.role)
-        .join(User, User.id == Membership.user_id)
-        .where(Membership.user_id == user_id, User.is_active.is_(True))
-    )
     if tenant_id is None:
-        query = query.where(Membership.tenant_id == User.personal_tenant_id)
+        row = session.execute(_personal_access(), {"user_id": user_id}).one_or_none()
     else:
-        query = query.where(Membership.tenant_id == tenant_id)
-    row = session.execute(query).one_or_none()
+        params = {"user_id": user_id, "tenant_id": tenant_id}
+        row = session.execute(_tenant_access(), params).one_or_none()
     if row is None:
         if tenant_id is None:
             raise ConveyorError(ErrorCode.INVALID_TOKEN, "The account no longer exists")

@@ -17,9 +17,11 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Insert,
     Interval,
     Row,
     Select,
+    Update,
     and_,
     bindparam,
     func,
@@ -63,7 +65,19 @@ class Claim:
 def append_event(
     session: Session, job_id: uuid.UUID, seq: int, type_: EventType, data: dict[str, Any]
 ) -> None:
-    session.execute(insert(JobEvent).values(job_id=job_id, seq=seq, type=type_, data=data))
+    session.execute(
+        _append_event_statement(), {"job_id": job_id, "seq": seq, "type": type_, "data": data}
+    )
+
+
+@cache
+def _append_event_statement() -> Insert:
+    return insert(JobEvent).values(
+        job_id=bindparam("job_id"),
+        seq=bindparam("seq"),
+        type=bindparam("type"),
+        data=bindparam("data", type_=JSONB),
+    )
 
 
 def _statement(
@@ -346,10 +360,15 @@ def report_progress(
     return Heartbeat(still_ours=True, cancel_requested=row.cancel_requested_at is not None)
 
 
+@cache
+def _mark_enqueued_statement() -> Update:
+    return (
+        update(Job)
+        .where(Job.id.in_(bindparam("job_ids", expanding=True)), Job.status == JobStatus.QUEUED)
+        .values(enqueued_at=NOW)
+    )
+
+
 def mark_enqueued(session: Session, job_ids: list[uuid.UUID]) -> None:
     if job_ids:
-        session.execute(
-            update(Job)
-            .where(Job.id.in_(job_ids), Job.status == JobStatus.QUEUED)
-            .values(enqueued_at=NOW)
-        )
+        session.execute(_mark_enqueued_statement(), {"job_ids": job_ids})

@@ -8,8 +8,9 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Select, and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from core.errors import ConveyorError, ErrorCode
@@ -17,10 +18,14 @@ from core.jobs.states import JobStatus
 from core.models import Job, JobEvent
 
 
+@cache
+def _job_in_tenant() -> Select[Job]:
+    return select(Job).where(Job.id == bindparam("job_id"), Job.tenant_id == bindparam("tenant_id"))
+
+
 def get_job(session: Session, tenant_id: uuid.UUID, job_id: uuid.UUID) -> Job:
-    job = session.scalars(
-        select(Job).where(Job.id == job_id, Job.tenant_id == tenant_id)
-    ).one_or_none()
+    params = {"job_id": job_id, "tenant_id": tenant_id}
+    job = session.scalars(_job_in_tenant(), params).one_or_none()
     if job is None:
         raise ConveyorError(ErrorCode.JOB_NOT_FOUND)
     return job

@@ -11,11 +11,12 @@ import json
 import re
 import uuid
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Executable, bindparam, select
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.orm import Session
 
 from core.errors import ConveyorError, ErrorCode
@@ -106,6 +107,36 @@ def _fingerprint(kind: str, job_input: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+_INSERTED = (
+    "id",
+    "tenant_id",
+    "user_id",
+    "kind",
+    "queue",
+    "max_attempts",
+    "idempotency_key",
+    "request_fingerprint",
+)
+
+
+@cache
+def _insert_job_statement() -> Executable:
+    # Built once: this runs on every submit.
+    return (
+        insert(Job)
+        .values(
+            {
+                **{name: bindparam(name) for name in _INSERTED},
+                "input": bindparam("input", type_=JSONB),
+                "status": JobStatus.QUEUED.value,
+                "event_seq": 1,
+            }
+        )
+        .on_conflict_do_nothing(index_elements=["tenant_id", "idempotency_key"])
+        .returning(Job)
+    )
+
+
 def submit(
     session: Session,
     *,
@@ -119,24 +150,18 @@ def submit(
     kind, job_input = validate_input(kind_name, raw_input)
     job_id = uuid.uuid4()
     fingerprint = _fingerprint(kind.name, job_input) if idempotency_key else None
-    job = session.scalars(
-        insert(Job)
-        .values(
-            id=job_id,
-            tenant_id=tenant_id,
-            user_id=user_id,
-            kind=kind.name,
-            queue=kind.queue.value,
-            status=JobStatus.QUEUED,
-            input=job_input,
-            max_attempts=max_attempts,
-            idempotency_key=idempotency_key,
-            request_fingerprint=fingerprint,
-            event_seq=1,
-        )
-        .on_conflict_do_nothing(index_elements=["tenant_id", "idempotency_key"])
-        .returning(Job)
-    ).one_or_none()
+    params = {
+        "id": job_id,
+        "tenant_id": tenant_id,
+        "user_id": user_id,
+        "kind": kind.name,
+        "queue": kind.queue.value,
+        "input": job_input,
+        "max_attempts": max_attempts,
+        "idempotency_key": idempotency_key,
+        "request_fingerprint": fingerprint,
+    }
+    job = session.scalars(_insert_job_statement(), params).one_or_none()
     if job is None:
         existing = session.scalars(
             select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key == idempotency_key)
