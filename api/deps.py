@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Header, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from api.state import AppState, app_state
 from core.accounts import TenantAccess, tenant_access
@@ -32,17 +34,26 @@ class UnitOfWork:
         publish_committed(state.celery, state.db, self._to_publish)
 
 
-def _unit_of_work(request: Request) -> Iterator[UnitOfWork]:
-    state = app_state(request)
-    with state.db.sessions() as session:
-        uow = UnitOfWork(session)
-        try:
-            yield uow
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+def _finish(uow: UnitOfWork, state: AppState) -> None:
+    try:
+        uow.session.commit()
+    finally:
+        uow.session.close()
     uow.flush_publishes(state)
+
+
+async def _unit_of_work(request: Request) -> AsyncIterator[UnitOfWork]:
+    # Async, so opening the session (no I/O yet) costs no trip to the thread pool;
+    # the commit, the publishes and a rollback each run in one.
+    state = app_state(request)
+    uow = UnitOfWork(state.db.sessions())
+    try:
+        yield uow
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await run_in_threadpool(uow.session.close)  # rolls back
+        raise
+    await run_in_threadpool(_finish, uow, state)
 
 
 # scope="function": commit before the response is sent, so a client that got 202

@@ -10,6 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from api.deps import TenantScope, UnitOfWorkDep
 from api.event_stream import job_event_stream
+from api.responses import json_response
 from api.schemas.jobs import EventOut, EventPage, JobCreate, JobKindOut, JobOut, JobPage
 from api.schemas.problem import problem_responses
 from api.schemas.text import Text
@@ -48,7 +49,6 @@ async def list_kinds() -> list[JobKindOut]:
 )
 def create_job(
     request: Request,
-    response: Response,
     body: JobCreate,
     scope: TenantScope,
     uow: UnitOfWorkDep,
@@ -61,7 +61,7 @@ def create_job(
             "same job; the same key with another body is a 409.",
         ),
     ] = None,
-) -> JobOut:
+) -> Response:
     submitted = submit(
         uow.session,
         tenant_id=scope.tenant_id,
@@ -71,12 +71,12 @@ def create_job(
         max_attempts=app_state(request).settings.job_max_attempts,
         idempotency_key=idempotency_key,
     )
+    headers = {"Location": f"/api/v1/jobs/{submitted.job.id}"}
     if submitted.replayed:
-        response.headers["Idempotent-Replayed"] = "true"
+        headers["Idempotent-Replayed"] = "true"
     else:
         uow.publish_after_commit(submitted.job.id, submitted.kind)
-    response.headers["Location"] = f"/api/v1/jobs/{submitted.job.id}"
-    return JobOut.model_validate(submitted.job)
+    return json_response(JobOut.model_validate(submitted.job), 202, headers)
 
 
 @router.get("/jobs", response_model=JobPage, responses=problem_responses(401, 422))
@@ -98,8 +98,9 @@ def list_jobs(
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, responses=problem_responses(401, 404))
-def get_job(job_id: uuid.UUID, scope: TenantScope, uow: UnitOfWorkDep) -> JobOut:
-    return JobOut.model_validate(queries.get_job(uow.session, scope.tenant_id, job_id))
+def get_job(job_id: uuid.UUID, scope: TenantScope, uow: UnitOfWorkDep) -> Response:
+    job = queries.get_job(uow.session, scope.tenant_id, job_id)
+    return json_response(JobOut.model_validate(job))
 
 
 @router.get(

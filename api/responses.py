@@ -1,0 +1,24 @@
+"""Answering with a model already validated by the endpoint.
+
+FastAPI re-validates a returned model against `response_model` (for a sync endpoint,
+with another trip to the thread pool); the hot endpoints return this response instead.
+`response_model` stays on the route for the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from fastapi import Response
+from pydantic import BaseModel
+
+
+def json_response(
+    model: BaseModel, status_code: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    return Response(
+        model.model_dump_json(),
+        status_code=status_code,
+        media_type="application/json",
+        headers=dict(headers or {}),
+    )
