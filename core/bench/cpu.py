@@ -23,6 +23,8 @@ class _Proc:
     ppid: int
     comm: str
     cpu: float
+    # For a PostgreSQL backend, the database it serves; None for the server's own.
+    database: str | None = None
 
 
 @dataclass(frozen=True)
@@ -45,8 +47,23 @@ def _read_procs() -> dict[int, _Proc]:
         comm = raw[raw.index("(") + 1 : raw.rindex(")")]
         fields = raw[raw.rindex(")") + 2 :].split()
         utime, stime = int(fields[11]), int(fields[12])
-        procs[int(entry.name)] = _Proc(int(fields[1]), comm, (utime + stime) / _TICKS)
+        database = _postgres_database(entry) if comm == "postgres" else None
+        procs[int(entry.name)] = _Proc(int(fields[1]), comm, (utime + stime) / _TICKS, database)
     return procs
+
+
+def _postgres_database(entry: Path) -> str | None:
+    """A backend's title reads "postgres: [<cluster>: ]<user> <database> <client>
+    <activity>"; the server's own processes ("postgres: walwriter", ...) name no client."""
+    try:
+        title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return None
+    parts = title.split()
+    for index, part in enumerate(parts[3:], start=3):
+        if part == "[local]" or ("(" in part and part.endswith(")")):
+            return parts[index - 1]
+    return None
 
 
 def _busy_seconds() -> float:
@@ -135,9 +152,15 @@ def combine(parts: Sequence[Usage | None]) -> Usage | None:
     )
 
 
-def usage(start: Snapshot | None, end: Snapshot | None, roots: Mapping[str, int]) -> Usage | None:
+def usage(
+    start: Snapshot | None,
+    end: Snapshot | None,
+    roots: Mapping[str, int],
+    database: str | None = None,
+) -> Usage | None:
     """Attribute the CPU used between two snapshots. A process that exited in between
-    is missing from its owner and shows up only in the machine's busy total."""
+    is missing from its owner and shows up only in the machine's busy total. PostgreSQL
+    backends serving another database than `database` count as "other"."""
     if start is None or end is None:
         return None
     owner: dict[int, str] = {os.getpid(): "bench"}
@@ -147,7 +170,7 @@ def usage(start: Snapshot | None, end: Snapshot | None, roots: Mapping[str, int]
     seconds = {name: 0.0 for name in [*roots, "bench", *_SERVERS.values()]}
     for pid, proc in end.procs.items():
         consumer = owner.get(pid) or _SERVERS.get(proc.comm)
-        if consumer is None:
+        if consumer is None or proc.database not in (None, database):
             continue
         before = start.procs.get(pid)
         # A pid reused by another command is a new process.

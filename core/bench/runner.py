@@ -426,7 +426,7 @@ def measure_celery(stack: Stack) -> CeleryResult:
         started, published, finished = _noop_batch(
             app, client, group, "timed", opts.jobs, opts.concurrency, opts.timeout
         )
-        used = cpu.usage(before, cpu.snapshot(time.monotonic()), _roots(group))
+        used = cpu.usage(before, cpu.snapshot(time.monotonic()), _roots(group), opts.database_name)
     app.close()
     return CeleryResult(
         tasks=opts.jobs, publish_seconds=published, total_seconds=finished - started, cpu=used
@@ -595,7 +595,7 @@ async def time_requests(
 
     before = cpu.snapshot(time.monotonic())
     _, latencies, elapsed = await run_concurrently(count, opts.concurrency, opts.timeout, get)
-    used = cpu.usage(before, cpu.snapshot(time.monotonic()), roots)
+    used = cpu.usage(before, cpu.snapshot(time.monotonic()), roots, opts.database_name)
     return RequestsResult(label=label, seconds=elapsed, latencies=latencies, cpu=used)
 
 
@@ -630,7 +630,9 @@ async def drive_stack(
         started = time.time()
         ids, submit_latencies, submit_seconds = await submit_jobs(client, "timed", opts.jobs, opts)
         await wait_jobs_finished(db, "timed", opts.jobs, group, opts.timeout)
-        pipeline_cpu = cpu.usage(before, cpu.snapshot(time.monotonic()), _roots(group))
+        pipeline_cpu = cpu.usage(
+            before, cpu.snapshot(time.monotonic()), _roots(group), opts.database_name
+        )
         last_finished, job_latencies = job_timings(db, "timed", opts.jobs)
         pipeline = PipelineResult(
             jobs=opts.jobs,
