@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -88,7 +87,3 @@ def get_kind(name: str) -> JobKind | None:
 
 def longest_time_limit() -> int:
     return max(kind.time_limit_seconds for kind in KINDS.values())
-
-
-def input_schema(kind: JobKind) -> dict[str, Any]:
-    return kind.input_model.model_json_schema()

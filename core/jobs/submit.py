@@ -73,12 +73,12 @@ def _find_unstorable(value: Any, path: str, depth: int = 0) -> tuple[str, str] |
     if depth > MAX_INPUT_DEPTH:
         return path, f"nests deeper than {MAX_INPUT_DEPTH} levels"
     if isinstance(value, str):
-        return (path, _bad_text(value)) if _bad_text(value) else None
+        return (path, problem) if (problem := _bad_text(value)) else None
     items: list[tuple[str, Any]] = []
     if isinstance(value, dict):
         for key, item in value.items():
-            if _bad_text(key):
-                return f"{path}.{key!r}", _bad_text(key)
+            if problem := _bad_text(key):
+                return f"{path}.{key!r}", problem
             items.append((f"{path}.{key}", item))
     elif isinstance(value, list):
         items = [(f"{path}.{index}", item) for index, item in enumerate(value)]

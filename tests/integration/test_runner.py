@@ -38,9 +38,7 @@ def celery() -> Celery:
     return Celery("tests", broker="memory://", set_as_current=False)
 
 
-def new_job(
-    db: Database, stack: Stack, user: User, app_client: Any, max_attempts: int = 3
-) -> uuid.UUID:
+def new_job(db: Database, user: User, app_client: Any, max_attempts: int = 3) -> uuid.UUID:
     me = app_client.get("/api/v1/users/me", headers=user.headers).json()
     with db.transaction() as session:
         submitted = submit(
@@ -86,7 +84,7 @@ def works(_: JobContext, data: Any) -> dict[str, Any]:
 def test_transient_error_requeues_then_succeeds(
     db: Database, stack: Stack, user: User, app_client: Any, celery: Celery
 ) -> None:
-    job_id = new_job(db, stack, user, app_client)
+    job_id = new_job(db, user, app_client)
 
     run_job(celery, transient, str(job_id))
 
@@ -111,7 +109,7 @@ def test_transient_error_requeues_then_succeeds(
 def test_transient_error_on_the_last_attempt_fails(
     db: Database, stack: Stack, user: User, app_client: Any, celery: Celery
 ) -> None:
-    job_id = new_job(db, stack, user, app_client, max_attempts=2)
+    job_id = new_job(db, user, app_client, max_attempts=2)
 
     run_job(celery, transient, str(job_id))
     run_job(celery, transient, str(job_id))
@@ -127,7 +125,7 @@ def test_transient_error_on_the_last_attempt_fails(
 def test_permanent_error_fails_at_once(
     db: Database, stack: Stack, user: User, app_client: Any, celery: Celery
 ) -> None:
-    job_id = new_job(db, stack, user, app_client)
+    job_id = new_job(db, user, app_client)
 
     run_job(celery, permanent, str(job_id))
 
@@ -144,7 +142,7 @@ def test_permanent_error_fails_at_once(
 def test_unexpected_exception_fails_without_leaking(
     db: Database, stack: Stack, user: User, app_client: Any, celery: Celery
 ) -> None:
-    job_id = new_job(db, stack, user, app_client)
+    job_id = new_job(db, user, app_client)
 
     run_job(celery, crashes, str(job_id))
 
@@ -160,7 +158,7 @@ def test_unexpected_exception_fails_without_leaking(
 def test_duplicate_delivery_while_running_does_nothing(
     db: Database, stack: Stack, user: User, app_client: Any, celery: Celery
 ) -> None:
-    job_id = new_job(db, stack, user, app_client)
+    job_id = new_job(db, user, app_client)
     calls: list[str] = []
 
     def duplicate(_: JobContext, __: Any) -> dict[str, Any]:
@@ -183,7 +181,7 @@ def test_duplicate_delivery_while_running_does_nothing(
 def test_cancel_requested_then_transient_error_ends_cancelled(
     db: Database, stack: Stack, user: User, app_client: Any, celery: Celery
 ) -> None:
-    job_id = new_job(db, stack, user, app_client)
+    job_id = new_job(db, user, app_client)
 
     def cancelled_then_fails(_: JobContext, __: Any) -> dict[str, Any]:
         app_client.post(f"/api/v1/jobs/{job_id}/cancel", headers=user.headers)
@@ -201,7 +199,7 @@ def test_a_write_from_a_replaced_attempt_is_refused(
 ) -> None:
     from core.jobs import lifecycle
 
-    job_id = new_job(db, stack, user, app_client)
+    job_id = new_job(db, user, app_client)
     with db.transaction() as session:
         first = lifecycle.claim(session, job_id, lease_seconds=60)
         session.execute(update(Job).where(Job.id == job_id).values(lease_until=func.now()))
@@ -223,7 +221,7 @@ def test_reconciler_dead_letters_a_lost_job_out_of_attempts(
     from core.jobs import lifecycle
     from worker.maintenance.reconciler import reconcile
 
-    job_id = new_job(db, stack, user, app_client, max_attempts=1)
+    job_id = new_job(db, user, app_client, max_attempts=1)
     with db.transaction() as session:
         assert lifecycle.claim(session, job_id, lease_seconds=60) is not None
         # The worker holding it died: nobody extends the lease.
@@ -248,7 +246,7 @@ def test_a_handler_blocked_past_its_lease_keeps_the_job(
 
     from worker.maintenance.reconciler import reconcile
 
-    job_id = new_job(db, stack, user, app_client)
+    job_id = new_job(db, user, app_client)
     lease = stack.settings.job_lease_seconds
 
     def blocks(_: JobContext, __: Any) -> dict[str, Any]:
