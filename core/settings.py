@@ -25,6 +25,12 @@ class Environment(StrEnum):
     PRODUCTION = "production"
 
 
+class SmtpTls(StrEnum):
+    STARTTLS = "starttls"
+    SSL = "ssl"
+    NONE = "none"
+
+
 class ConfigurationError(RuntimeError):
     """A setting is missing or unsafe; the message says which and how to fix it."""
 
@@ -54,10 +60,34 @@ class Settings(BaseSettings):
     redis_host: str | None = None
     redis_port: int = 6379
 
-    # Tokens.
+    # Tokens and sessions.
     access_token_minutes: int = Field(default=15, gt=0)
+    refresh_token_days: int = Field(default=30, gt=0)
     jwt_issuer: str = "conveyor"
     jwt_audience: str = "conveyor-api"
+
+    # Password reset codes.
+    password_reset_minutes: int = Field(default=15, gt=0)
+    password_reset_code_digits: int = Field(default=8, ge=6, le=8)
+    password_reset_max_tries: int = Field(default=5, ge=1)
+
+    # Throttling: attempts allowed per sliding window, per account and per client IP.
+    login_limit_per_account: int = Field(default=10, ge=1)
+    login_limit_per_ip: int = Field(default=50, ge=1)
+    login_window_seconds: Seconds = 300.0
+    reset_limit_per_account: int = Field(default=3, ge=1)
+    reset_limit_per_ip: int = Field(default=20, ge=1)
+    reset_window_seconds: Seconds = 900.0
+
+    # Email. With no SMTP_HOST, dev and test write messages to the outbox folder.
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    # starttls (upgrade a plain connection), ssl (implicit TLS, port 465) or none.
+    smtp_tls: SmtpTls = SmtpTls.STARTTLS
+    smtp_timeout_seconds: Seconds = 20.0
+    email_from: str = "Conveyor <no-reply@localhost>"
 
     # HTTP.
     max_request_bytes: int = Field(default=1024 * 1024, gt=0)
@@ -107,16 +137,28 @@ class Settings(BaseSettings):
         return psycopg2_url(url)
 
     def celery_broker_url(self) -> str:
-        for value in (self.broker_url, self.redis_url):
-            if value is not None:
-                return value.get_secret_value()
-        if self.redis_host is not None:
-            return f"redis://{self.redis_host}:{self.redis_port}/0"
+        if self.broker_url is not None:
+            return self.broker_url.get_secret_value()
+        if (redis_url := self.kv_redis_url()) is not None:
+            return redis_url
         if self.is_dev:
             return "filesystem://"
         raise ConfigurationError(
             "No broker configured: set BROKER_URL or REDIS_URL (or REDIS_HOST/REDIS_PORT)."
         )
+
+    def kv_redis_url(self) -> str | None:
+        """Redis for reset codes and rate limits; None means the SQL store."""
+        if self.redis_url is not None:
+            return self.redis_url.get_secret_value()
+        if self.redis_host is not None:
+            return f"redis://{self.redis_host}:{self.redis_port}/0"
+        return None
+
+    @property
+    def outbox_dir(self) -> Path:
+        """Where mail goes when no SMTP server is configured (dev and test only)."""
+        return self.data_dir.resolve() / "outbox"
 
     @property
     def broker_dir(self) -> Path:

@@ -37,7 +37,7 @@ class JobContext:
         return self.claim.job_id
 
     @property
-    def tenant_id(self) -> uuid.UUID:
+    def tenant_id(self) -> uuid.UUID | None:
         return self.claim.tenant_id
 
     def progress(self, fraction: float, message: str | None = None) -> None:

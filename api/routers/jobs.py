@@ -17,7 +17,7 @@ from api.schemas.text import Text
 from api.state import app_state
 from core.errors import ConveyorError, ErrorCode
 from core.jobs import lifecycle, queries
-from core.jobs.contracts import KINDS
+from core.jobs.contracts import public_kinds
 from core.jobs.states import JobStatus
 from core.jobs.submit import submit
 
@@ -37,7 +37,7 @@ async def list_kinds() -> list[JobKindOut]:
             input_schema=k.input_model.model_json_schema(),
             output_schema=k.output_model.model_json_schema(),
         )
-        for k in KINDS.values()
+        for k in public_kinds()
     ]
 
 

@@ -26,6 +26,9 @@ class JobKind:
     output_model: type[BaseModel]
     # Hard limit for one attempt; the soft limit fires a little earlier.
     time_limit_seconds: int = 300
+    # Internal kinds run only as system jobs (no tenant): clients cannot submit,
+    # list or read them.
+    internal: bool = False
 
     @property
     def task_name(self) -> str:
@@ -83,6 +86,11 @@ KINDS: dict[str, JobKind] = {
 
 def get_kind(name: str) -> JobKind | None:
     return KINDS.get(name)
+
+
+def public_kinds() -> list[JobKind]:
+    """The kinds clients may submit."""
+    return [kind for kind in KINDS.values() if not kind.internal]
 
 
 def longest_time_limit() -> int:

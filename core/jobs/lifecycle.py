@@ -55,7 +55,7 @@ class JobError:
 @dataclass(frozen=True)
 class Claim:
     job_id: uuid.UUID
-    tenant_id: uuid.UUID
+    tenant_id: uuid.UUID | None  # None for system jobs
     kind: str
     input: dict[str, Any]
     attempt: int

@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.orm import Session
 
 from core.errors import ConveyorError, ErrorCode
-from core.jobs.contracts import KINDS, JobKind, get_kind
+from core.jobs.contracts import JobKind, get_kind, public_kinds
 from core.jobs.lifecycle import append_event
 from core.jobs.states import EventType, JobStatus
 from core.models import Job
@@ -34,13 +34,15 @@ class Submitted:
     replayed: bool
 
 
-def validate_input(kind_name: str, raw_input: dict[str, Any]) -> tuple[JobKind, dict[str, Any]]:
+def validate_input(
+    kind_name: str, raw_input: dict[str, Any], *, allow_internal: bool = False
+) -> tuple[JobKind, dict[str, Any]]:
     kind = get_kind(kind_name)
-    if kind is None:
+    if kind is None or (kind.internal and not allow_internal):
         raise ConveyorError(
             ErrorCode.UNKNOWN_JOB_KIND,
             f"Unknown job kind {kind_name!r}",
-            known_kinds=sorted(KINDS),
+            known_kinds=sorted(k.name for k in public_kinds()),
         )
     problem = _find_unstorable(raw_input, "input")
     if problem is not None:
@@ -140,14 +142,15 @@ def _insert_job_statement() -> Executable:
 def submit(
     session: Session,
     *,
-    tenant_id: uuid.UUID,
+    tenant_id: uuid.UUID | None,
     user_id: uuid.UUID | None,
     kind_name: str,
     raw_input: dict[str, Any],
     max_attempts: int,
     idempotency_key: str | None = None,
 ) -> Submitted:
-    kind, job_input = validate_input(kind_name, raw_input)
+    """Insert a queued job; `tenant_id=None` makes a system job no tenant can see."""
+    kind, job_input = validate_input(kind_name, raw_input, allow_internal=tenant_id is None)
     job_id = uuid.uuid4()
     fingerprint = _fingerprint(kind.name, job_input) if idempotency_key else None
     params = {
