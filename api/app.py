@@ -10,9 +10,10 @@ from fastapi import APIRouter, FastAPI
 
 from api.middleware import RequestContextMiddleware
 from api.problems import install_problem_handlers
-from api.routers import auth, health, jobs, users
+from api.routers import api_keys, auth, health, jobs, tenants, users
 from api.state import AppState
 from core.db import Database
+from core.kv import open_kv_store
 from core.logs import configure_logging
 from core.queue import create_celery
 from core.settings import Settings, get_settings
@@ -21,15 +22,18 @@ from core.settings import Settings, get_settings
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging("api")
+    db = Database(settings, "api")
     state = AppState(
         settings=settings,
-        db=Database(settings, "api"),
+        db=db,
         celery=create_celery(settings, "conveyor-api"),
+        kv=open_kv_store(settings, db),
     )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
+        state.kv.close()
         state.db.dispose()
 
     app = FastAPI(
@@ -42,7 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_request_bytes)
 
     v1 = APIRouter(prefix="/api/v1")
-    for module in (auth, users, jobs):
+    for module in (auth, users, tenants, api_keys, jobs):
         v1.include_router(module.router)
     app.include_router(health.router)
     app.include_router(v1)

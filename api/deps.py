@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Annotated
 
 import anyio
@@ -13,11 +14,13 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.state import AppState, app_state
-from core.accounts import TenantAccess, tenant_access
+from core import accounts, api_keys
+from core.access import Principal, Scope
 from core.errors import ConveyorError, ErrorCode
 from core.jobs.contracts import JobKind
 from core.jobs.publishing import publish_committed
-from core.security import AccessClaims, decode_access_token
+from core.models import User
+from core.security import TokenType, decode_token
 
 
 class UnitOfWork:
@@ -63,26 +66,73 @@ UnitOfWorkDep = Annotated[UnitOfWork, Depends(_unit_of_work, scope="function")]
 _bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login", auto_error=False)
 
 
-async def _current_claims(
-    request: Request, token: Annotated[str | None, Depends(_bearer)]
-) -> AccessClaims:
+async def _bearer_token(token: Annotated[str | None, Depends(_bearer)]) -> str:
     if token is None:
         raise ConveyorError(ErrorCode.NOT_AUTHENTICATED)
-    return decode_access_token(app_state(request).settings, token)
+    return token
 
 
-CurrentClaims = Annotated[AccessClaims, Depends(_current_claims)]
+BearerToken = Annotated[str, Depends(_bearer_token)]
+
+TenantHeader = Annotated[
+    uuid.UUID | None,
+    Header(
+        alias="X-Tenant-ID",
+        description="Active tenant; defaults to the caller's personal tenant "
+        "(an API key's own tenant).",
+    ),
+]
 
 
-def _tenant_scope(
-    claims: CurrentClaims,
-    uow: UnitOfWorkDep,
-    x_tenant_id: Annotated[
-        uuid.UUID | None,
-        Header(description="Active tenant; defaults to the caller's personal tenant."),
-    ] = None,
-) -> TenantAccess:
-    return tenant_access(uow.session, claims.user_id, x_tenant_id)
+def _principal(
+    request: Request, token: BearerToken, uow: UnitOfWorkDep, x_tenant_id: TenantHeader = None
+) -> Principal:
+    if api_keys.looks_like_api_key(token):
+        return api_keys.authenticate(uow.session, token, x_tenant_id)
+    claims = decode_token(app_state(request).settings, token, TokenType.ACCESS)
+    return accounts.tenant_access(uow.session, claims.user_id, claims.session_id, x_tenant_id)
 
 
-TenantScope = Annotated[TenantAccess, Depends(_tenant_scope)]
+# The caller (a user or an API key) in the active tenant.
+TenantScope = Annotated[Principal, Depends(_principal)]
+
+
+def _requiring(scope: Scope) -> Callable[[Principal], Principal]:
+    def check(principal: TenantScope) -> Principal:
+        principal.require_scope(scope)
+        return principal
+
+    return check
+
+
+JobsRead = Annotated[Principal, Depends(_requiring(Scope.JOBS_READ))]
+JobsWrite = Annotated[Principal, Depends(_requiring(Scope.JOBS_WRITE))]
+
+
+@dataclass(frozen=True)
+class Login:
+    user: User
+    session_id: uuid.UUID
+
+
+def _login(request: Request, token: BearerToken, uow: UnitOfWorkDep) -> Login:
+    if api_keys.looks_like_api_key(token):
+        raise ConveyorError(ErrorCode.USER_LOGIN_REQUIRED)
+    claims = decode_token(app_state(request).settings, token, TokenType.ACCESS)
+    user = accounts.active_user(uow.session, claims.user_id, claims.session_id)
+    return Login(user, claims.session_id)
+
+
+# A logged-in user (never an API key), for account and tenant management.
+CurrentLogin = Annotated[Login, Depends(_login)]
+
+
+def tenant_principal(uow: UnitOfWork, login: Login, tenant_id: uuid.UUID) -> Principal:
+    """The logged-in user in a tenant named by the path; 404 if not theirs."""
+    return accounts.tenant_access(uow.session, login.user.id, login.session_id, tenant_id)
+
+
+def client_ip(request: Request) -> str:
+    """The peer address; behind a proxy, run uvicorn with --forwarded-allow-ips so it
+    is the client's rather than the proxy's."""
+    return request.client.host if request.client else "unknown"

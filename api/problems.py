@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -86,7 +89,13 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
 
 async def _conveyor_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ConveyorError)
-    return problem_response(request, exc.error, detail=exc.detail, **exc.extra)
+    headers = {}
+    extra = dict(exc.extra)
+    if exc.retry_after is not None:
+        seconds = max(1, math.ceil(exc.retry_after))
+        headers["Retry-After"] = str(seconds)
+        extra["retry_after"] = seconds
+    return problem_response(request, exc.error, detail=exc.detail, headers=headers, **extra)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -119,8 +128,20 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
     )
 
 
+async def _redis_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("redis unavailable: %s", type(exc).__name__)
+    return problem_response(
+        request,
+        ErrorCode.SERVICE_UNAVAILABLE,
+        detail="A backing service is unavailable; try again shortly",
+        headers={"Retry-After": "1"},
+    )
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(OperationalError, _database_unavailable)
+    app.add_exception_handler(RedisConnectionError, _redis_unavailable)
+    app.add_exception_handler(RedisTimeoutError, _redis_unavailable)
     app.add_exception_handler(ConveyorError, _conveyor_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -1,4 +1,5 @@
-"""What one API process holds: settings, its database and its Celery publisher."""
+"""What one API process holds: settings, its database, its Celery publisher and its
+key-value store."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from celery import Celery
 from starlette.requests import HTTPConnection
 
 from core.db import Database
+from core.kv import KeyValueStore
 from core.settings import Settings
 
 
@@ -16,6 +18,8 @@ class AppState:
     settings: Settings
     db: Database
     celery: Celery
+    # Reset codes and rate limits: Redis, or PostgreSQL on the embedded default.
+    kv: KeyValueStore
 
 
 def app_state(conn: HTTPConnection) -> AppState:

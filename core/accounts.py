@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from functools import cache
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Select, bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core.access import ALL_SCOPES, Principal
 from core.errors import ConveyorError, ErrorCode
-from core.models import Membership, Role, Tenant, User
+from core.models import AuthSession, Invitation, Membership, Role, Tenant, User
 from core.security import hash_password, verify_password
 
 
@@ -20,7 +20,8 @@ def normalize_email(email: str) -> str:
 
 
 def register(session: Session, email: str, password: str) -> User:
-    """Create the user, their personal tenant and the owner membership, together."""
+    """Create the user, their personal tenant and the owner membership, together;
+    invitations waiting for this email become memberships."""
     email = normalize_email(email)
     if session.scalar(select(User.id).where(User.email == email)) is not None:
         raise ConveyorError(ErrorCode.EMAIL_TAKEN)
@@ -40,7 +41,19 @@ def register(session: Session, email: str, password: str) -> User:
         session.flush()
     except IntegrityError as exc:  # a concurrent registration of the same email
         raise ConveyorError(ErrorCode.EMAIL_TAKEN) from exc
+    _accept_invitations(session, user)
     return user
+
+
+def _accept_invitations(session: Session, user: User) -> None:
+    invitations = session.scalars(
+        delete(Invitation).where(Invitation.email == user.email).returning(Invitation)
+    ).all()
+    for invitation in invitations:
+        session.add(
+            Membership(user_id=user.id, tenant_id=invitation.tenant_id, role=invitation.role)
+        )
+    session.flush()
 
 
 def authenticate(session: Session, email: str, password: str) -> User:
@@ -48,24 +61,57 @@ def authenticate(session: Session, email: str, password: str) -> User:
     ok, new_hash = verify_password(password, user.password_hash if user else None)
     if user is None or not ok or not user.is_active:
         raise ConveyorError(ErrorCode.INVALID_CREDENTIALS)
-    if new_hash is not None:
+    if new_hash is not None:  # hashing parameters changed since this hash was made
         user.password_hash = new_hash
     return user
 
 
-@dataclass(frozen=True)
-class TenantAccess:
-    user_id: uuid.UUID
-    tenant_id: uuid.UUID
-    role: Role
+def find_active_user(session: Session, email: str) -> User | None:
+    return session.scalar(
+        select(User).where(User.email == normalize_email(email), User.is_active.is_(True))
+    )
 
 
-# Built once: every authenticated request runs one of these.
+def change_password(session: Session, user_id: uuid.UUID, current: str, new: str) -> None:
+    user = session.get(User, user_id, with_for_update=True)
+    if user is None or not user.is_active:
+        raise ConveyorError(ErrorCode.INVALID_TOKEN, "The account no longer exists")
+    ok, _ = verify_password(current, user.password_hash)
+    if not ok:
+        raise ConveyorError(ErrorCode.WRONG_PASSWORD)
+    user.password_hash = hash_password(new)
+
+
+def active_user(session: Session, user_id: uuid.UUID, session_id: uuid.UUID) -> User:
+    """The user behind an access token, if the login it belongs to is still live."""
+    user = session.scalar(
+        select(User)
+        .join(AuthSession, AuthSession.user_id == User.id)
+        .where(
+            User.id == user_id,
+            User.is_active.is_(True),
+            AuthSession.id == session_id,
+            AuthSession.revoked_at.is_(None),
+        )
+    )
+    if user is None:
+        raise ConveyorError(ErrorCode.INVALID_TOKEN, "The session has ended")
+    return user
+
+
+# Built once: every request made with an access token runs one of these. The join on
+# the session is what makes logout and password reset end access tokens at once.
 def _access_query() -> Select[uuid.UUID, str]:
     return (
         select(Membership.tenant_id, Membership.role)
         .join(User, User.id == Membership.user_id)
-        .where(Membership.user_id == bindparam("user_id"), User.is_active.is_(True))
+        .join(AuthSession, AuthSession.user_id == User.id)
+        .where(
+            Membership.user_id == bindparam("user_id"),
+            User.is_active.is_(True),
+            AuthSession.id == bindparam("session_id"),
+            AuthSession.revoked_at.is_(None),
+        )
     )
 
 
@@ -80,23 +126,37 @@ def _tenant_access() -> Select[uuid.UUID, str]:
 
 
 def tenant_access(
-    session: Session, user_id: uuid.UUID, tenant_id: uuid.UUID | None
-) -> TenantAccess:
+    session: Session, user_id: uuid.UUID, session_id: uuid.UUID, tenant_id: uuid.UUID | None
+) -> Principal:
     """The caller's role in the requested tenant (default: their personal tenant).
 
     A tenant the user does not belong to is indistinguishable from one that does not
     exist.
     """
+    params = {"user_id": user_id, "session_id": session_id}
     if tenant_id is None:
-        row = session.execute(_personal_access(), {"user_id": user_id}).one_or_none()
+        row = session.execute(_personal_access(), params).one_or_none()
     else:
-        params = {"user_id": user_id, "tenant_id": tenant_id}
-        row = session.execute(_tenant_access(), params).one_or_none()
+        row = session.execute(_tenant_access(), {**params, "tenant_id": tenant_id}).one_or_none()
     if row is None:
-        if tenant_id is None:
-            raise ConveyorError(ErrorCode.INVALID_TOKEN, "The account no longer exists")
+        if tenant_id is None or not _session_live(session, user_id, session_id):
+            raise ConveyorError(ErrorCode.INVALID_TOKEN, "The session has ended")
         raise ConveyorError(ErrorCode.TENANT_NOT_FOUND)
-    return TenantAccess(user_id=user_id, tenant_id=row.tenant_id, role=Role(row.role))
+    return Principal(
+        tenant_id=row.tenant_id,
+        user_id=user_id,
+        role=Role(row.role),
+        scopes=ALL_SCOPES,
+        session_id=session_id,
+    )
+
+
+def _session_live(session: Session, user_id: uuid.UUID, session_id: uuid.UUID) -> bool:
+    try:
+        active_user(session, user_id, session_id)
+    except ConveyorError:
+        return False
+    return True
 
 
 def tenants_of(session: Session, user_id: uuid.UUID) -> list[tuple[Tenant, str]]:
@@ -104,6 +164,6 @@ def tenants_of(session: Session, user_id: uuid.UUID) -> list[tuple[Tenant, str]]
         select(Tenant, Membership.role)
         .join(Membership, Membership.tenant_id == Tenant.id)
         .where(Membership.user_id == user_id)
-        .order_by(Tenant.created_at)
+        .order_by(Tenant.created_at, Tenant.id)
     ).all()
     return [(tenant, role) for tenant, role in rows]

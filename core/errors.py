@@ -17,9 +17,17 @@ class ErrorCode(Enum):
     NOT_AUTHENTICATED = ("not_authenticated", 401, "Authentication required")
     INVALID_TOKEN = ("invalid_token", 401, "The token is not valid")
     INVALID_CREDENTIALS = ("invalid_credentials", 401, "Wrong email or password")
+    INVALID_RESET_CODE = ("invalid_reset_code", 400, "The code is wrong or has expired")
+    WRONG_PASSWORD = ("wrong_password", 403, "The current password is wrong")
+    FORBIDDEN = ("forbidden", 403, "Your role does not allow this")
+    INSUFFICIENT_SCOPE = ("insufficient_scope", 403, "The API key lacks a scope")
+    USER_LOGIN_REQUIRED = ("user_login_required", 403, "This needs a user login, not an API key")
     NOT_FOUND = ("not_found", 404, "Not found")
     TENANT_NOT_FOUND = ("tenant_not_found", 404, "Tenant not found")
     JOB_NOT_FOUND = ("job_not_found", 404, "Job not found")
+    MEMBER_NOT_FOUND = ("member_not_found", 404, "Member not found")
+    INVITATION_NOT_FOUND = ("invitation_not_found", 404, "Invitation not found")
+    API_KEY_NOT_FOUND = ("api_key_not_found", 404, "API key not found")
     METHOD_NOT_ALLOWED = ("method_not_allowed", 405, "Method not allowed")
     EMAIL_TAKEN = ("email_taken", 409, "An account with this email exists")
     IDEMPOTENCY_CONFLICT = (
@@ -28,7 +36,11 @@ class ErrorCode(Enum):
         "This Idempotency-Key was used with a different request",
     )
     JOB_FINISHED = ("job_finished", 409, "The job has already finished")
+    ALREADY_MEMBER = ("already_member", 409, "Already a member or invited")
+    LAST_OWNER = ("last_owner", 409, "A tenant needs at least one owner")
+    PERSONAL_TENANT = ("personal_tenant", 409, "A personal tenant has only its owner")
     PAYLOAD_TOO_LARGE = ("payload_too_large", 413, "The request body is too large")
+    TOO_MANY_REQUESTS = ("too_many_requests", 429, "Too many attempts; try again later")
     SERVICE_UNAVAILABLE = ("service_unavailable", 503, "A backing service is unavailable")
     INTERNAL = ("internal_error", 500, "Internal server error")
 
@@ -41,8 +53,17 @@ class ErrorCode(Enum):
 class ConveyorError(Exception):
     """An expected failure with a stable code; `extra` lands in the problem body."""
 
-    def __init__(self, error: ErrorCode, detail: str | None = None, **extra: Any) -> None:
+    def __init__(
+        self,
+        error: ErrorCode,
+        detail: str | None = None,
+        *,
+        retry_after: float | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(detail or error.title)
         self.error = error
         self.detail = detail or error.title
+        # Seconds the client should wait before trying again (rate limits).
+        self.retry_after = retry_after
         self.extra = extra

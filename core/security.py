@@ -1,10 +1,15 @@
-"""Password hashing (argon2id via libpass) and JWT access tokens (HS256 via python-jose)."""
+"""Password hashing (argon2id via libpass), JWTs (HS256 via python-jose), and the
+random secrets of API keys and reset codes."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 
 from jose import JWTError, jwt
 from passlib.context import CryptContext
@@ -13,7 +18,6 @@ from core.errors import ConveyorError, ErrorCode
 from core.settings import Settings
 
 ALGORITHM = "HS256"
-ACCESS = "access"
 
 _passwords = CryptContext(schemes=["argon2"], deprecated="auto")
 
@@ -35,30 +39,46 @@ def verify_password(password: str, password_hash: str | None) -> tuple[bool, str
     return bool(ok), new_hash
 
 
+class TokenType(StrEnum):
+    ACCESS = "access"
+    REFRESH = "refresh"
+
+
 @dataclass(frozen=True)
-class AccessClaims:
-    user_id: uuid.UUID
+class TokenClaims:
+    token_id: uuid.UUID  # jti
+    user_id: uuid.UUID  # sub
+    session_id: uuid.UUID  # sid: the login this token belongs to
     expires_at: datetime
 
 
-def create_access_token(settings: Settings, user_id: uuid.UUID) -> tuple[str, int]:
-    """A signed access token and its lifetime in seconds."""
+def create_token(
+    settings: Settings,
+    typ: TokenType,
+    user_id: uuid.UUID,
+    session_id: uuid.UUID,
+    lifetime: timedelta,
+    token_id: uuid.UUID | None = None,
+) -> str:
     now = datetime.now(UTC)
-    lifetime = timedelta(minutes=settings.access_token_minutes)
     claims = {
-        "typ": ACCESS,
+        "typ": typ.value,
         "sub": str(user_id),
+        "sid": str(session_id),
         "iat": int(now.timestamp()),
         "exp": int((now + lifetime).timestamp()),
-        "jti": uuid.uuid4().hex,
+        "jti": str(token_id or uuid.uuid4()),
         "iss": settings.jwt_issuer,
         "aud": settings.jwt_audience,
     }
-    token = jwt.encode(claims, settings.secret_key.get_secret_value(), algorithm=ALGORITHM)
-    return token, int(lifetime.total_seconds())
+    return str(jwt.encode(claims, settings.secret_key.get_secret_value(), algorithm=ALGORITHM))
 
 
-def decode_access_token(settings: Settings, token: str) -> AccessClaims:
+def decode_token(settings: Settings, token: str, typ: TokenType) -> TokenClaims:
+    """Verify signature, expiry, issuer, audience and type; any failure is a 401.
+
+    The type check is what keeps a refresh token from being used as an access token.
+    """
     try:
         claims = jwt.decode(
             token,
@@ -66,20 +86,43 @@ def decode_access_token(settings: Settings, token: str) -> AccessClaims:
             algorithms=[ALGORITHM],
             audience=settings.jwt_audience,
             issuer=settings.jwt_issuer,
-            options={
-                "require_exp": True,
-                "require_iat": True,
-                "require_sub": True,
-                "require_jti": True,
-                "require_aud": True,
-                "require_iss": True,
-            },
+            options={f"require_{claim}": True for claim in _REQUIRED_CLAIMS},
         )
-        if claims.get("typ") != ACCESS:
-            raise ConveyorError(ErrorCode.INVALID_TOKEN, "Not an access token")
-        return AccessClaims(
+        if claims.get("typ") != typ.value:
+            raise ConveyorError(ErrorCode.INVALID_TOKEN, f"Not an {typ.value} token")
+        return TokenClaims(
+            token_id=uuid.UUID(claims["jti"]),
             user_id=uuid.UUID(claims["sub"]),
+            session_id=uuid.UUID(claims["sid"]),
             expires_at=datetime.fromtimestamp(claims["exp"], UTC),
         )
-    except (JWTError, ValueError, KeyError, TypeError) as exc:
+    except (JWTError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ConveyorError(ErrorCode.INVALID_TOKEN) from exc
+
+
+_REQUIRED_CLAIMS = ("exp", "iat", "sub", "jti", "aud", "iss")
+
+
+def sha256_hex(value: str) -> str:
+    """Digest for high-entropy secrets (refresh tokens, API keys): looked up by hash,
+    so a leaked table holds nothing usable, and no slow hash is needed."""
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+API_KEY_PREFIX = "cvk_"
+API_KEY_VISIBLE_CHARS = 12  # "cvk_" and 8 characters of the secret
+
+
+def new_api_key() -> str:
+    return API_KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def new_reset_code(digits: int) -> str:
+    return f"{secrets.randbelow(10**digits):0{digits}d}"
+
+
+def reset_code_hash(settings: Settings, email: str, code: str) -> str:
+    """Keyed by SECRET_KEY and bound to the email: a copy of the code store is no
+    help in guessing codes offline, and a code is only good for its own account."""
+    message = f"{email}\n{code}".encode()
+    return hmac.new(settings.secret_key.get_secret_value().encode(), message, "sha256").hexdigest()

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 
 from core.jobs import lifecycle
 from core.jobs.lifecycle import Claim, Heartbeat
+from core.settings import Settings
 from worker.errors import JobCancelled, LeaseLost
 from worker.runtime import Runtime
 
@@ -39,6 +40,11 @@ class JobContext:
     @property
     def tenant_id(self) -> uuid.UUID | None:
         return self.claim.tenant_id
+
+    @property
+    def settings(self) -> Settings:
+        """The worker process's settings (read-only, like the settings themselves)."""
+        return self._rt.settings
 
     def progress(self, fraction: float, message: str | None = None) -> None:
         """Record progress (0..1) as an event; also a checkpoint."""

@@ -1,21 +1,34 @@
-"""Registration and login."""
+"""Registration, login sessions, and passwords."""
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request, status
+from fastapi import APIRouter, BackgroundTasks, Form, Request, Response, status
 
-from api.deps import UnitOfWorkDep
+from api.deps import CurrentLogin, UnitOfWorkDep, client_ip
 from api.routers.users import user_out
-from api.schemas.auth import MAX_PASSWORD, RegisterRequest, TokenResponse, UserOut
+from api.schemas.auth import (
+    MAX_PASSWORD,
+    PasswordChange,
+    RefreshRequest,
+    RegisterRequest,
+    ResetAccepted,
+    ResetConfirm,
+    ResetRequest,
+    TokenResponse,
+    UserOut,
+)
 from api.schemas.problem import problem_responses
 from api.schemas.text import Text
-from api.state import app_state
-from core import accounts
-from core.security import create_access_token
+from api.state import AppState, app_state
+from core import accounts, password_reset, sessions, throttle
+from core.jobs.publishing import publish_committed
+from core.throttle import Action
 
 router = APIRouter(prefix="/auth", tags=["auth"])
+log = logging.getLogger("conveyor.api")
 
 
 @router.post(
@@ -25,19 +38,112 @@ router = APIRouter(prefix="/auth", tags=["auth"])
     responses=problem_responses(409, 422),
 )
 def register(body: RegisterRequest, uow: UnitOfWorkDep) -> UserOut:
-    """Create an account, its personal tenant, and the owner membership."""
+    """Create an account, its personal tenant and the owner membership; invitations
+    waiting for this email become memberships."""
     user = accounts.register(uow.session, str(body.email), body.password)
     return user_out(uow, user)
 
 
-@router.post("/login", response_model=TokenResponse, responses=problem_responses(401, 422))
+def _tokens(pair: sessions.TokenPair) -> TokenResponse:
+    return TokenResponse(
+        access_token=pair.access_token,
+        refresh_token=pair.refresh_token,
+        expires_in=pair.expires_in,
+    )
+
+
+@router.post("/login", response_model=TokenResponse, responses=problem_responses(401, 422, 429))
 def login(
     request: Request,
     username: Annotated[Text, Form(max_length=320, description="The account's email.")],
     password: Annotated[Text, Form(max_length=MAX_PASSWORD)],
     uow: UnitOfWorkDep,
 ) -> TokenResponse:
-    """OAuth2 password flow (form-encoded): `username` is the email."""
+    """OAuth2 password flow (form-encoded): `username` is the email. Answers an access
+    token and a refresh token for `/auth/refresh`."""
+    state = app_state(request)
+    throttle.check(state.kv, state.settings, Action.LOGIN, client_ip(request), username)
     user = accounts.authenticate(uow.session, username, password)
-    token, lifetime = create_access_token(app_state(request).settings, user.id)
-    return TokenResponse(access_token=token, expires_in=lifetime)
+    return _tokens(sessions.start(uow.session, state.settings, user.id))
+
+
+@router.post("/refresh", response_model=TokenResponse, responses=problem_responses(401, 422))
+def refresh(request: Request, body: RefreshRequest, uow: UnitOfWorkDep) -> TokenResponse:
+    """Exchange a refresh token for a new pair. Each refresh token works once: using
+    one again ends its whole session."""
+    try:
+        pair = sessions.rotate(uow.session, app_state(request).settings, body.refresh_token)
+    except sessions.RefreshTokenReused:
+        uow.session.commit()  # keep the revocation although the request fails
+        raise
+    return _tokens(pair)
+
+
+@router.post(
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 422),
+)
+def logout(request: Request, body: RefreshRequest, uow: UnitOfWorkDep) -> Response:
+    """End the session the refresh token belongs to, with its access tokens."""
+    sessions.end(uow.session, app_state(request).settings, body.refresh_token)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/password-reset/request",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=ResetAccepted,
+    responses=problem_responses(422, 429),
+)
+def request_password_reset(
+    request: Request, body: ResetRequest, background: BackgroundTasks
+) -> ResetAccepted:
+    """Email a reset code. The answer is the same whether or not the account exists,
+    and so is its timing: the lookup and the email happen after the response."""
+    state = app_state(request)
+    email = str(body.email)
+    throttle.check(state.kv, state.settings, Action.RESET, client_ip(request), email)
+    background.add_task(_send_reset_code, state, email)
+    return ResetAccepted()
+
+
+def _send_reset_code(state: AppState, email: str) -> None:
+    try:
+        with state.db.transaction() as session:
+            submitted = password_reset.request_code(session, state.settings, state.kv, email)
+    except Exception:
+        # After the response there is no one to tell; the user can ask again.
+        log.exception("could not issue a password reset code")
+        return
+    if submitted is not None:
+        publish_committed(state.celery, state.db, [(submitted.job.id, submitted.kind)])
+
+
+@router.post(
+    "/password-reset/confirm",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(400, 422, 429),
+)
+def confirm_password_reset(request: Request, body: ResetConfirm, uow: UnitOfWorkDep) -> Response:
+    """Set a new password with the emailed code. The code works once; every session
+    of the account ends."""
+    state = app_state(request)
+    email = str(body.email)
+    throttle.check(state.kv, state.settings, Action.RESET_CONFIRM, client_ip(request), email)
+    password_reset.confirm(
+        uow.session, state.settings, state.kv, email, body.code, body.new_password
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/password/change",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 403, 422),
+)
+def change_password(body: PasswordChange, login: CurrentLogin, uow: UnitOfWorkDep) -> Response:
+    """Change the password with the current one; every other session ends."""
+    accounts.change_password(uow.session, login.user.id, body.current_password, body.new_password)
+    sessions.end_all(uow.session, login.user.id, "password_change", keep=login.session_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
-from api.deps import TenantScope, UnitOfWorkDep
+from api.deps import JobsRead, JobsWrite, UnitOfWorkDep
 from api.event_stream import job_event_stream
 from api.responses import json_response
 from api.schemas.jobs import EventOut, EventPage, JobCreate, JobKindOut, JobOut, JobPage
@@ -50,7 +50,7 @@ async def list_kinds() -> list[JobKindOut]:
 def create_job(
     request: Request,
     body: JobCreate,
-    scope: TenantScope,
+    scope: JobsWrite,
     uow: UnitOfWorkDep,
     idempotency_key: Annotated[
         Text | None,
@@ -81,7 +81,7 @@ def create_job(
 
 @router.get("/jobs", response_model=JobPage, responses=problem_responses(401, 422))
 def list_jobs(
-    scope: TenantScope,
+    scope: JobsRead,
     uow: UnitOfWorkDep,
     status: JobStatus | None = None,
     kind: Annotated[Text | None, Query(max_length=100)] = None,
@@ -98,7 +98,7 @@ def list_jobs(
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, responses=problem_responses(401, 404))
-def get_job(job_id: uuid.UUID, scope: TenantScope, uow: UnitOfWorkDep) -> Response:
+def get_job(job_id: uuid.UUID, scope: JobsRead, uow: UnitOfWorkDep) -> Response:
     job = queries.get_job(uow.session, scope.tenant_id, job_id)
     return json_response(JobOut.model_validate(job))
 
@@ -111,7 +111,7 @@ def get_job(job_id: uuid.UUID, scope: TenantScope, uow: UnitOfWorkDep) -> Respon
 def list_events(
     request: Request,
     job_id: uuid.UUID,
-    scope: TenantScope,
+    scope: JobsRead,
     uow: UnitOfWorkDep,
     after: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -144,7 +144,7 @@ def list_events(
     responses={202: {"model": JobOut}, **problem_responses(401, 404, 409)},
 )
 def cancel_job(
-    job_id: uuid.UUID, response: Response, scope: TenantScope, uow: UnitOfWorkDep
+    job_id: uuid.UUID, response: Response, scope: JobsWrite, uow: UnitOfWorkDep
 ) -> JobOut:
     """A queued job is cancelled at once (200); a running one stops at its next
     checkpoint (202, `cancel_requested_at` set)."""

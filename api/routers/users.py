@@ -2,11 +2,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import CurrentClaims, UnitOfWork, UnitOfWorkDep
+from api.deps import CurrentLogin, UnitOfWork, UnitOfWorkDep
 from api.schemas.auth import TenantMembership, UserOut
 from api.schemas.problem import problem_responses
 from core.accounts import tenants_of
-from core.errors import ConveyorError, ErrorCode
 from core.models import User
 
 router = APIRouter(prefix="/users", tags=["users"])
@@ -25,9 +24,7 @@ def user_out(uow: UnitOfWork, user: User) -> UserOut:
     )
 
 
-@router.get("/me", response_model=UserOut, responses=problem_responses(401))
-def me(claims: CurrentClaims, uow: UnitOfWorkDep) -> UserOut:
-    user = uow.session.get(User, claims.user_id)
-    if user is None or not user.is_active:
-        raise ConveyorError(ErrorCode.INVALID_TOKEN, "The account no longer exists")
-    return user_out(uow, user)
+@router.get("/me", response_model=UserOut, responses=problem_responses(401, 403))
+def me(login: CurrentLogin, uow: UnitOfWorkDep) -> UserOut:
+    """The logged-in user and the tenants they belong to, with their role in each."""
+    return user_out(uow, login.user)

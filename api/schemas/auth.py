@@ -9,6 +9,8 @@ from api.schemas.text import Text
 
 MIN_PASSWORD = 8
 MAX_PASSWORD = 256
+# Generous for any JWT this API issues, small enough to refuse junk early.
+MAX_TOKEN = 4096
 
 
 class RegisterRequest(BaseModel):
@@ -18,8 +20,32 @@ class RegisterRequest(BaseModel):
 
 class TokenResponse(BaseModel):
     access_token: str
+    refresh_token: str
     token_type: str = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
-    expires_in: int
+    expires_in: int = Field(description="Seconds until the access token expires.")
+
+
+class RefreshRequest(BaseModel):
+    refresh_token: str = Field(min_length=1, max_length=MAX_TOKEN)
+
+
+class ResetRequest(BaseModel):
+    email: EmailStr
+
+
+class ResetAccepted(BaseModel):
+    detail: str = "If an account exists for this email, a reset code has been sent to it."
+
+
+class ResetConfirm(BaseModel):
+    email: EmailStr
+    code: str = Field(pattern=r"^[0-9]{6,8}$", description="The code from the email.")
+    new_password: Text = Field(min_length=MIN_PASSWORD, max_length=MAX_PASSWORD)
+
+
+class PasswordChange(BaseModel):
+    current_password: Text = Field(min_length=1, max_length=MAX_PASSWORD)
+    new_password: Text = Field(min_length=MIN_PASSWORD, max_length=MAX_PASSWORD)
 
 
 class TenantMembership(BaseModel):

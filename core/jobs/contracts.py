@@ -5,10 +5,12 @@ worker (runs the handler). Adding a kind adds one entry here and one folder in
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 
 class Queue(StrEnum):
@@ -61,6 +63,35 @@ class SleepOutput(Strict):
     slept_seconds: float
 
 
+MAX_EMAIL_SUBJECT_CHARS = 200
+MAX_EMAIL_TEXT_CHARS = 100_000
+
+# Line breaks (including the ones str.splitlines honours) and other control characters:
+# in a header they would start a new header line (injection) or be refused by `email`.
+_HEADER_UNSAFE = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
+class EmailInput(Strict):
+    """One plain-text message to one address."""
+
+    to: EmailStr = Field(description="The recipient's address.")
+    subject: str = Field(min_length=1, max_length=MAX_EMAIL_SUBJECT_CHARS)
+    text: str = Field(max_length=MAX_EMAIL_TEXT_CHARS, description="Plain-text body.")
+
+    @field_validator("subject")
+    @classmethod
+    def _one_header_line(cls, value: str) -> str:
+        if _HEADER_UNSAFE.search(value):
+            raise ValueError("must not contain line breaks or control characters")
+        return value
+
+
+class EmailOutput(Strict):
+    message_id: str
+    # "outbox": written to a file because no SMTP server is configured (dev and test).
+    transport: Literal["smtp", "outbox"]
+
+
 KINDS: dict[str, JobKind] = {
     kind.name: kind
     for kind in (
@@ -79,6 +110,15 @@ KINDS: dict[str, JobKind] = {
             input_model=SleepInput,
             output_model=SleepOutput,
             time_limit_seconds=MAX_SLEEP_SECONDS + 60,
+        ),
+        JobKind(
+            name="email.send",
+            queue=Queue.DEFAULT,
+            description="Sends one account email (reset code, invitation) over SMTP.",
+            input_model=EmailInput,
+            output_model=EmailOutput,
+            time_limit_seconds=120,
+            internal=True,
         ),
     )
 }

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from jose import jwt
 
 from tests.conftest import Stack, User
+from tests.support.tokens import access_token
 
 
 def _b64(data: dict[str, object]) -> str:
@@ -53,12 +54,13 @@ def test_unknown_route_and_method(app_client: TestClient) -> None:
 
 def test_missing_and_bad_tokens_are_401(app_client: TestClient, stack: Stack, user: User) -> None:
     key = stack.settings.secret_key.get_secret_value()
-    me = app_client.get("/api/v1/users/me", headers=user.headers).json()
+    real = jwt.get_unverified_claims(user.token)
     base = {
-        "sub": me["id"],
+        "sub": real["sub"],
+        "sid": real["sid"],
         "typ": "access",
         "iat": 1,
-        "jti": "x",
+        "jti": str(uuid.uuid4()),
         "iss": "conveyor",
         "aud": "conveyor-api",
         "exp": 4_000_000_000,
@@ -75,6 +77,11 @@ def test_missing_and_bad_tokens_are_401(app_client: TestClient, stack: Stack, us
         "no expiry": jwt.encode({k: v for k, v in base.items() if k != "exp"}, key),
         "no issuer": jwt.encode({k: v for k, v in base.items() if k != "iss"}, key),
         "wrong issuer": jwt.encode({**base, "iss": "elsewhere"}, key),
+        "no session": jwt.encode({k: v for k, v in base.items() if k != "sid"}, key),
+        "another session": jwt.encode({**base, "sid": str(uuid.uuid4())}, key),
+        "reset type": jwt.encode({**base, "typ": "reset"}, key),
+        "no type": jwt.encode({k: v for k, v in base.items() if k != "typ"}, key),
+        "unknown api key": "cvk_" + "A" * 43,
     }
     # The control: the same claims, well signed, are accepted.
     control = jwt.encode(base, key)
@@ -90,9 +97,7 @@ def test_missing_and_bad_tokens_are_401(app_client: TestClient, stack: Stack, us
 
 
 def test_token_of_a_vanished_user_is_401(app_client: TestClient, stack: Stack) -> None:
-    from core.security import create_access_token
-
-    token, _ = create_access_token(stack.settings, uuid.uuid4())
+    token = access_token(stack.settings, uuid.uuid4())
     response = app_client.get("/api/v1/jobs", headers={"Authorization": f"Bearer {token}"})
     assert_problem(response, 401, "invalid_token")
 
@@ -187,12 +192,11 @@ def test_database_down_is_503_not_500(stack: Stack) -> None:
     from pydantic import SecretStr
 
     from api.app import create_app
-    from core.security import create_access_token
 
     nowhere = stack.settings.model_copy(
         update={"database_url": SecretStr("postgresql://postgres@127.0.0.1:1/nothing")}
     )
-    token, _ = create_access_token(nowhere, uuid.uuid4())
+    token = access_token(nowhere, uuid.uuid4())
     with TestClient(create_app(nowhere), raise_server_exceptions=False) as client:
         response = client.get("/api/v1/jobs", headers={"Authorization": f"Bearer {token}"})
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from core.errors import ConveyorError
-from core.jobs.contracts import KINDS, Queue, longest_time_limit
+from core.jobs.contracts import KINDS, Queue, longest_time_limit, public_kinds
 from core.jobs.submit import validate_input
 
 
@@ -32,7 +32,18 @@ def test_unknown_kind_names_the_known_ones() -> None:
     with pytest.raises(ConveyorError) as caught:
         validate_input("diagnostics.nope", {})
     assert caught.value.error.code == "unknown_job_kind"
-    assert caught.value.extra["known_kinds"] == sorted(KINDS)
+    assert caught.value.extra["known_kinds"] == ["diagnostics.echo", "diagnostics.sleep"]
+
+
+def test_internal_kinds_are_unknown_to_clients_but_not_to_system_jobs() -> None:
+    assert "email.send" not in {kind.name for kind in public_kinds()}
+    with pytest.raises(ConveyorError) as caught:
+        validate_input("email.send", {"to": "a@example.com", "subject": "s", "text": "t"})
+    assert caught.value.error.code == "unknown_job_kind"
+    kind, _ = validate_input(
+        "email.send", {"to": "a@example.com", "subject": "s", "text": "t"}, allow_internal=True
+    )
+    assert kind.internal
 
 
 def test_time_limits_cover_the_longest_sleep() -> None:

@@ -1,0 +1,154 @@
+"""Tenants the caller belongs to, their members, roles and invitations.
+
+Every route names its tenant in the path; a tenant the caller is not a member of is a
+404, like one that does not exist.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Request, Response, status
+
+from api.deps import CurrentLogin, UnitOfWork, UnitOfWorkDep, tenant_principal
+from api.schemas.problem import problem_responses
+from api.schemas.tenants import MemberCreate, MemberOut, MemberUpdate, TenantCreate, TenantOut
+from api.state import app_state
+from core import tenants
+from core.accounts import tenants_of
+from core.mail import invitation_email, queue_email
+from core.models import Role, Tenant
+
+router = APIRouter(prefix="/tenants", tags=["tenants"])
+
+
+def _tenant_out(tenant: Tenant, role: str) -> TenantOut:
+    return TenantOut(
+        id=tenant.id,
+        name=tenant.name,
+        personal=tenant.personal,
+        created_at=tenant.created_at,
+        role=Role(role),
+    )
+
+
+@router.get("", response_model=list[TenantOut], responses=problem_responses(401, 403))
+def list_tenants(login: CurrentLogin, uow: UnitOfWorkDep) -> list[TenantOut]:
+    """The tenants the caller belongs to, oldest first, with their role in each."""
+    return [_tenant_out(t, role) for t, role in tenants_of(uow.session, login.user.id)]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TenantOut,
+    responses=problem_responses(401, 403, 422),
+)
+def create_tenant(body: TenantCreate, login: CurrentLogin, uow: UnitOfWorkDep) -> TenantOut:
+    """A team tenant, with the caller as its owner."""
+    tenant = tenants.create(uow.session, login.user.id, body.name)
+    return _tenant_out(tenant, Role.OWNER)
+
+
+@router.get("/{tenant_id}", response_model=TenantOut, responses=problem_responses(401, 404))
+def get_tenant(tenant_id: uuid.UUID, login: CurrentLogin, uow: UnitOfWorkDep) -> TenantOut:
+    principal = tenant_principal(uow, login, tenant_id)
+    return _tenant_out(tenants.get(uow.session, tenant_id), principal.role or Role.MEMBER)
+
+
+@router.patch(
+    "/{tenant_id}", response_model=TenantOut, responses=problem_responses(401, 403, 404, 409)
+)
+def rename_tenant(
+    tenant_id: uuid.UUID, body: TenantCreate, login: CurrentLogin, uow: UnitOfWorkDep
+) -> TenantOut:
+    """Rename a team tenant (owners)."""
+    principal = tenant_principal(uow, login, tenant_id)
+    return _tenant_out(tenants.rename(uow.session, principal, body.name), Role.OWNER)
+
+
+@router.get(
+    "/{tenant_id}/members", response_model=list[MemberOut], responses=problem_responses(401, 404)
+)
+def list_members(tenant_id: uuid.UUID, login: CurrentLogin, uow: UnitOfWorkDep) -> list[MemberOut]:
+    """Members by join date, then pending invitations."""
+    tenant_principal(uow, login, tenant_id)
+    return [MemberOut.model_validate(m) for m in tenants.members(uow.session, tenant_id)]
+
+
+@router.post(
+    "/{tenant_id}/members",
+    status_code=status.HTTP_201_CREATED,
+    response_model=MemberOut,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+def add_member(
+    request: Request,
+    tenant_id: uuid.UUID,
+    body: MemberCreate,
+    login: CurrentLogin,
+    uow: UnitOfWorkDep,
+) -> MemberOut:
+    """Add a user by email (admins; owners to grant `owner`). An email with no account
+    yet gets an invitation by mail and joins when it registers (`status: invited`)."""
+    principal = tenant_principal(uow, login, tenant_id)
+    member = tenants.add(uow.session, principal, str(body.email), body.role)
+    if member.status == "invited":
+        _email_invitation(request, uow, tenant_id, member, login.user.email)
+    return MemberOut.model_validate(member)
+
+
+def _email_invitation(
+    request: Request, uow: UnitOfWork, tenant_id: uuid.UUID, member: tenants.Member, inviter: str
+) -> None:
+    tenant = tenants.get(uow.session, tenant_id)
+    subject, text = invitation_email(tenant.name, inviter, member.role.value)
+    submitted = queue_email(
+        uow.session, app_state(request).settings, to=member.email, subject=subject, text=text
+    )
+    uow.publish_after_commit(submitted.job.id, submitted.kind)
+
+
+@router.patch(
+    "/{tenant_id}/members/{user_id}",
+    response_model=MemberOut,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+def change_role(
+    tenant_id: uuid.UUID,
+    user_id: uuid.UUID,
+    body: MemberUpdate,
+    login: CurrentLogin,
+    uow: UnitOfWorkDep,
+) -> MemberOut:
+    """Change a member's role. The last owner cannot give up ownership."""
+    principal = tenant_principal(uow, login, tenant_id)
+    return MemberOut.model_validate(tenants.change_role(uow.session, principal, user_id, body.role))
+
+
+@router.delete(
+    "/{tenant_id}/members/{user_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 403, 404, 409),
+)
+def remove_member(
+    tenant_id: uuid.UUID, user_id: uuid.UUID, login: CurrentLogin, uow: UnitOfWorkDep
+) -> Response:
+    """Remove a member (admins), or leave (your own id). The last owner cannot leave.
+    API keys the member created are revoked."""
+    principal = tenant_principal(uow, login, tenant_id)
+    tenants.remove(uow.session, principal, user_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.delete(
+    "/{tenant_id}/invitations/{invitation_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 403, 404),
+)
+def cancel_invitation(
+    tenant_id: uuid.UUID, invitation_id: uuid.UUID, login: CurrentLogin, uow: UnitOfWorkDep
+) -> Response:
+    principal = tenant_principal(uow, login, tenant_id)
+    tenants.cancel_invitation(uow.session, principal, invitation_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,52 @@
+"""Account email, queued as `email.send` system jobs so a slow or failing mail server
+never holds up a request, and a failed send is retried."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.orm import Session
+
+from core.jobs.submit import Submitted, submit
+from core.settings import Settings
+
+EMAIL_KIND = "email.send"
+
+
+def queue_email(
+    session: Session,
+    settings: Settings,
+    *,
+    to: str,
+    subject: str,
+    text: str,
+    user_id: uuid.UUID | None = None,
+) -> Submitted:
+    """Insert the job; the caller publishes it after the commit."""
+    return submit(
+        session,
+        tenant_id=None,  # a system job: no tenant can list or read it
+        user_id=user_id,
+        kind_name=EMAIL_KIND,
+        raw_input={"to": to, "subject": subject, "text": text},
+        max_attempts=settings.job_max_attempts,
+    )
+
+
+def reset_code_email(code: str, minutes: int) -> tuple[str, str]:
+    subject = "Your Conveyor password reset code"
+    text = (
+        f"Your password reset code is {code}\n\n"
+        f"It works once, for {minutes} minutes. If you did not ask to reset your "
+        "password, ignore this message: your password has not changed.\n"
+    )
+    return subject, text
+
+
+def invitation_email(tenant_name: str, inviter: str, role: str) -> tuple[str, str]:
+    subject = f"You are invited to {tenant_name} on Conveyor"[:200]
+    text = (
+        f"{inviter} invited you to join {tenant_name!r} on Conveyor as {role}.\n\n"
+        "Register with this email address and you will be a member at once.\n"
+    )
+    return subject, text

@@ -1,0 +1,64 @@
+"""Password reset by a code sent to the account's email.
+
+The code is random (`secrets`), kept only as a keyed hash in the key-value store with a
+TTL, dies after a few wrong tries, and is consumed atomically, so of two concurrent
+confirms exactly one succeeds. A confirmed reset ends every session of the account.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from core import sessions
+from core.accounts import find_active_user, normalize_email
+from core.errors import ConveyorError, ErrorCode
+from core.jobs.submit import Submitted
+from core.kv import CodeCheck, KeyValueStore
+from core.mail import queue_email, reset_code_email
+from core.security import hash_password, new_reset_code, reset_code_hash, sha256_hex
+from core.settings import Settings
+
+
+def _code_key(email: str) -> str:
+    return f"reset:{sha256_hex(email)}"
+
+
+def request_code(
+    session: Session, settings: Settings, kv: KeyValueStore, email: str
+) -> Submitted | None:
+    """Store a new code and queue its email; None (and nothing done) for an email with
+    no active account. Callers answer the same either way."""
+    user = find_active_user(session, email)
+    if user is None:
+        return None
+    code = new_reset_code(settings.password_reset_code_digits)
+    kv.put_code(
+        _code_key(user.email),
+        reset_code_hash(settings, user.email, code),
+        settings.password_reset_minutes * 60,
+    )
+    subject, text = reset_code_email(code, settings.password_reset_minutes)
+    return queue_email(
+        session, settings, to=user.email, subject=subject, text=text, user_id=user.id
+    )
+
+
+def confirm(
+    session: Session,
+    settings: Settings,
+    kv: KeyValueStore,
+    email: str,
+    code: str,
+    new_password: str,
+) -> None:
+    email = normalize_email(email)
+    outcome = kv.check_code(
+        _code_key(email),
+        reset_code_hash(settings, email, code),
+        settings.password_reset_max_tries,
+    )
+    user = find_active_user(session, email) if outcome is CodeCheck.ACCEPTED else None
+    if user is None:
+        raise ConveyorError(ErrorCode.INVALID_RESET_CODE)
+    user.password_hash = hash_password(new_password)
+    sessions.end_all(session, user.id, "password_reset")

@@ -1,0 +1,187 @@
+"""Team tenants, their members and roles, and invitations by email.
+
+Roles: a member submits and reads jobs and uploads; an admin also manages members and
+API keys; an owner can do everything, including granting ownership. A tenant always
+keeps at least one owner, and a personal tenant only ever has its owner.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from core import api_keys
+from core.access import Principal, outranks
+from core.accounts import normalize_email
+from core.errors import ConveyorError, ErrorCode
+from core.models import Invitation, Membership, Role, Tenant, User
+
+
+@dataclass(frozen=True)
+class Member:
+    user_id: uuid.UUID | None  # None while invited
+    email: str
+    role: Role
+    status: str  # "active" or "invited"
+    since: datetime
+    invitation_id: uuid.UUID | None = None
+
+
+def create(session: Session, user_id: uuid.UUID, name: str) -> Tenant:
+    tenant = Tenant(id=uuid.uuid4(), name=name, personal=False)
+    session.add(tenant)
+    session.flush()
+    session.add(Membership(user_id=user_id, tenant_id=tenant.id, role=Role.OWNER))
+    session.flush()
+    session.refresh(tenant)
+    return tenant
+
+
+def get(session: Session, tenant_id: uuid.UUID) -> Tenant:
+    tenant = session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise ConveyorError(ErrorCode.TENANT_NOT_FOUND)
+    return tenant
+
+
+def rename(session: Session, principal: Principal, name: str) -> Tenant:
+    principal.require_role(Role.OWNER)
+    tenant = get(session, principal.tenant_id)
+    if tenant.personal:
+        raise ConveyorError(ErrorCode.PERSONAL_TENANT, "A personal tenant keeps its name")
+    tenant.name = name
+    session.flush()
+    return tenant
+
+
+def members(session: Session, tenant_id: uuid.UUID) -> list[Member]:
+    """Members (by join date), then pending invitations."""
+    active = session.execute(
+        select(User.id, User.email, Membership.role, Membership.created_at)
+        .join(Membership, Membership.user_id == User.id)
+        .where(Membership.tenant_id == tenant_id)
+        .order_by(Membership.created_at, User.id)
+    ).all()
+    invited = session.scalars(
+        select(Invitation)
+        .where(Invitation.tenant_id == tenant_id)
+        .order_by(Invitation.created_at, Invitation.id)
+    ).all()
+    return [
+        Member(row.id, row.email, Role(row.role), "active", row.created_at) for row in active
+    ] + [
+        Member(None, inv.email, Role(inv.role), "invited", inv.created_at, inv.id)
+        for inv in invited
+    ]
+
+
+def _check_may_grant(principal: Principal, role: Role) -> None:
+    """Admins manage members; only owners make or unmake owners."""
+    mine = principal.require_role(Role.ADMIN)
+    if not outranks(mine, role):
+        raise ConveyorError(
+            ErrorCode.FORBIDDEN,
+            f"Only an owner can grant or change the {role.value} role",
+            required_role=Role.OWNER.value,
+        )
+
+
+def add(session: Session, principal: Principal, email: str, role: Role) -> Member:
+    """Add an existing user at once; invite an email with no account yet."""
+    _check_may_grant(principal, role)
+    tenant = get(session, principal.tenant_id)
+    if tenant.personal:
+        raise ConveyorError(
+            ErrorCode.PERSONAL_TENANT,
+            "A personal tenant has only its owner; create a team tenant to add people",
+        )
+    email = normalize_email(email)
+    user = session.scalar(select(User).where(User.email == email))
+    if user is not None:
+        if session.get(Membership, (user.id, tenant.id)) is not None:
+            raise ConveyorError(ErrorCode.ALREADY_MEMBER, f"{email} is already a member")
+        membership = Membership(user_id=user.id, tenant_id=tenant.id, role=role)
+        session.add(membership)
+        session.flush()
+        session.refresh(membership)
+        return Member(user.id, email, role, "active", membership.created_at)
+    existing = session.scalar(
+        select(Invitation).where(Invitation.tenant_id == tenant.id, Invitation.email == email)
+    )
+    if existing is not None:
+        raise ConveyorError(ErrorCode.ALREADY_MEMBER, f"{email} is already invited")
+    invitation = Invitation(
+        id=uuid.uuid4(),
+        tenant_id=tenant.id,
+        email=email,
+        role=role,
+        invited_by=principal.user_id,
+    )
+    session.add(invitation)
+    session.flush()
+    session.refresh(invitation)
+    return Member(None, email, role, "invited", invitation.created_at, invitation.id)
+
+
+def _membership_for_update(
+    session: Session, tenant_id: uuid.UUID, user_id: uuid.UUID
+) -> Membership:
+    membership = session.get(Membership, (user_id, tenant_id), with_for_update=True)
+    if membership is None:
+        raise ConveyorError(ErrorCode.MEMBER_NOT_FOUND)
+    return membership
+
+
+def _check_not_last_owner(session: Session, tenant_id: uuid.UUID) -> None:
+    # Lock every owner row so two owners demoting each other at once cannot both win.
+    owners = session.scalars(
+        select(Membership.user_id)
+        .where(Membership.tenant_id == tenant_id, Membership.role == Role.OWNER)
+        .with_for_update()
+    ).all()
+    if len(owners) <= 1:
+        raise ConveyorError(ErrorCode.LAST_OWNER)
+
+
+def change_role(session: Session, principal: Principal, user_id: uuid.UUID, role: Role) -> Member:
+    _check_may_grant(principal, role)
+    membership = _membership_for_update(session, principal.tenant_id, user_id)
+    current = Role(membership.role)
+    _check_may_grant(principal, current)
+    if current is Role.OWNER and role is not Role.OWNER:
+        _check_not_last_owner(session, principal.tenant_id)
+    membership.role = role
+    session.flush()
+    email = session.scalar(select(User.email).where(User.id == user_id)) or ""
+    return Member(user_id, email, role, "active", membership.created_at)
+
+
+def remove(session: Session, principal: Principal, user_id: uuid.UUID) -> None:
+    """Remove a member, or leave (any member may remove themselves)."""
+    leaving = principal.user_id == user_id
+    if not leaving:
+        principal.require_role(Role.ADMIN)
+    membership = _membership_for_update(session, principal.tenant_id, user_id)
+    role = Role(membership.role)
+    if not leaving:
+        _check_may_grant(principal, role)
+    if role is Role.OWNER:
+        _check_not_last_owner(session, principal.tenant_id)
+    session.delete(membership)
+    api_keys.revoke_created_by(session, principal.tenant_id, user_id)
+    session.flush()
+
+
+def cancel_invitation(session: Session, principal: Principal, invitation_id: uuid.UUID) -> None:
+    principal.require_role(Role.ADMIN)
+    deleted = session.scalar(
+        delete(Invitation)
+        .where(Invitation.id == invitation_id, Invitation.tenant_id == principal.tenant_id)
+        .returning(Invitation.id)
+    )
+    if deleted is None:
+        raise ConveyorError(ErrorCode.INVITATION_NOT_FOUND)

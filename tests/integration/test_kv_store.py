@@ -1,0 +1,299 @@
+"""Both key-value stores against real servers: the same behaviour, atomic under threads.
+
+Every test uses its own keys, so tests share the servers (and other sessions' keys in the
+same Redis database) without interfering.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+import pytest
+import redis
+from sqlalchemy import text
+
+from core.db import Database
+from core.kv import MAX_KEY_LENGTH, CodeCheck, KeyValueStore
+from core.kv.redis_store import CODE_PREFIX, HITS_PREFIX, RedisStore
+from core.kv.sql_store import SqlStore
+from tests.conftest import Stack
+from tests.support import services
+
+T = TypeVar("T")
+
+
+@pytest.fixture(scope="module")
+def db(stack: Stack) -> Iterator[Database]:
+    database = Database(stack.settings, "tests")
+    yield database
+    database.dispose()
+
+
+@pytest.fixture(scope="module")
+def redis_url(stack: Stack) -> str:
+    if stack.redis_url is None:
+        services.unavailable("REDIS_URL is not set: the Redis store is not tested")
+    assert stack.redis_url is not None
+    return stack.redis_url
+
+
+@pytest.fixture(
+    scope="module",
+    params=["sql", pytest.param("redis", marks=pytest.mark.redis)],
+)
+def store(request: pytest.FixtureRequest, db: Database) -> Iterator[KeyValueStore]:
+    kv: KeyValueStore
+    if request.param == "sql":
+        kv = SqlStore(db)
+    else:
+        kv = RedisStore(request.getfixturevalue("redis_url"))
+    yield kv
+    kv.close()
+
+
+def new_key(kind: str = "test") -> str:
+    return f"{kind}:{uuid.uuid4().hex}"
+
+
+def digest(code: str) -> str:
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
+RIGHT = digest("12345678")
+WRONG = digest("87654321")
+
+
+def all_at_once(count: int, call: Callable[[], T]) -> list[T]:
+    """Run `call` on `count` threads released together, so the calls really overlap."""
+    barrier = threading.Barrier(count)
+
+    def run() -> T:
+        barrier.wait(timeout=10)
+        return call()
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        futures = [pool.submit(run) for _ in range(count)]
+        return [future.result(timeout=30) for future in futures]
+
+
+# Codes.
+
+
+def test_right_code_is_accepted_once(store: KeyValueStore) -> None:
+    key = new_key("reset")
+    store.put_code(key, RIGHT, 60)
+    assert store.check_code(key, RIGHT, 5) is CodeCheck.ACCEPTED
+    assert store.check_code(key, RIGHT, 5) is CodeCheck.DEAD
+
+
+def test_a_code_never_stored_is_dead(store: KeyValueStore) -> None:
+    assert store.check_code(new_key("reset"), RIGHT, 5) is CodeCheck.DEAD
+
+
+def test_wrong_tries_below_the_limit_leave_the_code(store: KeyValueStore) -> None:
+    key = new_key("reset")
+    store.put_code(key, RIGHT, 60)
+    assert store.check_code(key, WRONG, 3) is CodeCheck.WRONG
+    assert store.check_code(key, WRONG, 3) is CodeCheck.WRONG
+    assert store.check_code(key, RIGHT, 3) is CodeCheck.ACCEPTED
+
+
+def test_the_last_wrong_try_kills_the_code(store: KeyValueStore) -> None:
+    key = new_key("reset")
+    store.put_code(key, RIGHT, 60)
+    assert [store.check_code(key, WRONG, 3) for _ in range(3)] == [CodeCheck.WRONG] * 3
+    assert store.check_code(key, RIGHT, 3) is CodeCheck.DEAD
+    assert store.check_code(key, WRONG, 3) is CodeCheck.DEAD
+
+
+def test_a_lowered_limit_applies_to_tries_already_counted(store: KeyValueStore) -> None:
+    key = new_key("reset")
+    store.put_code(key, RIGHT, 60)
+    assert store.check_code(key, WRONG, 5) is CodeCheck.WRONG
+    assert store.check_code(key, WRONG, 5) is CodeCheck.WRONG
+    assert store.check_code(key, RIGHT, 2) is CodeCheck.DEAD
+
+
+def test_a_new_code_replaces_the_old_one_and_its_tries(store: KeyValueStore) -> None:
+    key = new_key("reset")
+    store.put_code(key, RIGHT, 60)
+    assert store.check_code(key, WRONG, 3) is CodeCheck.WRONG
+    assert store.check_code(key, WRONG, 3) is CodeCheck.WRONG
+    new = digest("11112222")
+    store.put_code(key, new, 60)
+    assert store.check_code(key, RIGHT, 3) is CodeCheck.WRONG  # the old code is gone
+    assert store.check_code(key, WRONG, 3) is CodeCheck.WRONG  # two tries left, not zero
+    assert store.check_code(key, new, 3) is CodeCheck.ACCEPTED
+
+
+def test_a_code_expires(store: KeyValueStore) -> None:
+    key = new_key("reset")
+    store.put_code(key, RIGHT, 0.3)
+    assert store.check_code(key, WRONG, 5) is CodeCheck.WRONG
+    time.sleep(0.45)
+    assert store.check_code(key, RIGHT, 5) is CodeCheck.DEAD
+    # An expired code left behind (SQL purges later) does not block a new one.
+    store.put_code(key, RIGHT, 60)
+    assert store.check_code(key, RIGHT, 5) is CodeCheck.ACCEPTED
+
+
+def test_concurrent_right_checks_accept_exactly_once(store: KeyValueStore) -> None:
+    key = new_key("reset")
+    store.put_code(key, RIGHT, 60)
+    results = Counter(all_at_once(10, lambda: store.check_code(key, RIGHT, 5)))
+    assert results == {CodeCheck.ACCEPTED: 1, CodeCheck.DEAD: 9}
+
+
+def test_concurrent_wrong_checks_each_count(store: KeyValueStore) -> None:
+    key = new_key("reset")
+    store.put_code(key, RIGHT, 60)
+    results = Counter(all_at_once(10, lambda: store.check_code(key, WRONG, 4)))
+    assert results == {CodeCheck.WRONG: 4, CodeCheck.DEAD: 6}
+    assert store.check_code(key, RIGHT, 4) is CodeCheck.DEAD
+
+
+def test_keys_up_to_the_column_width(store: KeyValueStore) -> None:
+    longest = "reset:" + "k" * (MAX_KEY_LENGTH - 6 - 32) + uuid.uuid4().hex
+    assert len(longest) == MAX_KEY_LENGTH
+    store.put_code(longest, RIGHT, 60)
+    assert store.check_code(longest, RIGHT, 5) is CodeCheck.ACCEPTED
+    assert store.hit(longest, 1, 60) is None
+    with pytest.raises(ValueError, match="key"):
+        store.put_code(longest + "k", RIGHT, 60)
+    with pytest.raises(ValueError, match="key"):
+        store.hit(longest + "k", 1, 60)
+
+
+# Rate limits.
+
+
+def test_concurrent_hits_admit_exactly_the_limit(store: KeyValueStore) -> None:
+    key = new_key("login:ip")
+    results = all_at_once(20, lambda: store.hit(key, 5, 2.0))
+    admitted = [r for r in results if r is None]
+    refused = [r for r in results if r is not None]
+    assert len(admitted) == 5
+    assert len(refused) == 15
+    assert all(0 < wait <= 2.0 for wait in refused), refused
+    # The refused hits recorded nothing, or the wait would grow past the window's end.
+    wait = store.hit(key, 5, 2.0)
+    assert wait is not None
+    assert 0 < wait <= 2.0
+
+
+def test_the_window_slides(store: KeyValueStore) -> None:
+    key = new_key("login:account")
+    window = 0.8
+    assert store.hit(key, 2, window) is None
+    time.sleep(0.3)
+    assert store.hit(key, 2, window) is None
+    wait = store.hit(key, 2, window)
+    # Until the first hit leaves (about 0.5 s), not the second (about 0.8 s).
+    assert wait is not None
+    assert 0 < wait < window - 0.2, wait
+    time.sleep(wait + 0.05)
+    assert store.hit(key, 2, window) is None
+    wait = store.hit(key, 2, window)
+    assert wait is not None
+    assert 0 < wait <= window
+
+
+def test_keys_are_limited_separately(store: KeyValueStore) -> None:
+    full, other = new_key("login:ip"), new_key("login:ip")
+    assert store.hit(full, 1, 60) is None
+    assert store.hit(full, 1, 60) is not None
+    assert store.hit(other, 1, 60) is None
+
+
+def test_a_code_and_a_limit_may_share_a_key(store: KeyValueStore) -> None:
+    key = new_key("shared")
+    store.put_code(key, RIGHT, 60)
+    assert store.hit(key, 1, 60) is None
+    assert store.check_code(key, RIGHT, 5) is CodeCheck.ACCEPTED
+
+
+def test_invalid_arguments_are_refused(store: KeyValueStore) -> None:
+    key = new_key()
+    with pytest.raises(ValueError, match="limit"):
+        store.hit(key, 0, 60)
+    with pytest.raises(ValueError, match="window"):
+        store.hit(key, 1, 0)
+    with pytest.raises(ValueError, match="window"):
+        store.hit(key, 1, 2 * 86400)
+    with pytest.raises(ValueError, match="ttl"):
+        store.put_code(key, RIGHT, 0)
+    with pytest.raises(ValueError, match="max_tries"):
+        store.check_code(key, RIGHT, 0)
+
+
+def test_ping(store: KeyValueStore) -> None:
+    store.ping()
+
+
+# Expiry and housekeeping, per implementation.
+
+
+def test_sql_purge_deletes_only_what_expired(db: Database) -> None:
+    store = SqlStore(db)
+    expired, live = new_key("reset"), new_key("reset")
+    old_hits, recent_hits = new_key("login:ip"), new_key("login:ip")
+    store.put_code(expired, RIGHT, 0.1)
+    store.put_code(live, RIGHT, 60)
+    with db.transaction() as session:
+        session.execute(
+            text(
+                "INSERT INTO rate_limit_hits (key, at)"
+                " VALUES (:key, clock_timestamp() - interval '25 hours')"
+            ),
+            {"key": old_hits},
+        )
+    assert store.hit(recent_hits, 5, 60) is None
+    time.sleep(0.2)
+
+    assert store.purge_expired() >= 2
+
+    with db.transaction() as session:
+        keys = set(session.scalars(text("SELECT key FROM kv_entries")))
+        hit_keys = set(session.scalars(text("SELECT key FROM rate_limit_hits")))
+    assert expired not in keys
+    assert live in keys
+    assert old_hits not in hit_keys
+    assert recent_hits in hit_keys
+    assert store.check_code(live, RIGHT, 5) is CodeCheck.ACCEPTED
+
+
+def test_redis_keys_are_namespaced_and_expire(redis_url: str) -> None:
+    store = RedisStore(redis_url)
+    raw = redis.Redis.from_url(redis_url)
+    try:
+        code_key, hits_key = new_key("reset"), new_key("login:ip")
+        store.put_code(code_key, RIGHT, 60)
+        assert store.hit(hits_key, 5, 30) is None
+        assert 0 < raw.pttl(CODE_PREFIX + code_key) <= 60_000
+        assert 0 < raw.pttl(HITS_PREFIX + hits_key) <= 30_000
+        assert not raw.exists(code_key, hits_key)
+        assert CODE_PREFIX.startswith("conveyor:kv:")
+        assert HITS_PREFIX.startswith("conveyor:kv:")
+        assert store.purge_expired() == 0
+    finally:
+        raw.close()
+        store.close()
+
+
+def test_unreachable_redis_fails_quickly() -> None:
+    # Nothing listens on port 1; the store must raise, and soon, not retry for long.
+    store = RedisStore("redis://127.0.0.1:1/0", timeout_seconds=0.5)
+    started = time.monotonic()
+    with pytest.raises(redis.ConnectionError):
+        store.ping()
+    with pytest.raises(redis.ConnectionError):
+        store.hit(new_key(), 1, 60)
+    assert time.monotonic() - started < 3
+    store.close()
