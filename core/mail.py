@@ -3,6 +3,7 @@ never holds up a request, and a failed send is retried."""
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from sqlalchemy.orm import Session
@@ -43,8 +44,14 @@ def reset_code_email(code: str, minutes: int) -> tuple[str, str]:
     return subject, text
 
 
+# Line breaks and control characters have no place in a header (and email.send
+# refuses them); a tenant name may hold any of them.
+_NOT_FOR_HEADERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
 def invitation_email(tenant_name: str, inviter: str, role: str) -> tuple[str, str]:
-    subject = f"You are invited to {tenant_name} on Conveyor"[:200]
+    name = _NOT_FOR_HEADERS.sub(" ", tenant_name).strip()
+    subject = f"You are invited to {name} on Conveyor"[:200]
     text = (
         f"{inviter} invited you to join {tenant_name!r} on Conveyor as {role}.\n\n"
         "Register with this email address and you will be a member at once.\n"

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from core.migrate import upgrade
 from core.settings import Settings, get_settings
 from tests.support import services
+from tests.support.smtp import SmtpServer
 from tests.support.worker import WorkerProcess
 
 TEST_SETTINGS = {
@@ -28,6 +29,12 @@ TEST_SETTINGS = {
     "RETRY_BACKOFF_BASE_SECONDS": "0.2",
     "RETRY_BACKOFF_MAX_SECONDS": "1",
     "LOG_LEVEL": "INFO",
+    # Every test logs in from the same address; throttling has its own tests.
+    "LOGIN_LIMIT_PER_IP": "1000000",
+    "LOGIN_LIMIT_PER_ACCOUNT": "1000000",
+    "RESET_LIMIT_PER_IP": "1000000",
+    "RESET_LIMIT_PER_ACCOUNT": "1000000",
+    "SMTP_TLS": "none",
 }
 
 
@@ -38,22 +45,30 @@ class Stack:
     database_url: str
     redis_url: str | None
     data_dir: Path
+    # The real SMTP server account email goes to (from the API's jobs via the worker).
+    smtp: SmtpServer
 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     base = tmp_path_factory.mktemp("stack")
-    with services.postgres_server(base) as server:
-        yield from _stack(base, server)
+    with services.postgres_server(base) as server, SmtpServer() as smtp:
+        yield from _stack(base, server, smtp)
 
 
-def _stack(base: Path, server: str) -> Iterator[Stack]:
+def _stack(base: Path, server: str, smtp: SmtpServer) -> Iterator[Stack]:
     database_url = services.create_database(server)
     redis_url = services.redis_url()
     if redis_url:
         # The tests own this Redis database: stale messages would be run by our worker.
         redis.Redis.from_url(redis_url).flushdb()
-    env_updates = {**TEST_SETTINGS, "DATABASE_URL": database_url, "DATA_DIR": str(base)}
+    env_updates = {
+        **TEST_SETTINGS,
+        "DATABASE_URL": database_url,
+        "DATA_DIR": str(base),
+        "SMTP_HOST": smtp.host,
+        "SMTP_PORT": str(smtp.port),
+    }
     for name in ("BROKER_URL", "DB_HOST", "REDIS_HOST"):
         os.environ.pop(name, None)
     if redis_url:
@@ -64,7 +79,7 @@ def _stack(base: Path, server: str) -> Iterator[Stack]:
     get_settings.cache_clear()
     settings = get_settings()
     upgrade(settings.sqlalchemy_url())
-    yield Stack(settings, dict(os.environ), database_url, redis_url, base)
+    yield Stack(settings, dict(os.environ), database_url, redis_url, base, smtp)
     services.drop_database(server, database_url)
 
 
@@ -88,6 +103,7 @@ class User:
     email: str
     password: str
     token: str
+    refresh_token: str
 
     @property
     def headers(self) -> dict[str, str]:
@@ -100,7 +116,8 @@ def create_user(client: TestClient, password: str = "correct horse battery") -> 
     assert response.status_code == 201, response.text
     response = client.post("/api/v1/auth/login", data={"username": email, "password": password})
     assert response.status_code == 200, response.text
-    return User(email, password, response.json()["access_token"])
+    tokens = response.json()
+    return User(email, password, tokens["access_token"], tokens["refresh_token"])
 
 
 @pytest.fixture

@@ -197,6 +197,22 @@ def test_server_down_is_transient(db: Database, base_settings: Settings, run: Ru
     assert "ConnectionRefusedError" in error["message"]
 
 
+def test_starttls_the_server_lacks_fails_without_retry(
+    db: Database, base_settings: Settings, run: RunJob
+) -> None:
+    job_id = new_email_job(db)
+
+    with SmtpServer() as server:
+        settings = smtp_settings(base_settings, server.port, smtp_tls=SmtpTls.STARTTLS)
+        job, _ = run(settings, job_id)
+
+    assert (job.status, job.attempts) == ("failed", 1)
+    assert job.error is not None
+    assert (job.error["type"], job.error["retryable"]) == ("smtp_unsupported", False)
+    assert "STARTTLS" in job.error["message"]
+    assert server.data_commands == 0
+
+
 def test_wrong_smtp_password_fails_without_leaking_it(
     db: Database, base_settings: Settings, run: RunJob, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -54,39 +54,39 @@ def _close(client: smtplib.SMTP) -> None:
 
 
 def _job_error(exc: OSError, settings: Settings, host: str) -> Exception:
-    server = f"the SMTP server {host}:{settings.smtp_port}"
+    server = f"SMTP server {host}:{settings.smtp_port}"
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         # One recipient per message, so one reply; not an SMTPResponseException.
         code, reply = next(iter(exc.recipients.values()), (-1, b""))
-        return _by_code(f"{server} refused the recipient", code, reply, settings)
+        return _by_code(f"The {server} refused the recipient", code, reply, settings)
     if isinstance(exc, smtplib.SMTPServerDisconnected):
-        return TransientJobError(f"Lost the connection to {server}")
+        return TransientJobError(f"Lost the connection to the {server}")
     if isinstance(exc, smtplib.SMTPConnectError):
         return TransientJobError(
-            f"{server} did not accept the connection: {_reply(exc.smtp_code, exc.smtp_error)}"
+            f"The {server} did not accept the connection: {_reply(exc.smtp_code, exc.smtp_error)}"
         )
     if isinstance(exc, smtplib.SMTPAuthenticationError):
         if _temporary(exc.smtp_code):
-            return TransientJobError(f"{server} could not check the login now: {exc.smtp_code}")
+            return TransientJobError(f"The {server} could not check the login now: {exc.smtp_code}")
         # The code only: some servers echo parts of the AUTH exchange in their reply.
         return PermanentJobError(
-            f"{server} refused the login of SMTP_USER {settings.smtp_user!r}: {exc.smtp_code}",
+            f"The {server} refused the login of SMTP_USER {settings.smtp_user!r}: {exc.smtp_code}",
             type="smtp_auth_failed",
         )
     if isinstance(exc, smtplib.SMTPResponseException):
-        return _by_code(f"{server} {_refused(exc)}", exc.smtp_code, exc.smtp_error, settings)
+        return _by_code(f"The {server} {_refused(exc)}", exc.smtp_code, exc.smtp_error, settings)
     if isinstance(exc, smtplib.SMTPNotSupportedError):
         return PermanentJobError(
-            f"{server} lacks a feature this message needs: {_redact(str(exc), settings)}",
+            f"The {server} lacks a required extension: {_redact(str(exc), settings)}",
             type="smtp_unsupported",
         )
     if isinstance(exc, smtplib.SMTPException):
         return PermanentJobError(
-            f"SMTP with {server} failed: {_redact(str(exc), settings)}", type="smtp_error"
+            f"SMTP with the {server} failed: {_redact(str(exc), settings)}", type="smtp_error"
         )
     if isinstance(exc, ssl.SSLCertVerificationError):
         return PermanentJobError(
-            f"The TLS certificate of {server} failed verification: {exc.verify_message}",
+            f"The TLS certificate of the {server} failed verification: {exc.verify_message}",
             type="smtp_tls_failed",
         )
     if isinstance(exc, ssl.SSLError) and not isinstance(
@@ -95,12 +95,12 @@ def _job_error(exc: OSError, settings: Settings, host: str) -> Exception:
         # A handshake that fails the same way every time, e.g. SMTP_TLS=ssl on a
         # plain port.
         return PermanentJobError(
-            f"TLS with {server} failed: {exc.reason or type(exc).__name__}; check SMTP_TLS",
+            f"TLS with the {server} failed: {exc.reason or type(exc).__name__}; check SMTP_TLS",
             type="smtp_tls_failed",
         )
     # Refused, reset, timed out, name not resolved, TLS cut off: the network's fault.
     detail = f"{type(exc).__name__}: {exc.strerror}" if exc.strerror else type(exc).__name__
-    return TransientJobError(f"Could not talk to {server}: {detail}")
+    return TransientJobError(f"Could not talk to the {server}: {detail}")
 
 
 def _refused(exc: smtplib.SMTPResponseException) -> str:

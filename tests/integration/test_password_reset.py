@@ -1,0 +1,161 @@
+"""Password reset end to end: the API queues an email job, a real worker sends it over
+SMTP to a real SMTP server, and the code in that email resets the password."""
+
+from __future__ import annotations
+
+import re
+from concurrent.futures import ThreadPoolExecutor
+
+from fastapi.testclient import TestClient
+
+from tests.conftest import Stack, User, create_user
+from tests.integration.test_http_errors import assert_problem
+from tests.support.smtp import Received
+from tests.support.worker import WorkerProcess
+
+NEW_PASSWORD = "a brand new password"
+
+
+def _request_code(client: TestClient, stack: Stack, user: User) -> str:
+    seen = len(stack.smtp.received)
+    response = client.post("/api/v1/auth/password-reset/request", json={"email": user.email})
+    assert response.status_code == 202
+
+    def is_new_reset_mail(item: Received) -> bool:
+        return user.email in item.rcpt_tos and stack.smtp.received.index(item) >= seen
+
+    mail = stack.smtp.wait_for(is_new_reset_mail, timeout=30)
+    assert mail.message["To"] == user.email
+    assert "reset" in mail.message["Subject"].lower()
+    body = mail.message.get_content()
+    match = re.search(r"\b(\d{6,8})\b", body)
+    assert match, body
+    return match.group(1)
+
+
+def _confirm(client: TestClient, user: User, code: str, password: str = NEW_PASSWORD) -> int:
+    response = client.post(
+        "/api/v1/auth/password-reset/confirm",
+        json={"email": user.email, "code": code, "new_password": password},
+    )
+    if response.status_code != 204:
+        assert_problem(response, 400, "invalid_reset_code")
+    return response.status_code
+
+
+def _login(client: TestClient, user: User, password: str) -> int:
+    response = client.post(
+        "/api/v1/auth/login", data={"username": user.email, "password": password}
+    )
+    return response.status_code
+
+
+def _wrong(code: str) -> str:
+    return f"{(int(code) + 1) % 10 ** len(code):0{len(code)}d}"
+
+
+def test_reset_by_emailed_code_logs_every_old_session_out(
+    app_client: TestClient, stack: Stack, worker: WorkerProcess
+) -> None:
+    user = create_user(app_client)
+    code = _request_code(app_client, stack, user)
+
+    assert _confirm(app_client, user, code) == 204
+
+    assert app_client.get("/api/v1/users/me", headers=user.headers).status_code == 401
+    refresh = app_client.post("/api/v1/auth/refresh", json={"refresh_token": user.refresh_token})
+    assert_problem(refresh, 401, "invalid_token")
+    assert _login(app_client, user, user.password) == 401
+    assert _login(app_client, user, NEW_PASSWORD) == 200
+    # The code worked once.
+    assert _confirm(app_client, user, code, "yet another password") == 400
+    assert _login(app_client, user, NEW_PASSWORD) == 200
+
+
+def test_two_concurrent_confirms_give_exactly_one_success(
+    app_client: TestClient, stack: Stack, worker: WorkerProcess
+) -> None:
+    user = create_user(app_client)
+    code = _request_code(app_client, stack, user)
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: _confirm(app_client, user, code), range(4)))
+
+    assert sorted(results) == [204, 400, 400, 400]
+
+
+def test_five_wrong_tries_kill_the_code(
+    app_client: TestClient, stack: Stack, worker: WorkerProcess
+) -> None:
+    user = create_user(app_client)
+    code = _request_code(app_client, stack, user)
+
+    for _ in range(5):
+        assert _confirm(app_client, user, _wrong(code)) == 400
+
+    assert _confirm(app_client, user, code) == 400
+    assert _login(app_client, user, user.password) == 200
+
+
+def test_a_new_code_replaces_the_old_one(
+    app_client: TestClient, stack: Stack, worker: WorkerProcess
+) -> None:
+    user = create_user(app_client)
+    first = _request_code(app_client, stack, user)
+    second = _request_code(app_client, stack, user)
+
+    if first != second:
+        assert _confirm(app_client, user, first) == 400
+    assert _confirm(app_client, user, second) == 204
+
+
+def test_a_code_is_only_good_for_its_own_account(
+    app_client: TestClient, stack: Stack, worker: WorkerProcess
+) -> None:
+    owner, other = create_user(app_client), create_user(app_client)
+    code = _request_code(app_client, stack, owner)
+
+    assert _confirm(app_client, other, code) == 400
+    assert _login(app_client, other, other.password) == 200
+
+
+def test_known_and_unknown_emails_get_identical_answers(app_client: TestClient, user: User) -> None:
+    def answer(email: str) -> tuple[int, dict[str, object], dict[str, str]]:
+        response = app_client.post("/api/v1/auth/password-reset/request", json={"email": email})
+        headers = {k: v for k, v in response.headers.items() if k not in {"x-request-id", "date"}}
+        return response.status_code, response.json(), headers
+
+    assert answer(user.email) == answer("nobody-" + user.email)
+    assert answer(user.email)[0] == 202
+
+
+def test_bad_confirm_bodies_are_422(app_client: TestClient, user: User) -> None:
+    for body in (
+        {"email": user.email, "code": "12ab56", "new_password": NEW_PASSWORD},
+        {"email": user.email, "code": "12345", "new_password": NEW_PASSWORD},
+        {"email": user.email, "code": "12345678", "new_password": "short"},
+        {"email": "not-an-email", "code": "12345678", "new_password": NEW_PASSWORD},
+    ):
+        response = app_client.post("/api/v1/auth/password-reset/confirm", json=body)
+        assert_problem(response, 422, "validation_failed")
+
+
+def test_a_confirm_with_no_code_requested_is_400(app_client: TestClient, user: User) -> None:
+    assert _confirm(app_client, user, "12345678") == 400
+    assert _login(app_client, user, user.password) == 200
+
+
+def test_reset_email_jobs_are_invisible_to_the_user(
+    app_client: TestClient, stack: Stack, worker: WorkerProcess
+) -> None:
+    user = create_user(app_client)
+    _request_code(app_client, stack, user)
+
+    jobs = app_client.get("/api/v1/jobs", headers=user.headers).json()["items"]
+    assert all(job["kind"] != "email.send" for job in jobs)
+    submit = app_client.post(
+        "/api/v1/jobs",
+        headers=user.headers,
+        json={"kind": "email.send", "input": {"to": user.email, "subject": "s", "text": "t"}},
+    )
+    assert_problem(submit, 422, "unknown_job_kind")
