@@ -4,7 +4,6 @@ row of the matrix would notice a route that stopped checking."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -231,7 +230,10 @@ TENANT_CASES = [
     ),
     Case("DELETE", "/tenants/{own_team}/members/{fresh_member}", "member_not_found", (204,)),
     Case(
-        "DELETE", "/tenants/{own_team}/invitations/{fresh_invitation}", "invitation_not_found", (204,)
+        "DELETE",
+        "/tenants/{own_team}/invitations/{fresh_invitation}",
+        "invitation_not_found",
+        (204,),
     ),
     Case("DELETE", "/api-keys/{fresh_team_key}", "api_key_not_found", (204,), "{own_team}"),
 ]
@@ -273,7 +275,7 @@ def _check(
     client: TestClient, w: World, case: Case, outsider: dict[str, str], outsider_team: str
 ) -> None:
     ids = Ids(client, w, w.team)
-    ids.fill((case.path, case.tenant, case.body))  # make the fresh things before looking
+    # Make the fresh things first, so the snapshot includes them.
     for template in (case.path, case.tenant or "", *(case.body or {}).values()):
         ids.fill(template)
     before = a_view(client, w)
@@ -382,7 +384,9 @@ def test_a_team_key_sees_only_its_tenant(app_client: TestClient, world: World) -
     assert jobs.get(app_client, key, w.team_job)["id"] == w.team_job
     assert job_ids(app_client, key, w.team) == listed  # naming its own tenant is fine
 
-    assert_problem(app_client.get(f"{API}/jobs/{w.a_personal_job}", headers=key), 404, "job_not_found")
+    assert_problem(
+        app_client.get(f"{API}/jobs/{w.a_personal_job}", headers=key), 404, "job_not_found"
+    )
     for tenant in (w.a_personal, w.b_personal):
         for method, path in [
             ("GET", "/jobs"),
@@ -392,9 +396,7 @@ def test_a_team_key_sees_only_its_tenant(app_client: TestClient, world: World) -
             response = app_client.request(method, API + path, headers=in_tenant(key, tenant))
             assert_problem(response, 404, "tenant_not_found")
     before = job_ids(app_client, w.a.headers)
-    refused = app_client.post(
-        f"{API}/jobs", headers=in_tenant(key, w.a_personal), json=JOB
-    )
+    refused = app_client.post(f"{API}/jobs", headers=in_tenant(key, w.a_personal), json=JOB)
     assert_problem(refused, 404, "tenant_not_found")
     assert job_ids(app_client, w.a.headers) == before
 
@@ -459,21 +461,25 @@ def test_an_idempotency_key_never_replays_another_tenants_job(
 ) -> None:
     w = world
     key = {"Idempotency-Key": f"isolation-{w.team}"}
-    body: Callable[[str], dict[str, Any]] = lambda who: {  # noqa: E731
-        "kind": "diagnostics.echo",
-        "input": {"who": who},
-    }
-    theirs = app_client.post(f"{API}/jobs", headers={**in_tenant(w.a.headers, w.team), **key}, json=body("a"))
+
+    def submit(headers: dict[str, str], who: str) -> Any:
+        return app_client.post(
+            f"{API}/jobs",
+            headers={**headers, **key},
+            json={"kind": "diagnostics.echo", "input": {"who": who}},
+        )
+
+    theirs = submit(in_tenant(w.a.headers, w.team), "a")
     assert theirs.status_code == 202, theirs.text
 
-    mine = app_client.post(f"{API}/jobs", headers={**w.b.headers, **key}, json=body("a"))
-    same_body_other = app_client.post(
-        f"{API}/jobs", headers={**w.b.headers, **key}, json=body("b")
-    )
+    mine = submit(w.b.headers, "a")
+    conflict = submit(w.b.headers, "b")
 
     assert mine.status_code == 202, mine.text
     assert mine.json()["id"] != theirs.json()["id"]
     assert "idempotent-replayed" not in mine.headers
-    assert_problem(same_body_other, 409, "idempotency_key_reused")
-    assert "existing_job_id" in same_body_other.json()
-    assert same_body_other.json()["existing_job_id"] == mine.json()["id"]
+    # The conflict names B's own job, never A's.
+    assert (
+        assert_problem(conflict, 409, "idempotency_key_reused")["existing_job_id"]
+        == (mine.json()["id"])
+    )

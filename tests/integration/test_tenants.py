@@ -1,0 +1,232 @@
+"""Team tenants: members and roles, invitations by email, the active tenant."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from tests.conftest import Stack, User, create_user
+from tests.integration.test_http_errors import assert_problem
+from tests.support.worker import WorkerProcess
+
+API = "/api/v1"
+
+
+def _team(client: TestClient, owner: User, name: str = "Team") -> str:
+    response = client.post(f"{API}/tenants", headers=owner.headers, json={"name": name})
+    assert response.status_code == 201, response.text
+    assert response.json()["role"] == "owner"
+    tenant_id: str = response.json()["id"]
+    return tenant_id
+
+
+def _add(client: TestClient, actor: User, tenant_id: str, email: str, role: str) -> Any:
+    return client.post(
+        f"{API}/tenants/{tenant_id}/members",
+        headers=actor.headers,
+        json={"email": email, "role": role},
+    )
+
+
+def _user_id(client: TestClient, user: User) -> str:
+    user_id: str = client.get(f"{API}/users/me", headers=user.headers).json()["id"]
+    return user_id
+
+
+def _in(tenant_id: str, user: User) -> dict[str, str]:
+    return {**user.headers, "X-Tenant-ID": tenant_id}
+
+
+def test_a_team_tenant_shares_jobs_between_its_members_only(app_client: TestClient) -> None:
+    owner, colleague = create_user(app_client), create_user(app_client)
+    team = _team(app_client, owner)
+    added = _add(app_client, owner, team, colleague.email.upper(), "member")
+    assert added.status_code == 201
+    assert added.json()["status"] == "active"
+    assert added.json()["role"] == "member"
+
+    job = app_client.post(
+        f"{API}/jobs", headers=_in(team, colleague), json={"kind": "diagnostics.echo", "input": {}}
+    ).json()
+    personal = app_client.post(
+        f"{API}/jobs", headers=owner.headers, json={"kind": "diagnostics.echo", "input": {}}
+    ).json()
+
+    seen_by_owner = app_client.get(f"{API}/jobs", headers=_in(team, owner)).json()["items"]
+    assert [j["id"] for j in seen_by_owner] == [job["id"]]
+    colleague_personal = app_client.get(f"{API}/jobs", headers=colleague.headers).json()
+    assert colleague_personal["items"] == []
+    assert_problem(
+        app_client.get(f"{API}/jobs/{personal['id']}", headers=_in(team, colleague)),
+        404,
+        "job_not_found",
+    )
+    tenants = app_client.get(f"{API}/tenants", headers=colleague.headers).json()
+    assert {(t["id"], t["role"]) for t in tenants if not t["personal"]} == {(team, "member")}
+
+
+def test_roles_decide_who_manages_members(app_client: TestClient) -> None:
+    owner, admin, member, newcomer = (create_user(app_client) for _ in range(4))
+    team = _team(app_client, owner)
+    assert _add(app_client, owner, team, admin.email, "admin").status_code == 201
+    assert _add(app_client, owner, team, member.email, "member").status_code == 201
+
+    by_member = _add(app_client, member, team, newcomer.email, "member")
+    assert_problem(by_member, 403, "forbidden")
+    assert by_member.json()["required_role"] == "admin"
+    assert_problem(_add(app_client, admin, team, newcomer.email, "owner"), 403, "forbidden")
+    assert _add(app_client, admin, team, newcomer.email, "member").status_code == 201
+    assert_problem(_add(app_client, admin, team, newcomer.email, "member"), 409, "already_member")
+
+    owner_id = _user_id(app_client, owner)
+    demote_owner = app_client.patch(
+        f"{API}/tenants/{team}/members/{owner_id}", headers=admin.headers, json={"role": "member"}
+    )
+    assert_problem(demote_owner, 403, "forbidden")
+    remove_owner = app_client.delete(
+        f"{API}/tenants/{team}/members/{owner_id}", headers=admin.headers
+    )
+    assert_problem(remove_owner, 403, "forbidden")
+
+    member_id = _user_id(app_client, member)
+    promoted = app_client.patch(
+        f"{API}/tenants/{team}/members/{member_id}", headers=admin.headers, json={"role": "admin"}
+    )
+    assert promoted.status_code == 200
+    assert promoted.json()["role"] == "admin"
+    roles = {
+        m["email"]: m["role"]
+        for m in app_client.get(f"{API}/tenants/{team}/members", headers=member.headers).json()
+    }
+    assert roles == {
+        owner.email: "owner",
+        admin.email: "admin",
+        member.email: "admin",
+        newcomer.email: "member",
+    }
+
+
+def test_the_last_owner_cannot_leave_or_step_down(app_client: TestClient) -> None:
+    owner, second = create_user(app_client), create_user(app_client)
+    team = _team(app_client, owner)
+    owner_id = _user_id(app_client, owner)
+
+    leave = app_client.delete(f"{API}/tenants/{team}/members/{owner_id}", headers=owner.headers)
+    step_down = app_client.patch(
+        f"{API}/tenants/{team}/members/{owner_id}", headers=owner.headers, json={"role": "admin"}
+    )
+    assert_problem(leave, 409, "last_owner")
+    assert_problem(step_down, 409, "last_owner")
+
+    assert _add(app_client, owner, team, second.email, "owner").status_code == 201
+    left = app_client.delete(f"{API}/tenants/{team}/members/{owner_id}", headers=owner.headers)
+    assert left.status_code == 204
+    assert_problem(
+        app_client.get(f"{API}/tenants/{team}", headers=owner.headers), 404, "tenant_not_found"
+    )
+    assert_problem(app_client.get(f"{API}/jobs", headers=_in(team, owner)), 404, "tenant_not_found")
+
+
+def test_a_member_can_leave(app_client: TestClient) -> None:
+    owner, member = create_user(app_client), create_user(app_client)
+    team = _team(app_client, owner)
+    _add(app_client, owner, team, member.email, "member")
+
+    response = app_client.delete(
+        f"{API}/tenants/{team}/members/{_user_id(app_client, member)}", headers=member.headers
+    )
+
+    assert response.status_code == 204
+    members = app_client.get(f"{API}/tenants/{team}/members", headers=owner.headers).json()
+    assert [m["email"] for m in members] == [owner.email]
+
+
+def test_an_invited_email_gets_a_mail_and_joins_on_register(
+    app_client: TestClient, stack: Stack, worker: WorkerProcess
+) -> None:
+    owner = create_user(app_client)
+    team = _team(app_client, owner, name="Data\nTeam")
+    email = f"invitee-{uuid.uuid4().hex[:10]}@example.com"
+
+    invited = _add(app_client, owner, team, email, "admin")
+
+    assert invited.status_code == 201
+    assert invited.json()["status"] == "invited"
+    assert invited.json()["user_id"] is None
+    mail = stack.smtp.wait_for(lambda m: email in m.rcpt_tos, timeout=30)
+    assert "Data Team" in mail.message["Subject"]
+    assert owner.email in mail.message.get_content()
+
+    newcomer = app_client.post(
+        f"{API}/auth/register", json={"email": email, "password": "welcome aboard"}
+    )
+    assert newcomer.status_code == 201
+    joined = {t["id"]: t["role"] for t in newcomer.json()["tenants"]}
+    assert joined[team] == "admin"
+    members = app_client.get(f"{API}/tenants/{team}/members", headers=owner.headers).json()
+    assert {(m["email"], m["status"]) for m in members} == {
+        (owner.email, "active"),
+        (email, "active"),
+    }
+
+
+def test_a_cancelled_invitation_is_not_honoured(app_client: TestClient) -> None:
+    owner = create_user(app_client)
+    team = _team(app_client, owner)
+    email = f"invitee-{uuid.uuid4().hex[:10]}@example.com"
+    invitation = _add(app_client, owner, team, email, "member").json()["invitation_id"]
+
+    cancelled = app_client.delete(
+        f"{API}/tenants/{team}/invitations/{invitation}", headers=owner.headers
+    )
+    again = app_client.delete(
+        f"{API}/tenants/{team}/invitations/{invitation}", headers=owner.headers
+    )
+
+    assert cancelled.status_code == 204
+    assert_problem(again, 404, "invitation_not_found")
+    newcomer = app_client.post(
+        f"{API}/auth/register", json={"email": email, "password": "welcome aboard"}
+    ).json()
+    assert team not in {t["id"] for t in newcomer["tenants"]}
+
+
+def test_a_personal_tenant_keeps_to_its_owner(app_client: TestClient) -> None:
+    owner, other = create_user(app_client), create_user(app_client)
+    personal = app_client.get(f"{API}/users/me", headers=owner.headers).json()["personal_tenant_id"]
+
+    assert_problem(_add(app_client, owner, personal, other.email, "member"), 409, "personal_tenant")
+    rename = app_client.patch(
+        f"{API}/tenants/{personal}", headers=owner.headers, json={"name": "mine"}
+    )
+    assert_problem(rename, 409, "personal_tenant")
+
+
+def test_only_owners_rename(app_client: TestClient) -> None:
+    owner, admin = create_user(app_client), create_user(app_client)
+    team = _team(app_client, owner)
+    _add(app_client, owner, team, admin.email, "admin")
+
+    by_admin = app_client.patch(f"{API}/tenants/{team}", headers=admin.headers, json={"name": "X"})
+    by_owner = app_client.patch(f"{API}/tenants/{team}", headers=owner.headers, json={"name": "Y"})
+
+    assert_problem(by_admin, 403, "forbidden")
+    assert by_owner.status_code == 200
+    assert by_owner.json()["name"] == "Y"
+
+
+def test_bad_tenant_and_member_bodies_are_422(app_client: TestClient, user: User) -> None:
+    team = _team(app_client, user)
+    for body in ({"name": ""}, {"name": "x" * 201}, {}):
+        response = app_client.post(f"{API}/tenants", headers=user.headers, json=body)
+        assert_problem(response, 422, "validation_failed")
+    for member in ({"email": "a@example.com", "role": "superuser"}, {"email": "nope"}):
+        response = app_client.post(
+            f"{API}/tenants/{team}/members", headers=user.headers, json=member
+        )
+        assert_problem(response, 422, "validation_failed")
+    assert_problem(
+        app_client.get(f"{API}/tenants/not-a-uuid", headers=user.headers), 422, "validation_failed"
+    )
