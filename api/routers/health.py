@@ -38,7 +38,7 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", responses={503: {"content": {PROBLEM_JSON: {}}}})
 def readyz(request: Request) -> JSONResponse:
-    """Readiness: the database and the broker answer."""
+    """Readiness: the database, the broker and the key-value store answer."""
     state = app_state(request)
     checks: dict[str, Any] = {}
     try:
@@ -53,6 +53,11 @@ def readyz(request: Request) -> JSONResponse:
         checks["broker"] = "ok"
     except Exception as exc:
         checks["broker"] = f"unavailable ({type(exc).__name__})"
+    try:
+        state.kv.ping()
+        checks["kv_store"] = "ok"
+    except Exception as exc:
+        checks["kv_store"] = f"unavailable ({type(exc).__name__})"
     if all(value == "ok" for value in checks.values()):
         return JSONResponse({"status": "ok", "checks": checks})
     log.warning("not ready: %s", checks)

@@ -43,6 +43,9 @@ CONFIGURED = (
     "FLOWER_BASIC_AUTH",
     "DATA_DIR",
     "ENVIRONMENT",
+    "SMTP_HOST",
+    "SMTP_PORT",
+    "SMTP_TLS",
 )
 # Every process `conveyor dev` starts, PostgreSQL included, inherits this variable, so
 # leftovers can be found without trusting the code under test to list them.
@@ -222,6 +225,29 @@ def _assert_flower_shows(dev: Dev, login: tuple[str, str], job_ids: list[str]) -
         }
 
 
+def _reset_password_by_outbox(api: httpx.Client, data_dir: Path, email: str, dev: Dev) -> str:
+    """With no SMTP server, the reset email lands in the outbox (and the worker log), and
+    its code, kept in the SQL key-value store, resets the password."""
+    response = api.post("/api/v1/auth/password-reset/request", json={"email": email})
+    assert response.status_code == 202, response.text
+
+    def code_in_outbox() -> str | None:
+        for mail in (data_dir / "outbox").glob("*.eml"):
+            if email in (text := mail.read_text()) and (found := re.search(r"\b\d{8}\b", text)):
+                return found.group()
+        return None
+
+    code = _eventually(code_in_outbox, 30, "the reset email in the outbox", dev)
+    assert code in dev.output()
+    new_password = "a brand new password"
+    response = api.post(
+        "/api/v1/auth/password-reset/confirm",
+        json={"email": email, "code": code, "new_password": new_password},
+    )
+    assert response.status_code == 204, response.text
+    return new_password
+
+
 def test_conveyor_dev_runs_everything_embedded_and_keeps_data(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     email, password = f"dev-{uuid.uuid4().hex[:8]}@example.com", "correct horse battery"
@@ -245,6 +271,8 @@ def test_conveyor_dev_runs_everything_embedded_and_keeps_data(tmp_path: Path) ->
 
         login = dev.flower_login()
         _assert_flower_shows(dev, login, list(submitted.values()))
+        password = _reset_password_by_outbox(api, data_dir, email, dev)
+        headers = _login(api, email, password)
 
         assert (data_dir / SECRET_KEY_FILE).stat().st_mode & 0o077 == 0
         _assert_stops_cleanly(dev)

@@ -36,7 +36,7 @@ def test_health_and_root(app_client: TestClient) -> None:
     assert app_client.get("/").json()["name"] == "conveyor"
     ready = app_client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"database": "ok", "broker": "ok"}
+    assert ready.json()["checks"] == {"database": "ok", "broker": "ok", "kv_store": "ok"}
 
 
 def test_request_id_is_echoed_or_made(app_client: TestClient) -> None:

@@ -135,9 +135,9 @@ def test_a_new_code_replaces_the_old_one_and_its_tries(store: KeyValueStore) -> 
 
 def test_a_code_expires(store: KeyValueStore) -> None:
     key = new_key("reset")
-    store.put_code(key, RIGHT, 0.3)
+    store.put_code(key, RIGHT, 0.4)
     assert store.check_code(key, WRONG, 5) is CodeCheck.WRONG
-    time.sleep(0.45)
+    time.sleep(0.6)
     assert store.check_code(key, RIGHT, 5) is CodeCheck.DEAD
     # An expired code left behind (SQL purges later) does not block a new one.
     store.put_code(key, RIGHT, 60)
