@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from jose import jwt
 
-from tests.conftest import User, create_user
+from tests.conftest import Stack, User, create_user
 from tests.integration.test_http_errors import assert_problem
 
 
@@ -178,3 +178,34 @@ def test_email_is_lower_cased_and_validated(app_client: TestClient) -> None:
         "/api/v1/auth/register", json={"email": "not-an-email", "password": "long enough"}
     )
     assert_problem(bad, 422, "validation_failed")
+
+
+def test_login_rehashes_a_password_stored_with_older_parameters(
+    app_client: TestClient, stack: Stack
+) -> None:
+    from passlib.hash import argon2
+    from sqlalchemy import text
+
+    from core.db import Database
+
+    user = create_user(app_client)
+    weak = argon2.using(time_cost=1, memory_cost=1024, parallelism=1).hash(user.password)
+    db = Database(stack.settings, "test")
+    query = text("SELECT password_hash FROM users WHERE email = :email")
+    try:
+        with db.transaction() as session:
+            session.execute(
+                text("UPDATE users SET password_hash = :hash WHERE email = :email"),
+                {"hash": weak, "email": user.email},
+            )
+
+        assert create_user_login(app_client, user)["access_token"]
+
+        with db.transaction() as session:
+            stored = session.execute(query, {"email": user.email}).scalar_one()
+    finally:
+        db.dispose()
+    assert stored != weak
+    assert stored.startswith("$argon2id$")
+    assert "m=1024," not in stored
+    assert argon2.verify(user.password, stored)
