@@ -36,6 +36,8 @@ class ConfigurationError(RuntimeError):
 
 
 Seconds = Annotated[float, Field(gt=0)]
+# Rate-limit windows; the SQL key-value store keeps hits for a day at most.
+Window = Annotated[float, Field(gt=0, le=86400)]
 
 
 class Settings(BaseSettings):
@@ -74,10 +76,10 @@ class Settings(BaseSettings):
     # Throttling: attempts allowed per sliding window, per account and per client IP.
     login_limit_per_account: int = Field(default=10, ge=1)
     login_limit_per_ip: int = Field(default=50, ge=1)
-    login_window_seconds: Seconds = 300.0
+    login_window_seconds: Window = 300.0
     reset_limit_per_account: int = Field(default=3, ge=1)
     reset_limit_per_ip: int = Field(default=20, ge=1)
-    reset_window_seconds: Seconds = 900.0
+    reset_window_seconds: Window = 900.0
 
     # Email. With no SMTP_HOST, dev and test write messages to the outbox folder.
     smtp_host: str | None = None

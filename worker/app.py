@@ -17,9 +17,12 @@ from celery.signals import beat_init, worker_process_shutdown
 from sqlalchemy.exc import OperationalError
 
 from core.jobs.contracts import KINDS
+from core.kv import open_kv_store
 from core.logs import configure_logging
 from core.queue import create_celery
 from core.settings import ConfigurationError, get_settings
+from worker.maintenance.housekeeping import INTERVAL_SECONDS as HOUSEKEEPING_INTERVAL
+from worker.maintenance.housekeeping import housekeep
 from worker.maintenance.reconciler import reconcile
 from worker.registry import Handler, discover_handlers
 from worker.runner import run_job
@@ -65,11 +68,19 @@ for _kind, _handler in discover_handlers().items():
 
 
 def _reconcile_forever() -> None:
+    kv = open_kv_store(settings, runtime().db)
+    next_housekeeping = time.monotonic()
     while True:
         try:
             reconcile(app)
         except Exception:  # the next round may work; the loop must not die
             log.exception("reconcile round failed")
+        if time.monotonic() >= next_housekeeping:
+            next_housekeeping = time.monotonic() + HOUSEKEEPING_INTERVAL
+            try:
+                housekeep(kv)
+            except Exception:
+                log.exception("housekeeping failed")
         time.sleep(settings.reconcile_interval_seconds)
 
 

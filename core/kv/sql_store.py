@@ -49,8 +49,8 @@ _SET_TRIES = text(
 )
 
 # Hits of one key queue here, so the count and the insert that follows it are one step.
-# Other advisory locks in the application use small fixed numbers; a collision with one
-# would only make the two wait for each other briefly.
+# The reconciler's advisory lock is one fixed number; a key hashing to it would only make
+# the two wait for each other briefly.
 _LOCK_HITS = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
 _HITS_IN_WINDOW = text(
     """

@@ -483,3 +483,26 @@ def test_an_idempotency_key_never_replays_another_tenants_job(
         assert_problem(conflict, 409, "idempotency_key_reused")["existing_job_id"]
         == (mine.json()["id"])
     )
+
+
+def test_an_outsider_cannot_follow_a_jobs_event_stream(
+    app_client: TestClient, world: World
+) -> None:
+    w = world
+    job = jobs.submit(app_client, in_tenant(w.a.headers, w.team), *SLOW_JOB)["id"]
+    cancelled = app_client.post(f"{API}/jobs/{job}/cancel", headers=in_tenant(w.a.headers, w.team))
+    assert cancelled.status_code == 200, cancelled.text  # terminal, so the stream ends
+    stream = {"Accept": "text/event-stream"}
+    path = f"{API}/jobs/{job}/events"
+
+    for headers, code in [
+        (w.b.headers, "job_not_found"),
+        (in_tenant(w.b.headers, w.team), "tenant_not_found"),
+        (bearer(w.b_key["secret"]), "job_not_found"),
+        (in_tenant(w.member.headers, w.b_team), "tenant_not_found"),
+    ]:
+        assert_problem(app_client.get(path, headers={**headers, **stream}), 404, code)
+    control = app_client.get(path, headers={**in_tenant(w.a.headers, w.team), **stream})
+    assert control.status_code == 200
+    assert control.headers["content-type"].startswith("text/event-stream")
+    assert '"status":"cancelled"' in control.text.replace(" ", "")

@@ -1,0 +1,70 @@
+"""Housekeeping deletes expired codes, refresh tokens and long-ended sessions, and
+nothing that is still live."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from fastapi.testclient import TestClient
+from jose import jwt
+from sqlalchemy import select, update
+
+from core.kv import CodeCheck
+from core.kv.sql_store import SqlStore
+from core.models import AuthSession, KvEntry, RefreshToken
+from tests.conftest import Stack, User
+from worker.maintenance.housekeeping import housekeep
+from worker.runtime import runtime
+
+
+def _login(client: TestClient, user: User) -> dict[str, str]:
+    response = client.post(
+        "/api/v1/auth/login", data={"username": user.email, "password": user.password}
+    )
+    body: dict[str, str] = response.json()
+    return body
+
+
+def test_housekeeping_removes_only_what_expired(
+    app_client: TestClient, stack: Stack, user: User
+) -> None:
+    db = runtime().db
+    kv = SqlStore(db)
+    gone, live = f"test:{uuid.uuid4().hex}", f"test:{uuid.uuid4().hex}"
+    kv.put_code(gone, "h", 0.05)
+    kv.put_code(live, "h", 60)
+    ended = jwt.get_unverified_claims(_login(app_client, user)["refresh_token"])
+    expired = jwt.get_unverified_claims(_login(app_client, user)["refresh_token"])
+    long_ago = datetime.now(UTC) - timedelta(days=stack.settings.refresh_token_days + 1)
+    with db.transaction() as session:
+        session.execute(
+            update(AuthSession)
+            .where(AuthSession.id == uuid.UUID(ended["sid"]))
+            .values(revoked_at=long_ago, revoked_reason="logout")
+        )
+        session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.id == uuid.UUID(expired["jti"]))
+            .values(expires_at=long_ago)
+        )
+    time.sleep(0.1)
+
+    assert housekeep(kv) >= 3
+
+    with db.transaction() as session:
+        keys = set(session.scalars(select(KvEntry.key).where(KvEntry.key.in_([gone, live]))))
+        sessions = set(
+            session.scalars(
+                select(AuthSession.id).where(
+                    AuthSession.id.in_([uuid.UUID(ended["sid"]), uuid.UUID(expired["sid"])])
+                )
+            )
+        )
+        token = session.get(RefreshToken, uuid.UUID(expired["jti"]))
+    assert keys == {live}
+    assert sessions == {uuid.UUID(expired["sid"])}
+    assert token is None
+    assert kv.check_code(live, "h", 5) is CodeCheck.ACCEPTED
+    assert app_client.get("/api/v1/users/me", headers=user.headers).status_code == 200
