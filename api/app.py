@@ -50,5 +50,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         v1.include_router(module.router)
     app.include_router(health.router)
     app.include_router(v1)
-    logging.getLogger("conveyor.api").info("api ready (environment=%s)", settings.environment)
+    log = logging.getLogger("conveyor.api")
+    if not settings.is_dev and not settings.smtp_host:
+        log.warning("SMTP_HOST is not set: password reset and invitation emails are not sent")
+    log.info("api ready (environment=%s)", settings.environment)
     return app

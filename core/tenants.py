@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import api_keys
@@ -155,6 +155,9 @@ def change_role(session: Session, principal: Principal, user_id: uuid.UUID, role
     if current is Role.OWNER and role is not Role.OWNER:
         _check_not_last_owner(session, principal.tenant_id)
     membership.role = role
+    if not outranks(role, Role.ADMIN):
+        # Keys are an admin's business: one who is no longer admin keeps none.
+        api_keys.revoke_created_by(session, principal.tenant_id, user_id)
     session.flush()
     email = session.scalar(select(User.email).where(User.id == user_id)) or ""
     return Member(user_id, email, role, "active", membership.created_at)
@@ -178,10 +181,14 @@ def remove(session: Session, principal: Principal, user_id: uuid.UUID) -> None:
 
 def cancel_invitation(session: Session, principal: Principal, invitation_id: uuid.UUID) -> None:
     principal.require_role(Role.ADMIN)
-    deleted = session.scalar(
-        delete(Invitation)
+    invitation = session.scalar(
+        select(Invitation)
         .where(Invitation.id == invitation_id, Invitation.tenant_id == principal.tenant_id)
-        .returning(Invitation.id)
+        .with_for_update()
     )
-    if deleted is None:
+    if invitation is None:
         raise ConveyorError(ErrorCode.INVITATION_NOT_FOUND)
+    # Whoever could not have made the invitation cannot take it back either.
+    _check_may_grant(principal, Role(invitation.role))
+    session.delete(invitation)
+    session.flush()

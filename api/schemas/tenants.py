@@ -6,13 +6,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
-from api.schemas.text import Text
+from api.schemas.text import Name
 from core.access import Scope
 from core.models import Role
 
 
 class TenantCreate(BaseModel):
-    name: Text = Field(min_length=1, max_length=200)
+    name: Name
 
 
 class TenantOut(BaseModel):
@@ -46,7 +46,7 @@ class MemberOut(BaseModel):
 
 
 class ApiKeyCreate(BaseModel):
-    name: Text = Field(min_length=1, max_length=200)
+    name: Name
     scopes: list[Scope] = Field(min_length=1, max_length=len(Scope))
 
 

@@ -276,6 +276,7 @@ def test_a_key_cannot_manage_keys_tenants_or_accounts(
         ({"name": "ci", "scopes": ["jobs:read", "admin"]}, "scopes.1"),
         ({"name": "ci", "scopes": "jobs:read"}, "scopes"),
         ({"name": "", "scopes": ["jobs:read"]}, "name"),
+        ({"name": "   ", "scopes": ["jobs:read"]}, "name"),
         ({"name": "x" * 201, "scopes": ["jobs:read"]}, "name"),
         ({"name": "a\x00b", "scopes": ["jobs:read"]}, "name"),
         ({"scopes": ["jobs:read"]}, "name"),
@@ -287,6 +288,7 @@ def test_a_key_cannot_manage_keys_tenants_or_accounts(
         "one unknown scope",
         "scopes not a list",
         "empty name",
+        "blank name",
         "long name",
         "NUL in name",
         "no name",
@@ -334,3 +336,20 @@ def test_a_removed_members_keys_are_revoked(app_client: TestClient, user: User, 
     # Only keys of the tenant they left: the rest keep working.
     for created in (owners_key, admins_personal_key):
         assert app_client.get(f"{API}/jobs", headers=bearer(created["secret"])).status_code == 200
+
+
+def test_an_admin_demoted_to_member_loses_their_keys(
+    app_client: TestClient, user: User, team: str
+) -> None:
+    admin = _join(app_client, user, team, "admin")
+    key = create_key(app_client, admin.headers, team, name="admin's")
+
+    demoted = app_client.patch(
+        f"{API}/tenants/{team}/members/{_user_id(app_client, admin)}",
+        headers=user.headers,
+        json={"role": "member"},
+    )
+
+    assert demoted.status_code == 200, demoted.text
+    response = app_client.get(f"{API}/jobs", headers=bearer(key["secret"]))
+    assert_problem(response, 401, "invalid_token")

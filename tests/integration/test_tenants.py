@@ -219,7 +219,7 @@ def test_only_owners_rename(app_client: TestClient) -> None:
 
 def test_bad_tenant_and_member_bodies_are_422(app_client: TestClient, user: User) -> None:
     team = _team(app_client, user)
-    for body in ({"name": ""}, {"name": "x" * 201}, {}):
+    for body in ({"name": ""}, {"name": "   "}, {"name": "x" * 201}, {}):
         response = app_client.post(f"{API}/tenants", headers=user.headers, json=body)
         assert_problem(response, 422, "validation_failed")
     for member in ({"email": "a@example.com", "role": "superuser"}, {"email": "nope"}):
@@ -230,3 +230,15 @@ def test_bad_tenant_and_member_bodies_are_422(app_client: TestClient, user: User
     assert_problem(
         app_client.get(f"{API}/tenants/not-a-uuid", headers=user.headers), 422, "validation_failed"
     )
+
+
+def test_an_admin_cannot_cancel_an_invitation_to_ownership(app_client: TestClient) -> None:
+    owner, admin = create_user(app_client), create_user(app_client)
+    team = _team(app_client, owner)
+    _add(app_client, owner, team, admin.email, "admin")
+    email = f"future-owner-{uuid.uuid4().hex[:10]}@example.com"
+    invitation = _add(app_client, owner, team, email, "owner").json()["invitation_id"]
+    url = f"{API}/tenants/{team}/invitations/{invitation}"
+
+    assert_problem(app_client.delete(url, headers=admin.headers), 403, "forbidden")
+    assert app_client.delete(url, headers=owner.headers).status_code == 204
