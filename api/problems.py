@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -116,32 +116,25 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(request, error, detail=detail, headers=exc.headers)
 
 
-async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+def _unavailable(service: str) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
     # A connection-level failure (server restarting, failover, a dropped connection):
     # the client may simply try again; nothing of the request was kept.
-    log.warning("database unavailable: %s", type(exc).__name__)
-    return problem_response(
-        request,
-        ErrorCode.SERVICE_UNAVAILABLE,
-        detail="The database is unavailable; try again shortly",
-        headers={"Retry-After": "1"},
-    )
+    async def handle(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("%s unavailable: %s", service, type(exc).__name__)
+        return problem_response(
+            request,
+            ErrorCode.SERVICE_UNAVAILABLE,
+            detail=f"The {service} is unavailable; try again shortly",
+            headers={"Retry-After": "1"},
+        )
 
-
-async def _redis_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    log.warning("redis unavailable: %s", type(exc).__name__)
-    return problem_response(
-        request,
-        ErrorCode.SERVICE_UNAVAILABLE,
-        detail="A backing service is unavailable; try again shortly",
-        headers={"Retry-After": "1"},
-    )
+    return handle
 
 
 def install_problem_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(OperationalError, _database_unavailable)
-    app.add_exception_handler(RedisConnectionError, _redis_unavailable)
-    app.add_exception_handler(RedisTimeoutError, _redis_unavailable)
+    app.add_exception_handler(OperationalError, _unavailable("database"))
+    app.add_exception_handler(RedisConnectionError, _unavailable("key-value store"))
+    app.add_exception_handler(RedisTimeoutError, _unavailable("key-value store"))
     app.add_exception_handler(ConveyorError, _conveyor_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 from celery import Celery
 from pydantic import SecretStr
-from sqlalchemy import select
 
 import worker.runtime
 from core.db import Database
@@ -29,6 +28,7 @@ from core.jobs.submit import submit
 from core.models import Job, JobEvent
 from core.settings import Environment, Settings, SmtpTls
 from tests.conftest import Stack
+from tests.support.rows import job_state
 from tests.support.smtp import SmtpServer, free_port
 from worker.registry import discover_handlers
 from worker.runner import run_job
@@ -79,7 +79,7 @@ def run(db: Database, monkeypatch: pytest.MonkeyPatch) -> RunJob:
         rt = Runtime(settings=settings, db=db, pid=os.getpid())
         monkeypatch.setattr(worker.runtime, "_runtime", rt)
         run_job(celery, handler, str(job_id))
-        return state(db, job_id)
+        return job_state(db, job_id)
 
     return run_once
 
@@ -97,17 +97,6 @@ def new_email_job(db: Database, max_attempts: int = 3) -> uuid.UUID:
         # Recorded as published, so a running reconciler leaves it to this test.
         mark_enqueued(session, [submitted.job.id])
         return submitted.job.id
-
-
-def state(db: Database, job_id: uuid.UUID) -> tuple[Job, list[JobEvent]]:
-    with db.transaction() as session:
-        job = session.get_one(Job, job_id)
-        events = list(
-            session.scalars(
-                select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.seq)
-            )
-        )
-        return job, events
 
 
 def statuses(events: list[JobEvent]) -> list[str | None]:

@@ -14,13 +14,14 @@ from typing import Any
 
 import pytest
 from celery import Celery
-from sqlalchemy import func, select, update
+from sqlalchemy import func, update
 
 from core.db import Database
 from core.jobs.lifecycle import mark_enqueued
 from core.jobs.submit import submit
-from core.models import Job, JobEvent
+from core.models import Job
 from tests.conftest import Stack, User
+from tests.support.rows import job_state
 from worker.context import JobContext
 from worker.errors import PermanentJobError, TransientJobError
 from worker.runner import run_job
@@ -54,17 +55,6 @@ def new_job(db: Database, user: User, app_client: Any, max_attempts: int = 3) ->
         return submitted.job.id
 
 
-def state(db: Database, job_id: uuid.UUID) -> tuple[Job, list[JobEvent]]:
-    with db.transaction() as session:
-        job = session.get_one(Job, job_id)
-        events = list(
-            session.scalars(
-                select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.seq)
-            )
-        )
-        return job, events
-
-
 def transient(_: JobContext, __: Any) -> dict[str, Any]:
     raise TransientJobError("upstream answered 503")
 
@@ -88,7 +78,7 @@ def test_transient_error_requeues_then_succeeds(
 
     run_job(celery, transient, str(job_id))
 
-    job, events = state(db, job_id)
+    job, events = job_state(db, job_id)
     assert (job.status, job.attempts, job.lease_until) == ("queued", 1, None)
     retry = events[-1].data
     assert retry["status"] == "queued"
@@ -102,7 +92,7 @@ def test_transient_error_requeues_then_succeeds(
 
     run_job(celery, works, str(job_id))
 
-    job, _ = state(db, job_id)
+    job, _ = job_state(db, job_id)
     assert (job.status, job.attempts, job.result) == ("succeeded", 2, {"ok": True})
 
 
@@ -114,12 +104,12 @@ def test_transient_error_on_the_last_attempt_fails(
     run_job(celery, transient, str(job_id))
     run_job(celery, transient, str(job_id))
 
-    job, _ = state(db, job_id)
+    job, _ = job_state(db, job_id)
     assert (job.status, job.attempts) == ("failed", 2)
     assert job.error is not None
     assert job.error["type"] == "transient_error"
     run_job(celery, works, str(job_id))  # a late duplicate changes nothing
-    assert state(db, job_id)[0].status == "failed"
+    assert job_state(db, job_id)[0].status == "failed"
 
 
 def test_permanent_error_fails_at_once(
@@ -129,7 +119,7 @@ def test_permanent_error_fails_at_once(
 
     run_job(celery, permanent, str(job_id))
 
-    job, events = state(db, job_id)
+    job, events = job_state(db, job_id)
     assert (job.status, job.attempts) == ("failed", 1)
     assert job.error == {
         "type": "unsupported_file",
@@ -146,7 +136,7 @@ def test_unexpected_exception_fails_without_leaking(
 
     run_job(celery, crashes, str(job_id))
 
-    job, _ = state(db, job_id)
+    job, _ = job_state(db, job_id)
     assert job.status == "failed"
     assert job.error == {
         "type": "internal_error",
@@ -172,7 +162,7 @@ def test_duplicate_delivery_while_running_does_nothing(
 
     run_job(celery, reenters, str(job_id))
 
-    job, events = state(db, job_id)
+    job, events = job_state(db, job_id)
     assert calls == []
     assert (job.status, job.attempts, job.result) == ("succeeded", 1, {"once": True})
     assert [e.data.get("status") for e in events] == ["queued", "running", "succeeded"]
@@ -189,7 +179,7 @@ def test_cancel_requested_then_transient_error_ends_cancelled(
 
     run_job(celery, cancelled_then_fails, str(job_id))
 
-    job, events = state(db, job_id)
+    job, events = job_state(db, job_id)
     assert (job.status, job.attempts) == ("cancelled", 1)
     assert events[-1].data["status"] == "cancelled"
 
@@ -212,7 +202,7 @@ def test_a_write_from_a_replaced_attempt_is_refused(
     with db.transaction() as session:
         assert not lifecycle.succeed(session, job_id, first.attempt, {"from": "zombie"})
         assert lifecycle.succeed(session, job_id, second.attempt, {"from": "owner"})
-    assert state(db, job_id)[0].result == {"from": "owner"}
+    assert job_state(db, job_id)[0].result == {"from": "owner"}
 
 
 def test_reconciler_dead_letters_a_lost_job_out_of_attempts(
@@ -257,5 +247,5 @@ def test_a_handler_blocked_past_its_lease_keeps_the_job(
 
     run_job(celery, blocks, str(job_id))
 
-    job, _ = state(db, job_id)
+    job, _ = job_state(db, job_id)
     assert (job.status, job.attempts, job.result) == ("succeeded", 1, {"kept": True})
