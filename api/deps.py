@@ -97,6 +97,19 @@ def _principal(
 TenantScope = Annotated[Principal, Depends(_principal)]
 
 
+def reauthorize(session: Session, principal: Principal) -> Principal:
+    """The same caller's access checked again, for work that outlives the request's
+    first check (an event stream): raises once the login ended, the membership went,
+    or the key was revoked."""
+    if principal.api_key_id is not None:
+        return api_keys.authorize_again(session, principal)
+    if principal.user_id is None or principal.session_id is None:
+        raise ConveyorError(ErrorCode.INVALID_TOKEN)
+    return accounts.tenant_access(
+        session, principal.user_id, principal.session_id, principal.tenant_id
+    )
+
+
 def _requiring(scope: Scope) -> Callable[[Principal], Principal]:
     def check(principal: TenantScope) -> Principal:
         principal.require_scope(scope)

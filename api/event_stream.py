@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.schemas.jobs import EventOut
 from core.db import Database
+from core.errors import ConveyorError
 from core.jobs import queries
 from core.jobs.states import JobStatus
 
@@ -24,10 +26,15 @@ def _frame(event: EventOut) -> str:
     return f"id: {event.seq}\nevent: {event.type}\ndata: {event.model_dump_json()}\n\n"
 
 
+# Raises ConveyorError once the caller has lost access (logout, removal, revoked key).
+Authorize = Callable[[Session], object]
+
+
 def _fetch(
-    db: Database, tenant_id: uuid.UUID, job_id: uuid.UUID, after: int
+    db: Database, authorize: Authorize, tenant_id: uuid.UUID, job_id: uuid.UUID, after: int
 ) -> tuple[list[str], int, bool]:
     with db.transaction() as session:
+        authorize(session)
         status = queries.get_job(session, tenant_id, job_id).status
         events = queries.list_events(session, tenant_id, job_id, after=after, limit=BATCH)
         # The same JSON as one item of the listing, so clients parse both alike.
@@ -39,12 +46,19 @@ def _fetch(
 
 
 async def job_event_stream(
-    db: Database, tenant_id: uuid.UUID, job_id: uuid.UUID, after: int
+    db: Database, authorize: Authorize, tenant_id: uuid.UUID, job_id: uuid.UUID, after: int
 ) -> AsyncIterator[str]:
+    """Stream until the job's terminal event, or until the caller loses access: access is
+    checked again on every poll, so a logout ends an open stream too."""
     yield f"retry: {int(POLL_SECONDS * 4000)}\n\n"
     quiet_since = time.monotonic()
     while True:
-        frames, after, done = await run_in_threadpool(_fetch, db, tenant_id, job_id, after)
+        try:
+            frames, after, done = await run_in_threadpool(
+                _fetch, db, authorize, tenant_id, job_id, after
+            )
+        except ConveyorError:
+            return  # a reconnect gets the 401 or 404 that says why
         for frame in frames:
             yield frame
         if done:

@@ -103,3 +103,17 @@ def authenticate(session: Session, secret: str, tenant_id: uuid.UUID | None) -> 
         scopes=frozenset(map(Scope, key.scopes)),
         api_key_id=key.id,
     )
+
+
+def authorize_again(session: Session, principal: Principal) -> Principal:
+    """Raise if the principal's key has been revoked since it was accepted."""
+    live = session.scalar(
+        select(ApiKey.id).where(
+            ApiKey.id == principal.api_key_id,
+            ApiKey.tenant_id == principal.tenant_id,
+            ApiKey.revoked_at.is_(None),
+        )
+    )
+    if live is None:
+        raise ConveyorError(ErrorCode.INVALID_TOKEN, "Unknown or revoked API key")
+    return principal

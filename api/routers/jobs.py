@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
-from api.deps import JobsRead, JobsWrite, UnitOfWorkDep
+from api.deps import JobsRead, JobsWrite, UnitOfWorkDep, reauthorize
 from api.event_stream import job_event_stream
 from api.responses import json_response
 from api.schemas.jobs import EventOut, EventPage, JobCreate, JobKindOut, JobOut, JobPage
@@ -127,7 +128,13 @@ def list_events(
     if "text/event-stream" in request.headers.get("accept", ""):
         start = last_event_id if last_event_id is not None else after
         return StreamingResponse(
-            job_event_stream(app_state(request).db, scope.tenant_id, job_id, start),
+            job_event_stream(
+                app_state(request).db,
+                partial(reauthorize, principal=scope),
+                scope.tenant_id,
+                job_id,
+                start,
+            ),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )

@@ -3,6 +3,9 @@ password change ending the other sessions."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 from fastapi.testclient import TestClient
 from jose import jwt
 
@@ -209,3 +212,43 @@ def test_login_rehashes_a_password_stored_with_older_parameters(
     assert stored.startswith("$argon2id$")
     assert "m=1024," not in stored
     assert argon2.verify(user.password, stored)
+
+
+def test_logout_ends_an_open_event_stream(app_client: TestClient) -> None:
+    user = create_user(app_client)
+    job = app_client.post(
+        "/api/v1/jobs",
+        headers=user.headers,
+        json={"kind": "diagnostics.sleep", "input": {"seconds": 60}},
+    ).json()
+    logout = threading.Timer(
+        1.0,
+        lambda: app_client.post("/api/v1/auth/logout", json={"refresh_token": user.refresh_token}),
+    )
+
+    # Should the stream outlive the login, cancelling the job ends it, and the test fails
+    # on the elapsed time rather than hanging.
+    def cancel_job() -> None:
+        token = create_user_login(app_client, user)["access_token"]
+        app_client.post(f"/api/v1/jobs/{job['id']}/cancel", headers=_bearer(token))
+
+    backstop = threading.Timer(15.0, cancel_job)
+
+    started = time.monotonic()
+    logout.start()
+    backstop.start()
+    with app_client.stream(
+        "GET",
+        f"/api/v1/jobs/{job['id']}/events",
+        headers={**user.headers, "Accept": "text/event-stream"},
+    ) as stream:
+        assert stream.status_code == 200
+        lines = list(stream.iter_lines())
+    elapsed = time.monotonic() - started
+    logout.join()
+    backstop.cancel()
+
+    # The stream ended because the login did, long before the job could finish.
+    assert elapsed < 15
+    assert any(line.startswith("id: 1") for line in lines)
+    assert _me_status(app_client, user.token) == 401
