@@ -66,9 +66,15 @@ UnitOfWorkDep = Annotated[UnitOfWork, Depends(_unit_of_work, scope="function")]
 _bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login", auto_error=False)
 
 
+# Far above any token this API issues; anything longer is refused unread.
+MAX_BEARER_LENGTH = 4096
+
+
 async def _bearer_token(token: Annotated[str | None, Depends(_bearer)]) -> str:
     if token is None:
         raise ConveyorError(ErrorCode.NOT_AUTHENTICATED)
+    if len(token) > MAX_BEARER_LENGTH:
+        raise ConveyorError(ErrorCode.INVALID_TOKEN, "The token is too long")
     return token
 
 

@@ -14,6 +14,8 @@ from core.errors import ConveyorError, ErrorCode
 from core.models import AuthSession, Invitation, Membership, Role, Tenant, User
 from core.security import hash_password, verify_password
 
+TENANT_NAME_LENGTH = 200
+
 
 def normalize_email(email: str) -> str:
     return email.strip().lower()
@@ -25,7 +27,8 @@ def register(session: Session, email: str, password: str) -> User:
     email = normalize_email(email)
     if session.scalar(select(User.id).where(User.email == email)) is not None:
         raise ConveyorError(ErrorCode.EMAIL_TAKEN)
-    tenant = Tenant(id=uuid.uuid4(), name=email, personal=True)
+    # Tenant names are shorter than the longest valid email.
+    tenant = Tenant(id=uuid.uuid4(), name=email[:TENANT_NAME_LENGTH], personal=True)
     user = User(
         id=uuid.uuid4(),
         email=email,

@@ -1,7 +1,9 @@
-"""Rate limits on login and password reset, per client IP and per account.
+"""Rate limits on logins, password resets, registrations and invitations.
 
-Sliding windows in the key-value store. Nothing is stored on the account itself: a
-limited account is usable again as soon as its window slides, never locked.
+Sliding windows in the key-value store. An account's attempts are counted per client
+IP: a stranger failing logins from elsewhere can neither lock the owner out nor block
+their password reset, and nothing is stored on the account itself. Every client IP is
+limited across all accounts as well.
 """
 
 from __future__ import annotations
@@ -19,35 +21,53 @@ class Action(StrEnum):
     LOGIN = "login"
     RESET = "reset"
     RESET_CONFIRM = "reset-confirm"
+    PASSWORD_CHANGE = "password-change"  # noqa: S105 - an action name, not a password
+    REGISTER = "register"
+    INVITE = "invite"
 
 
-def _limits(settings: Settings, action: Action) -> tuple[int, int, float]:
-    if action is Action.LOGIN:
-        return (
-            settings.login_limit_per_ip,
-            settings.login_limit_per_account,
-            settings.login_window_seconds,
-        )
-    per_account = settings.reset_limit_per_account
-    if action is Action.RESET_CONFIRM:
-        # Each code already dies after its wrong tries; this bounds guesses across codes.
-        per_account *= settings.password_reset_max_tries
-    return settings.reset_limit_per_ip, per_account, settings.reset_window_seconds
+Rule = tuple[str, int, float]  # key, limit, window in seconds
+
+
+def _rules(settings: Settings, action: Action, client_ip: str, subject: str) -> list[Rule]:
+    """`subject` is whom the attempt is about: an email, a user id, or for invitations
+    the invited email."""
+    account = f"{action}:account:{sha256_hex(normalize_email(subject))}:{client_ip}"
+    per_ip = f"{action}:ip:{client_ip}"
+    if action in (Action.LOGIN, Action.PASSWORD_CHANGE):
+        window = settings.login_window_seconds
+        return [
+            (per_ip, settings.login_limit_per_ip, window),
+            (account, settings.login_limit_per_account, window),
+        ]
+    if action in (Action.RESET, Action.RESET_CONFIRM):
+        per_account = settings.reset_limit_per_account
+        if action is Action.RESET_CONFIRM:
+            # Each code already dies after its wrong tries; this bounds guesses across codes.
+            per_account *= settings.password_reset_max_tries
+        window = settings.reset_window_seconds
+        return [(per_ip, settings.reset_limit_per_ip, window), (account, per_account, window)]
+    if action is Action.REGISTER:
+        return [(per_ip, settings.register_limit_per_ip, settings.register_window_seconds)]
+    # Invitations send email to addresses the inviter chooses: bound what one address
+    # can be sent, whoever asks.
+    recipient = f"{action}:recipient:{sha256_hex(normalize_email(subject))}"
+    window = settings.invite_window_seconds
+    return [
+        (per_ip, settings.invite_limit_per_ip, window),
+        (recipient, settings.invite_limit_per_recipient, window),
+    ]
 
 
 def check(
-    kv: KeyValueStore, settings: Settings, action: Action, client_ip: str, email: str
+    kv: KeyValueStore, settings: Settings, action: Action, client_ip: str, subject: str
 ) -> None:
     """Count this attempt, or raise 429 with the seconds until one is allowed.
 
-    The account is keyed by a digest of the email whether or not an account exists,
-    so a 429 says nothing about which emails are registered.
+    Keys use a digest of the email whether or not an account exists, so a 429 says
+    nothing about which emails are registered.
     """
-    per_ip, per_account, window = _limits(settings, action)
-    for key, limit in (
-        (f"{action}:ip:{client_ip}", per_ip),
-        (f"{action}:account:{sha256_hex(normalize_email(email))}", per_account),
-    ):
+    for key, limit, window in _rules(settings, action, client_ip, subject):
         wait = kv.hit(key, limit, window)
         if wait is not None:
             raise ConveyorError(ErrorCode.TOO_MANY_REQUESTS, retry_after=wait)

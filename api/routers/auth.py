@@ -35,12 +35,14 @@ log = logging.getLogger("conveyor.api")
     "/register",
     status_code=status.HTTP_201_CREATED,
     response_model=UserOut,
-    responses=problem_responses(409, 422),
+    responses=problem_responses(409, 422, 429),
 )
-def register(body: RegisterRequest, uow: UnitOfWorkDep) -> UserOut:
-    """Create an account, its personal tenant and the owner membership; invitations
-    waiting for this email become memberships."""
-    user = accounts.register(uow.session, str(body.email), body.password)
+def register(request: Request, body: RegisterRequest, uow: UnitOfWorkDep) -> UserOut:
+    """Create an account, its personal tenant and the owner membership."""
+    state = app_state(request)
+    email = str(body.email)
+    throttle.check(state.kv, state.settings, Action.REGISTER, client_ip(request), email)
+    user = accounts.register(uow.session, email, body.password)
     return user_out(uow, user)
 
 
@@ -140,10 +142,16 @@ def confirm_password_reset(request: Request, body: ResetConfirm, uow: UnitOfWork
 @router.post(
     "/password/change",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(401, 403, 422),
+    responses=problem_responses(401, 403, 422, 429),
 )
-def change_password(body: PasswordChange, login: CurrentLogin, uow: UnitOfWorkDep) -> Response:
+def change_password(
+    request: Request, body: PasswordChange, login: CurrentLogin, uow: UnitOfWorkDep
+) -> Response:
     """Change the password with the current one; every other session ends."""
+    state = app_state(request)
+    throttle.check(
+        state.kv, state.settings, Action.PASSWORD_CHANGE, client_ip(request), str(login.user.id)
+    )
     accounts.change_password(uow.session, login.user.id, body.current_password, body.new_password)
     sessions.end_all(uow.session, login.user.id, "password_change", keep=login.session_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

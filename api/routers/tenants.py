@@ -10,14 +10,15 @@ import uuid
 
 from fastapi import APIRouter, Request, Response, status
 
-from api.deps import CurrentLogin, UnitOfWork, UnitOfWorkDep, tenant_principal
+from api.deps import CurrentLogin, UnitOfWork, UnitOfWorkDep, client_ip, tenant_principal
 from api.schemas.problem import problem_responses
 from api.schemas.tenants import MemberCreate, MemberOut, MemberUpdate, TenantCreate, TenantOut
 from api.state import app_state
-from core import tenants
+from core import tenants, throttle
 from core.accounts import tenants_of
 from core.mail import invitation_email, queue_email
 from core.models import Role, Tenant
+from core.throttle import Action
 
 router = APIRouter(prefix="/tenants", tags=["tenants"])
 
@@ -80,7 +81,7 @@ def list_members(tenant_id: uuid.UUID, login: CurrentLogin, uow: UnitOfWorkDep) 
     "/{tenant_id}/members",
     status_code=status.HTTP_201_CREATED,
     response_model=MemberOut,
-    responses=problem_responses(401, 403, 404, 409, 422),
+    responses=problem_responses(401, 403, 404, 409, 422, 429),
 )
 def add_member(
     request: Request,
@@ -92,7 +93,10 @@ def add_member(
     """Add a user by email (admins; owners to grant `owner`). An email with no account
     yet gets an invitation by mail and joins when it registers (`status: invited`)."""
     principal = tenant_principal(uow, login, tenant_id)
-    member = tenants.add(uow.session, principal, str(body.email), body.role)
+    state = app_state(request)
+    email = str(body.email)
+    throttle.check(state.kv, state.settings, Action.INVITE, client_ip(request), email)
+    member = tenants.add(uow.session, principal, email, body.role)
     if member.status == "invited":
         _email_invitation(request, uow, tenant_id, member, login.user.email)
     return MemberOut.model_validate(member)
