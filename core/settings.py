@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SECRET_KEY = "changethis"  # noqa: S105 - the value refused in production
@@ -29,6 +29,12 @@ class SmtpTls(StrEnum):
     STARTTLS = "starttls"
     SSL = "ssl"
     NONE = "none"
+
+
+class S3AddressingStyle(StrEnum):
+    AUTO = "auto"  # botocore decides: virtual-hosted where the bucket name allows it
+    PATH = "path"  # https://endpoint/bucket/key (MinIO and most self-hosted servers)
+    VIRTUAL = "virtual"  # https://bucket.endpoint/key
 
 
 class ConfigurationError(RuntimeError):
@@ -71,7 +77,7 @@ class Settings(BaseSettings):
     # Password reset codes.
     password_reset_minutes: int = Field(default=15, gt=0)
     password_reset_code_digits: int = Field(default=8, ge=6, le=8)
-    password_reset_max_tries: int = Field(default=5, ge=1)
+    password_reset_max_tries: int = Field(default=5, ge=1, le=5)
 
     # Throttling: attempts allowed per sliding window, per account and per client IP.
     login_limit_per_account: int = Field(default=10, ge=1)
@@ -80,6 +86,13 @@ class Settings(BaseSettings):
     reset_limit_per_account: int = Field(default=3, ge=1)
     reset_limit_per_ip: int = Field(default=20, ge=1)
     reset_window_seconds: Window = 900.0
+    register_limit_per_ip: int = Field(default=20, ge=1)
+    register_window_seconds: Window = 3600.0
+    invite_limit_per_ip: int = Field(default=50, ge=1)
+    invite_limit_per_recipient: int = Field(default=3, ge=1)
+    invite_window_seconds: Window = 86400.0
+    # How long an invitation stays open.
+    invitation_days: int = Field(default=7, ge=1)
 
     # Email. With no SMTP_HOST, dev and test write messages to the outbox folder.
     smtp_host: str | None = None
@@ -106,6 +119,37 @@ class Settings(BaseSettings):
     queued_stale_seconds: Seconds = 900.0
 
     flower_basic_auth: SecretStr | None = None
+
+    # Object storage: any S3-compatible service (DigitalOcean Spaces, AWS S3, MinIO). With
+    # no bucket, dev and test keep objects on local disk under data_dir; production refuses.
+    s3_endpoint_url: str | None = None  # None: AWS's own endpoint for the region
+    s3_region: str = "us-east-1"  # Spaces: the datacenter, e.g. "nyc3"
+    do_spaces_bucket: str | None = None
+    # None: boto3's own credential chain (environment, instance role, ~/.aws).
+    do_spaces_key: SecretStr | None = None
+    do_spaces_secret: SecretStr | None = None
+    s3_addressing_style: S3AddressingStyle = S3AddressingStyle.AUTO
+    s3_connect_timeout_seconds: Seconds = 5.0
+    s3_read_timeout_seconds: Seconds = 60.0
+    # Attempts per request, the first included (botocore's "standard" retry mode).
+    s3_max_attempts: int = Field(default=5, ge=1, le=20)
+    # Multipart upload part size: S3 refuses parts under 5 MiB (but the last), and the
+    # streaming upload holds one part in memory.
+    s3_part_size_mib: int = Field(default=8, ge=5, le=64)
+    max_upload_bytes: int = Field(default=1 << 30, gt=0)
+    # Lifetime of presigned upload and download URLs; SigV4 allows at most 7 days.
+    upload_url_seconds: int = Field(default=900, ge=1, le=7 * 24 * 3600)
+
+    @field_validator(
+        "s3_endpoint_url", "do_spaces_bucket", "do_spaces_key", "do_spaces_secret", mode="before"
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # `DO_SPACES_BUCKET=` in a .env means "not set", not a bucket named "".
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if isinstance(raw, str) and not raw.strip():
+            return None
+        return value
 
     @model_validator(mode="after")
     def _refuse_unsafe_secrets(self) -> Settings:
@@ -166,6 +210,15 @@ class Settings(BaseSettings):
     def broker_dir(self) -> Path:
         """Folders of the `filesystem://` broker (embedded default only)."""
         return self.data_dir.resolve() / "broker"
+
+    @property
+    def storage_dir(self) -> Path:
+        """Objects on local disk when no bucket is configured (dev and test only)."""
+        return self.data_dir.resolve() / "storage"
+
+    @property
+    def s3_part_size_bytes(self) -> int:
+        return self.s3_part_size_mib * 1024 * 1024
 
 
 def psycopg2_url(url: str) -> str:
