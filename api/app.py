@@ -10,7 +10,7 @@ from fastapi import APIRouter, FastAPI
 
 from api.middleware import RequestContextMiddleware
 from api.problems import install_problem_handlers
-from api.routers import api_keys, auth, health, jobs, tenants, users
+from api.routers import api_keys, auth, health, invitations, jobs, tenants, users
 from api.state import AppState
 from core.db import Database
 from core.kv import open_kv_store
@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_request_bytes)
 
     v1 = APIRouter(prefix="/api/v1")
-    for module in (auth, users, tenants, api_keys, jobs):
+    for module in (auth, users, tenants, invitations, api_keys, jobs):
         v1.include_router(module.router)
     app.include_router(health.router)
     app.include_router(v1)

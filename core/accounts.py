@@ -5,13 +5,13 @@ from __future__ import annotations
 import uuid
 from functools import cache
 
-from sqlalchemy import Select, bindparam, delete, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.access import ALL_SCOPES, Principal
 from core.errors import ConveyorError, ErrorCode
-from core.models import AuthSession, Invitation, Membership, Role, Tenant, User
+from core.models import AuthSession, Membership, Role, Tenant, User
 from core.security import hash_password, verify_password
 
 TENANT_NAME_LENGTH = 200
@@ -22,8 +22,7 @@ def normalize_email(email: str) -> str:
 
 
 def register(session: Session, email: str, password: str) -> User:
-    """Create the user, their personal tenant and the owner membership, together;
-    invitations waiting for this email become memberships."""
+    """Create the user, their personal tenant and the owner membership, together."""
     email = normalize_email(email)
     if session.scalar(select(User.id).where(User.email == email)) is not None:
         raise ConveyorError(ErrorCode.EMAIL_TAKEN)
@@ -44,19 +43,7 @@ def register(session: Session, email: str, password: str) -> User:
         session.flush()
     except IntegrityError as exc:  # a concurrent registration of the same email
         raise ConveyorError(ErrorCode.EMAIL_TAKEN) from exc
-    _accept_invitations(session, user)
     return user
-
-
-def _accept_invitations(session: Session, user: User) -> None:
-    invitations = session.scalars(
-        delete(Invitation).where(Invitation.email == user.email).returning(Invitation)
-    ).all()
-    for invitation in invitations:
-        session.add(
-            Membership(user_id=user.id, tenant_id=invitation.tenant_id, role=invitation.role)
-        )
-    session.flush()
 
 
 def authenticate(session: Session, email: str, password: str) -> User:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from core.access import Principal, Scope
 from core.errors import ConveyorError, ErrorCode
-from core.models import ApiKey
+from core.models import ApiKey, User
 from core.security import API_KEY_PREFIX, API_KEY_VISIBLE_CHARS, new_api_key, sha256_hex
 
 # last_used_at is written at most this often per key, not on every request.
@@ -81,8 +81,15 @@ def revoke_created_by(session: Session, tenant_id: uuid.UUID, user_id: uuid.UUID
 @cache
 def _by_secret() -> Select[ApiKey]:
     # Built once: every request made with a key runs it.
-    return select(ApiKey).where(
-        ApiKey.secret_hash == bindparam("secret_hash"), ApiKey.revoked_at.is_(None)
+    # A key lives no longer than its creator's account.
+    return (
+        select(ApiKey)
+        .join(User, User.id == ApiKey.created_by)
+        .where(
+            ApiKey.secret_hash == bindparam("secret_hash"),
+            ApiKey.revoked_at.is_(None),
+            User.is_active.is_(True),
+        )
     )
 
 

@@ -49,11 +49,15 @@ def reset_code_email(code: str, minutes: int) -> tuple[str, str]:
 _NOT_FOR_HEADERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
 
-def invitation_email(tenant_name: str, inviter: str, role: str) -> tuple[str, str]:
+def invitation_email(tenant_name: str, inviter: str, role: str, token: str) -> tuple[str, str]:
     name = _NOT_FOR_HEADERS.sub(" ", tenant_name).strip()
     subject = f"You are invited to {name} on Conveyor"[:200]
     text = (
         f"{inviter} invited you to join {tenant_name!r} on Conveyor as {role}.\n\n"
-        "Register with this email address and you will be a member at once.\n"
+        f"Your invitation token is {token}\n\n"
+        "Register with this email address and the token (POST /api/v1/auth/register "
+        'with "invitation_token"), or, if you have an account, accept it with '
+        "POST /api/v1/invitations/accept. The token works once. If you did not expect "
+        "this, ignore this message.\n"
     )
     return subject, text

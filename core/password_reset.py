@@ -62,3 +62,8 @@ def confirm(
         raise ConveyorError(ErrorCode.INVALID_RESET_CODE)
     user.password_hash = hash_password(new_password)
     sessions.end_all(session, user.id, "password_reset")
+
+
+def discard_code(kv: KeyValueStore, email: str) -> None:
+    """A password changed with the current one makes a pending reset code pointless."""
+    kv.discard_code(_code_key(normalize_email(email)))

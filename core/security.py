@@ -119,6 +119,10 @@ def new_api_key() -> str:
     return API_KEY_PREFIX + secrets.token_urlsafe(32)
 
 
+def new_invitation_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
 def new_reset_code(digits: int) -> str:
     return f"{secrets.randbelow(10**digits):0{digits}d}"
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core import api_keys
@@ -19,6 +19,8 @@ from core.access import Principal, outranks
 from core.accounts import normalize_email
 from core.errors import ConveyorError, ErrorCode
 from core.models import Invitation, Membership, Role, Tenant, User
+from core.security import new_invitation_token, sha256_hex
+from core.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -90,10 +92,17 @@ def _check_may_grant(principal: Principal, role: Role) -> None:
         )
 
 
-def add(session: Session, principal: Principal, email: str, role: Role) -> Member:
+@dataclass(frozen=True)
+class Added:
+    member: Member
+    # For an invitation: the secret that joins, to be sent to the email and nowhere else.
+    invitation_token: str | None = None
+
+
+def add(session: Session, principal: Principal, email: str, role: Role) -> Added:
     """Add an existing user at once; invite an email with no account yet."""
     _check_may_grant(principal, role)
-    tenant = get(session, principal.tenant_id)
+    tenant = lock_tenant(session, principal)
     if tenant.personal:
         raise ConveyorError(
             ErrorCode.PERSONAL_TENANT,
@@ -108,23 +117,72 @@ def add(session: Session, principal: Principal, email: str, role: Role) -> Membe
         session.add(membership)
         session.flush()
         session.refresh(membership)
-        return Member(user.id, email, role, "active", membership.created_at)
+        return Added(Member(user.id, email, role, "active", membership.created_at))
     existing = session.scalar(
         select(Invitation).where(Invitation.tenant_id == tenant.id, Invitation.email == email)
     )
     if existing is not None:
         raise ConveyorError(ErrorCode.ALREADY_MEMBER, f"{email} is already invited")
+    token = new_invitation_token()
     invitation = Invitation(
         id=uuid.uuid4(),
         tenant_id=tenant.id,
         email=email,
         role=role,
         invited_by=principal.user_id,
+        token_hash=sha256_hex(token),
     )
     session.add(invitation)
     session.flush()
     session.refresh(invitation)
-    return Member(None, email, role, "invited", invitation.created_at, invitation.id)
+    member = Member(None, email, role, "invited", invitation.created_at, invitation.id)
+    return Added(member, token)
+
+
+def accept(session: Session, settings: Settings, user: User, token: str) -> tuple[Tenant, Role]:
+    """Join the tenant of an invitation to this user's email, by the emailed token;
+    the tenant and the user's role in it."""
+    invitation = session.scalar(
+        select(Invitation)
+        .where(
+            Invitation.token_hash == sha256_hex(token),
+            Invitation.email == user.email,
+            Invitation.created_at > func.now() - timedelta(days=settings.invitation_days),
+        )
+        .with_for_update()
+    )
+    if invitation is None:
+        raise ConveyorError(
+            ErrorCode.INVITATION_NOT_FOUND,
+            "No open invitation for your email matches this token",
+        )
+    tenant = get(session, invitation.tenant_id)
+    membership = session.get(Membership, (user.id, tenant.id))
+    if membership is None:
+        membership = Membership(user_id=user.id, tenant_id=tenant.id, role=invitation.role)
+        session.add(membership)
+    session.delete(invitation)
+    session.flush()
+    return tenant, Role(membership.role)
+
+
+def lock_tenant(session: Session, principal: Principal) -> Tenant:
+    """Serialise changes to one tenant's members, and re-check the caller's role under
+    the lock: a role read before it may have changed since."""
+    tenant = session.get(Tenant, principal.tenant_id, with_for_update=True)
+    if tenant is None:
+        raise ConveyorError(ErrorCode.TENANT_NOT_FOUND)
+    if principal.user_id is not None and principal.role is not None:
+        current = session.scalar(
+            select(Membership.role).where(
+                Membership.tenant_id == tenant.id, Membership.user_id == principal.user_id
+            )
+        )
+        if current is None:
+            raise ConveyorError(ErrorCode.TENANT_NOT_FOUND)
+        if Role(current) is not principal.role:
+            raise ConveyorError(ErrorCode.FORBIDDEN, "Your role in this tenant changed; try again")
+    return tenant
 
 
 def _membership_for_update(
@@ -137,11 +195,11 @@ def _membership_for_update(
 
 
 def _check_not_last_owner(session: Session, tenant_id: uuid.UUID) -> None:
-    # Lock every owner row so two owners demoting each other at once cannot both win.
+    # Under the tenant lock, so two owners stepping down at once cannot both pass.
     owners = session.scalars(
-        select(Membership.user_id)
-        .where(Membership.tenant_id == tenant_id, Membership.role == Role.OWNER)
-        .with_for_update()
+        select(Membership.user_id).where(
+            Membership.tenant_id == tenant_id, Membership.role == Role.OWNER
+        )
     ).all()
     if len(owners) <= 1:
         raise ConveyorError(ErrorCode.LAST_OWNER)
@@ -149,6 +207,7 @@ def _check_not_last_owner(session: Session, tenant_id: uuid.UUID) -> None:
 
 def change_role(session: Session, principal: Principal, user_id: uuid.UUID, role: Role) -> Member:
     _check_may_grant(principal, role)
+    lock_tenant(session, principal)
     membership = _membership_for_update(session, principal.tenant_id, user_id)
     current = Role(membership.role)
     _check_may_grant(principal, current)
@@ -168,6 +227,7 @@ def remove(session: Session, principal: Principal, user_id: uuid.UUID) -> None:
     leaving = principal.user_id == user_id
     if not leaving:
         principal.require_role(Role.ADMIN)
+    lock_tenant(session, principal)
     membership = _membership_for_update(session, principal.tenant_id, user_id)
     role = Role(membership.role)
     if not leaving:
@@ -181,6 +241,7 @@ def remove(session: Session, principal: Principal, user_id: uuid.UUID) -> None:
 
 def cancel_invitation(session: Session, principal: Principal, invitation_id: uuid.UUID) -> None:
     principal.require_role(Role.ADMIN)
+    lock_tenant(session, principal)
     invitation = session.scalar(
         select(Invitation)
         .where(Invitation.id == invitation_id, Invitation.tenant_id == principal.tenant_id)

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import DBAPIError
 
 from core.jobs import lifecycle
-from core.jobs.contracts import KINDS
+from core.jobs.contracts import KINDS, JobKind
 from core.jobs.lifecycle import Claim, JobError
 from core.jobs.publishing import publish_committed
 from core.settings import Settings
@@ -69,6 +69,18 @@ def run_job(celery: Celery, handler: Handler, job_id_text: str) -> None:
         return
     log.info("job %s (%s) attempt %d started", job_id, claim.kind, claim.attempt)
     kind = KINDS[claim.kind]
+    try:
+        _run_claimed(celery, handler, kind, claim)
+    finally:
+        if kind.secret_fields:
+            # Once finished (not when requeued for a retry), its secrets go.
+            with rt.db.transaction() as session:
+                lifecycle.redact_finished(session, kind, [job_id])
+
+
+def _run_claimed(celery: Celery, handler: Handler, kind: JobKind, claim: Claim) -> None:
+    rt = runtime()
+    job_id = claim.job_id
     ctx = JobContext(rt, claim)
     try:
         with ctx.heartbeating():

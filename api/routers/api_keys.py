@@ -9,7 +9,7 @@ from fastapi import APIRouter, Response, status
 from api.deps import TenantScope, UnitOfWorkDep
 from api.schemas.problem import problem_responses
 from api.schemas.tenants import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
-from core import api_keys
+from core import api_keys, tenants
 from core.models import Role
 
 router = APIRouter(prefix="/api-keys", tags=["api keys"])
@@ -24,6 +24,8 @@ router = APIRouter(prefix="/api-keys", tags=["api keys"])
 def create_key(body: ApiKeyCreate, principal: TenantScope, uow: UnitOfWorkDep) -> ApiKeyCreated:
     """A key with the given scopes. Its `secret` is in this answer and nowhere else."""
     principal.require_role(Role.ADMIN)
+    # Under the tenant's lock, so a key cannot slip past a concurrent demotion or removal.
+    tenants.lock_tenant(uow.session, principal)
     key, secret = api_keys.create(uow.session, principal, body.name, body.scopes)
     return ApiKeyCreated.model_validate(
         {**ApiKeyOut.model_validate(key).model_dump(), "secret": secret}

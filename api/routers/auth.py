@@ -23,7 +23,7 @@ from api.schemas.auth import (
 from api.schemas.problem import problem_responses
 from api.schemas.text import Text
 from api.state import AppState, app_state
-from core import accounts, password_reset, sessions, throttle
+from core import accounts, password_reset, sessions, tenants, throttle
 from core.jobs.publishing import publish_committed
 from core.throttle import Action
 
@@ -35,14 +35,18 @@ log = logging.getLogger("conveyor.api")
     "/register",
     status_code=status.HTTP_201_CREATED,
     response_model=UserOut,
-    responses=problem_responses(409, 422, 429),
+    responses=problem_responses(404, 409, 422, 429),
 )
 def register(request: Request, body: RegisterRequest, uow: UnitOfWorkDep) -> UserOut:
-    """Create an account, its personal tenant and the owner membership."""
+    """Create an account, its personal tenant and the owner membership; with the token
+    of an invitation to this email, join that tenant too (a wrong token is a 404 and
+    creates nothing)."""
     state = app_state(request)
     email = str(body.email)
     throttle.check(state.kv, state.settings, Action.REGISTER, client_ip(request), email)
     user = accounts.register(uow.session, email, body.password)
+    if body.invitation_token is not None:
+        tenants.accept(uow.session, state.settings, user, body.invitation_token)
     return user_out(uow, user)
 
 
@@ -154,4 +158,5 @@ def change_password(
     )
     accounts.change_password(uow.session, login.user.id, body.current_password, body.new_password)
     sessions.end_all(uow.session, login.user.id, "password_change", keep=login.session_id)
+    password_reset.discard_code(state.kv, login.user.email)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

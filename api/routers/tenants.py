@@ -10,7 +10,7 @@ import uuid
 
 from fastapi import APIRouter, Request, Response, status
 
-from api.deps import CurrentLogin, UnitOfWork, UnitOfWorkDep, client_ip, tenant_principal
+from api.deps import CurrentLogin, UnitOfWorkDep, client_ip, tenant_principal
 from api.schemas.problem import problem_responses
 from api.schemas.tenants import MemberCreate, MemberOut, MemberUpdate, TenantCreate, TenantOut
 from api.state import app_state
@@ -23,7 +23,7 @@ from core.throttle import Action
 router = APIRouter(prefix="/tenants", tags=["tenants"])
 
 
-def _tenant_out(tenant: Tenant, role: str) -> TenantOut:
+def tenant_out(tenant: Tenant, role: str) -> TenantOut:
     return TenantOut(
         id=tenant.id,
         name=tenant.name,
@@ -36,7 +36,7 @@ def _tenant_out(tenant: Tenant, role: str) -> TenantOut:
 @router.get("", response_model=list[TenantOut], responses=problem_responses(401, 403))
 def list_tenants(login: CurrentLogin, uow: UnitOfWorkDep) -> list[TenantOut]:
     """The tenants the caller belongs to, oldest first, with their role in each."""
-    return [_tenant_out(t, role) for t, role in tenants_of(uow.session, login.user.id)]
+    return [tenant_out(t, role) for t, role in tenants_of(uow.session, login.user.id)]
 
 
 @router.post(
@@ -48,13 +48,13 @@ def list_tenants(login: CurrentLogin, uow: UnitOfWorkDep) -> list[TenantOut]:
 def create_tenant(body: TenantCreate, login: CurrentLogin, uow: UnitOfWorkDep) -> TenantOut:
     """A team tenant, with the caller as its owner."""
     tenant = tenants.create(uow.session, login.user.id, body.name)
-    return _tenant_out(tenant, Role.OWNER)
+    return tenant_out(tenant, Role.OWNER)
 
 
 @router.get("/{tenant_id}", response_model=TenantOut, responses=problem_responses(401, 404))
 def get_tenant(tenant_id: uuid.UUID, login: CurrentLogin, uow: UnitOfWorkDep) -> TenantOut:
     principal = tenant_principal(uow, login, tenant_id)
-    return _tenant_out(tenants.get(uow.session, tenant_id), principal.role or Role.MEMBER)
+    return tenant_out(tenants.get(uow.session, tenant_id), principal.role or Role.MEMBER)
 
 
 @router.patch(
@@ -65,7 +65,7 @@ def rename_tenant(
 ) -> TenantOut:
     """Rename a team tenant (owners)."""
     principal = tenant_principal(uow, login, tenant_id)
-    return _tenant_out(tenants.rename(uow.session, principal, body.name), Role.OWNER)
+    return tenant_out(tenants.rename(uow.session, principal, body.name), Role.OWNER)
 
 
 @router.get(
@@ -91,26 +91,21 @@ def add_member(
     uow: UnitOfWorkDep,
 ) -> MemberOut:
     """Add a user by email (admins; owners to grant `owner`). An email with no account
-    yet gets an invitation by mail and joins when it registers (`status: invited`)."""
+    yet gets an invitation by mail (`status: invited`); the token in it joins the tenant,
+    at registration or afterwards with `POST /invitations/accept`."""
     principal = tenant_principal(uow, login, tenant_id)
     state = app_state(request)
     email = str(body.email)
     throttle.check(state.kv, state.settings, Action.INVITE, client_ip(request), email)
-    member = tenants.add(uow.session, principal, email, body.role)
-    if member.status == "invited":
-        _email_invitation(request, uow, tenant_id, member, login.user.email)
-    return MemberOut.model_validate(member)
-
-
-def _email_invitation(
-    request: Request, uow: UnitOfWork, tenant_id: uuid.UUID, member: tenants.Member, inviter: str
-) -> None:
-    tenant = tenants.get(uow.session, tenant_id)
-    subject, text = invitation_email(tenant.name, inviter, member.role.value)
-    submitted = queue_email(
-        uow.session, app_state(request).settings, to=member.email, subject=subject, text=text
-    )
-    uow.publish_after_commit(submitted.job.id, submitted.kind)
+    added = tenants.add(uow.session, principal, email, body.role)
+    if added.invitation_token is not None:
+        tenant = tenants.get(uow.session, tenant_id)
+        subject, text = invitation_email(
+            tenant.name, login.user.email, added.member.role.value, added.invitation_token
+        )
+        submitted = queue_email(uow.session, state.settings, to=email, subject=subject, text=text)
+        uow.publish_after_commit(submitted.job.id, submitted.kind)
+    return MemberOut.model_validate(added.member)
 
 
 @router.patch(

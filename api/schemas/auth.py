@@ -16,6 +16,12 @@ MAX_TOKEN = 4096
 class RegisterRequest(BaseModel):
     email: EmailStr
     password: Text = Field(min_length=MIN_PASSWORD, max_length=MAX_PASSWORD)
+    invitation_token: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="The token from an invitation email: joins that tenant at once.",
+    )
 
 
 class TokenResponse(BaseModel):

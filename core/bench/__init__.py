@@ -3,8 +3,14 @@
 It starts the real stack (api + worker) on a fresh PostgreSQL database and a flushed
 Redis database, submits `diagnostics.echo` jobs over HTTP and times them until they have
 succeeded; in the same run it times a no-op Celery task with the same broker, settings,
-pool and concurrency, and compares `GET /api/v1/jobs/{id}` with `GET /healthz`. The last
-line of output is machine-readable:
+pool and concurrency, and compares `GET /api/v1/jobs/{id}` with `GET /healthz`.
+
+Last, it times `POST /api/v1/auth/password-reset/request` for one registered email
+against a fresh unregistered one each time, one request in flight, and prints
+`reset_timing_ratio=<median registered / median unregistered>`: 1.0 means the response
+time does not tell whether an email has an account; far from 1.0 means it does.
+
+The last line of output is machine-readable:
 
     pipeline_jobs_per_s=<f> celery_tasks_per_s=<f> ratio=<f> poll_ratio=<f>
 """
@@ -64,6 +70,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_positive,
         default=3000,
         help="GET /api/v1/jobs/{id} and GET /healthz requests to time, each (3000)",
+    )
+    parser.add_argument(
+        "--reset-requests",
+        type=_positive,
+        default=300,
+        help="password reset requests to time for a registered email and for unregistered "
+        "ones, each (300)",
     )
     parser.add_argument("--api-workers", type=_positive, default=1, help="uvicorn --workers (1)")
     parser.add_argument(

@@ -8,6 +8,11 @@ Phases, in this order, each with its own warm-up:
    submit → last `finished_at`; latency is `created_at → finished_at` per job.
 3. poll: on the same stack, GET /healthz and GET /api/v1/jobs/{id} alternately in two
    rounds of half the requests each, so drift favours neither.
+4. reset: on the same stack, POST /api/v1/auth/password-reset/request one at a time,
+   for a registered email and for unregistered ones in turn, with a pause after each.
+   Last, because each request for the registered email queues an `email.send` job
+   (which fails in production, with no SMTP_HOST) that must not share the worker with
+   the timed pipeline.
 """
 
 from __future__ import annotations
@@ -60,6 +65,14 @@ QUEUES = ",".join(q.value for q in Queue)
 STARTUP_SECONDS = 60.0
 HTTP_TIMEOUT_SECONDS = 30.0
 POLL_INTERVAL_SECONDS = 0.25
+# The reset phase sends thousands of requests from one IP, for one email; the api's
+# throttle would answer most of them 429, so it is lifted far above any run's count.
+UNTHROTTLED = str(10**9)
+# A reset request's work goes on after its response: the lookup and, for a registered
+# email, a code, a job and the worker running it (about 15-25 ms on a 2-core machine).
+# Sent back to back, that work would slow whichever request came next; the pause lets it
+# finish, so each request is timed on an idle stack.
+RESET_PAUSE_SECONDS = 0.05
 TAIL_LINES = 30
 
 T = TypeVar("T")
@@ -75,6 +88,7 @@ class BenchOptions:
     concurrency: int
     worker_concurrency: int
     poll_requests: int
+    reset_requests: int
     api_workers: int
     warmup: int
     environment: str
@@ -90,6 +104,7 @@ class BenchOptions:
             concurrency=args.concurrency,
             worker_concurrency=args.worker_concurrency,
             poll_requests=args.poll_requests,
+            reset_requests=args.reset_requests,
             api_workers=args.api_workers,
             warmup=args.warmup,
             environment=args.environment,
@@ -256,6 +271,12 @@ class Stack:
             "BROKER_URL": self.servers.redis_url,
             # One token serves the whole run, however long --timeout lets it be.
             "ACCESS_TOKEN_MINUTES": "1440",
+            # Logging in is not lifted: the bench logs in once a run, on a flushed Redis.
+            "RESET_LIMIT_PER_IP": UNTHROTTLED,
+            "RESET_LIMIT_PER_ACCOUNT": UNTHROTTLED,
+            # With --environment dev, email.send writes each reset email to DATA_DIR's
+            # outbox: keep them out of the one `conveyor dev` users read codes from.
+            "DATA_DIR": str(REPO_ROOT / LOG_DIR),
             "PYTHONUNBUFFERED": "1",
         }
 
@@ -299,8 +320,8 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.1f} ms"
+def ms(seconds: float, digits: int = 1) -> str:
+    return f"{seconds * 1000:.{digits}f} ms"
 
 
 @dataclass(frozen=True)
@@ -437,7 +458,28 @@ def _roots(group: ProcessGroup) -> dict[str, int]:
     return {name: proc.pid for name, proc in group.procs.items()}
 
 
-# --- phases 2 and 3: the pipeline and polling --------------------------------------------
+@dataclass(frozen=True)
+class ResetResult:
+    registered: list[float]
+    unregistered: list[float]
+    cpu: cpu.Usage | None
+
+    @property
+    def ratio(self) -> float:
+        return percentile(self.registered, 0.5) / percentile(self.unregistered, 0.5)
+
+    def describe(self) -> str:
+        def figures(latencies: list[float]) -> str:
+            p50, p90 = percentile(latencies, 0.5), percentile(latencies, 0.9)
+            return f"p50 {ms(p50, 2)}, p90 {ms(p90, 2)}"
+
+        return (
+            f"{len(self.registered)} each, one in flight: registered email "
+            f"{figures(self.registered)}; unregistered {figures(self.unregistered)}"
+        )
+
+
+# --- phases 2, 3 and 4: the pipeline, polling, password reset ----------------------------
 
 
 async def run_concurrently(
@@ -503,13 +545,21 @@ async def wait_ready(client: httpx.AsyncClient, group: LoggedGroup) -> None:
     raise BenchError(f"the api was not ready after {STARTUP_SECONDS:.0f} s: {last}")
 
 
-async def log_in(client: httpx.AsyncClient) -> str:
-    email = f"bench-{uuid.uuid4().hex[:12]}@bench.conveyor.dev"
-    password = secrets.token_urlsafe(18)
+def _bench_email(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}@bench.conveyor.dev"
+
+
+async def register(client: httpx.AsyncClient, email: str, password: str) -> None:
     _expect(
         await client.post("/api/v1/auth/register", json={"email": email, "password": password}),
         201,
     )
+
+
+async def log_in(client: httpx.AsyncClient) -> str:
+    email = _bench_email("bench")
+    password = secrets.token_urlsafe(18)
+    await register(client, email, password)
     response = _expect(
         await client.post("/api/v1/auth/login", data={"username": email, "password": password}),
         200,
@@ -608,9 +658,62 @@ def _merge(label: str, parts: Sequence[RequestsResult]) -> RequestsResult:
     )
 
 
+def reset_order(count: int) -> list[bool]:
+    """Which of 2 * count requests are for the registered email: pairs in turn
+    registered-first and unregistered-first (R U U R R U ...), so each kind follows each
+    kind equally often. With plain alternation every unregistered request would follow a
+    registered one, and any of that request's work still running past the pause would
+    slow only unregistered requests."""
+    return [(i % 2 == 0) == (i // 2 % 2 == 0) for i in range(2 * count)]
+
+
+async def time_resets(
+    client: httpx.AsyncClient, registered: str, count: int, timeout: float
+) -> tuple[list[float], list[float]]:
+    # Every address is made before the clock starts; each has the same length, so the
+    # two kinds of request differ in nothing but whether the account exists.
+    requests = [
+        (known, registered if known else _bench_email("reset")) for known in reset_order(count)
+    ]
+    latencies: dict[bool, list[float]] = {True: [], False: []}
+    try:
+        async with asyncio.timeout(timeout):
+            for known, email in requests:
+                start = time.perf_counter()
+                response = await client.post(
+                    "/api/v1/auth/password-reset/request", json={"email": email}
+                )
+                latencies[known].append(time.perf_counter() - start)
+                _expect(response, 202)
+                await asyncio.sleep(RESET_PAUSE_SECONDS)
+    except TimeoutError as exc:
+        raise BenchError(
+            f"{2 * count} reset requests did not finish within {timeout:.0f} s"
+        ) from exc
+    except httpx.HTTPError as exc:
+        raise BenchError(f"HTTP request failed: {type(exc).__name__}: {exc}") from exc
+    return latencies[True], latencies[False]
+
+
+async def measure_resets(
+    client: httpx.AsyncClient, opts: BenchOptions, roots: dict[str, int]
+) -> ResetResult:
+    registered = _bench_email("reset")
+    await register(client, registered, secrets.token_urlsafe(18))
+    say(
+        f"reset: warming up, then timing {opts.reset_requests} requests for a registered "
+        "email and as many for unregistered ones"
+    )
+    await time_resets(client, registered, opts.warmup, opts.timeout)
+    before = cpu.snapshot(time.monotonic())
+    known, unknown = await time_resets(client, registered, opts.reset_requests, opts.timeout)
+    used = cpu.usage(before, cpu.snapshot(time.monotonic()), roots, opts.database_name)
+    return ResetResult(registered=known, unregistered=unknown, cpu=used)
+
+
 async def drive_stack(
     stack: Stack, group: LoggedGroup, db: Engine
-) -> tuple[PipelineResult, PollResult]:
+) -> tuple[PipelineResult, PollResult, ResetResult]:
     opts = stack.options
     limits = httpx.Limits(
         max_connections=opts.concurrency, max_keepalive_connections=opts.concurrency
@@ -661,10 +764,11 @@ async def drive_stack(
         poll = PollResult(
             health=_merge("GET /healthz", health), job=_merge("GET /api/v1/jobs/{id}", job)
         )
-    return pipeline, poll
+        reset = await measure_resets(client, opts, roots)
+    return pipeline, poll, reset
 
 
-def measure_stack(stack: Stack) -> tuple[PipelineResult, PollResult]:
+def measure_stack(stack: Stack) -> tuple[PipelineResult, PollResult, ResetResult]:
     opts = stack.options
     db = create_engine(
         stack.servers.database,
@@ -697,7 +801,9 @@ def measure_stack(stack: Stack) -> tuple[PipelineResult, PollResult]:
 # --- report ----------------------------------------------------------------------------
 
 
-def report(celery: CeleryResult, pipeline: PipelineResult, poll: PollResult) -> None:
+def report(
+    celery: CeleryResult, pipeline: PipelineResult, poll: PollResult, reset: ResetResult
+) -> None:
     ratio = pipeline.per_second / celery.per_second
     lines = [
         "",
@@ -719,8 +825,12 @@ def report(celery: CeleryResult, pipeline: PipelineResult, poll: PollResult) -> 
         *_cpu_line(poll.health.cpu, len(poll.health.latencies), "request"),
         f"  {poll.job.describe()}",
         *_cpu_line(poll.job.cpu, len(poll.job.latencies), "request"),
+        "password reset request (POST /api/v1/auth/password-reset/request)",
+        f"  {reset.describe()}",
+        *_cpu_line(reset.cpu, len(reset.registered) + len(reset.unregistered), "request"),
         f"pipeline / celery = {ratio:.3f}   job GET / healthz = {poll.ratio:.3f}   "
         "(goal: both >= 0.5)",
+        f"reset_timing_ratio={reset.ratio:.3f}",
         f"pipeline_jobs_per_s={pipeline.per_second:.2f} "
         f"celery_tasks_per_s={celery.per_second:.2f} "
         f"ratio={ratio:.3f} poll_ratio={poll.ratio:.3f}",
@@ -766,7 +876,7 @@ def main(opts: BenchOptions) -> int:
         servers.recreate_database()
         servers.flush_redis()
         celery = measure_celery(stack)
-        pipeline, poll = measure_stack(stack)
+        pipeline, poll, reset = measure_stack(stack)
     except BenchError as exc:
         for group in stack.groups:
             group.print_tails()
@@ -783,7 +893,7 @@ def main(opts: BenchOptions) -> int:
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
-    report(celery, pipeline, poll)
+    report(celery, pipeline, poll, reset)
     return 0
 
 

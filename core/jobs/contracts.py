@@ -31,6 +31,9 @@ class JobKind:
     # Internal kinds run only as system jobs (no tenant): clients cannot submit,
     # list or read them.
     internal: bool = False
+    # Input fields that hold secrets (a reset code in an email body): overwritten once
+    # the job has finished, so the database keeps them only while they are needed.
+    secret_fields: tuple[str, ...] = ()
 
     @property
     def task_name(self) -> str:
@@ -119,6 +122,7 @@ KINDS: dict[str, JobKind] = {
             output_model=EmailOutput,
             time_limit_seconds=120,
             internal=True,
+            secret_fields=("text",),
         ),
     )
 }

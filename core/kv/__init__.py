@@ -33,6 +33,9 @@ class KeyValueStore(Protocol):
         """Store a code (already hashed by the caller) under key, replacing any earlier one
         and its wrong-try count."""
 
+    def discard_code(self, key: str) -> None:
+        """Delete the code under key, if any (a password changed some other way)."""
+
     def check_code(self, key: str, code_hash: str, max_tries: int) -> CodeCheck:
         """Atomic. A match deletes the code: of N concurrent checks with the right hash
         exactly one gets ACCEPTED. A mismatch counts a wrong try; the max_tries-th wrong

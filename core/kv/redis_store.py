@@ -95,6 +95,10 @@ class RedisStore:
         ttl_ms = max(1, math.ceil(ttl_seconds * 1000))
         self._put_code(keys=[CODE_PREFIX + key], args=[code_hash, ttl_ms])
 
+    def discard_code(self, key: str) -> None:
+        check_key(key)
+        self._client.delete(CODE_PREFIX + key)
+
     def check_code(self, key: str, code_hash: str, max_tries: int) -> CodeCheck:
         check_key(key)
         check_max_tries(max_tries)

@@ -79,6 +79,11 @@ class SqlStore:
                 _PUT_CODE, {"key": key, "hash": code_hash, "ttl": timedelta(seconds=ttl_seconds)}
             )
 
+    def discard_code(self, key: str) -> None:
+        check_key(key)
+        with self._db.transaction() as session:
+            session.execute(_DELETE, {"key": key})
+
     def check_code(self, key: str, code_hash: str, max_tries: int) -> CodeCheck:
         check_key(key)
         check_max_tries(max_tries)

@@ -49,7 +49,8 @@ class RefreshToken(CreatedAt, Base):
         ForeignKey("auth_sessions.id", ondelete="CASCADE"), index=True
     )
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    expires_at: Mapped[datetime] = mapped_column(TZDateTime)
+    # Housekeeping deletes by expiry.
+    expires_at: Mapped[datetime] = mapped_column(TZDateTime, index=True)
     used_at: Mapped[datetime | None] = mapped_column(TZDateTime)
 
 
@@ -60,7 +61,7 @@ class ApiKey(CreatedAt, Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     created_by: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("users.id", ondelete="SET NULL")
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
     )
     name: Mapped[str] = mapped_column(String(200))
     # The first characters of the secret, shown in listings to tell keys apart.
@@ -72,8 +73,9 @@ class ApiKey(CreatedAt, Base):
 
 
 class Invitation(CreatedAt, Base):
-    """A pending membership for an email with no account yet; it becomes a membership
-    when that email registers."""
+    """A pending membership for an email with no account yet. It becomes a membership
+    when someone presents its token, which only the invitation email carries: holding
+    the token proves the address is theirs."""
 
     __tablename__ = "invitations"
     __table_args__ = (
@@ -86,5 +88,6 @@ class Invitation(CreatedAt, Base):
     email: Mapped[str] = mapped_column(String(320), index=True)
     role: Mapped[str] = mapped_column(String(16), server_default=text("'member'"))
     invited_by: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("users.id", ondelete="SET NULL")
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
     )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)

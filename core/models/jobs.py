@@ -48,6 +48,12 @@ class Job(CreatedAt, Base):
             "enqueued_at",
             postgresql_where=text("status = 'queued'"),
         ),
+        # Housekeeping: finished system jobs by age.
+        Index(
+            "ix_jobs_system_finished",
+            "finished_at",
+            postgresql_where=text("tenant_id IS NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)

@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-26 08:25:29.520242
+Create Date: 2026-11-26 08:59:03.639026
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_keys')),
     sa.UniqueConstraint('secret_hash', name=op.f('uq_api_keys_secret_hash'))
     )
+    op.create_index(op.f('ix_api_keys_created_by'), 'api_keys', ['created_by'], unique=False)
     op.create_index('ix_api_keys_tenant_created', 'api_keys', ['tenant_id', 'created_at'], unique=False)
     op.create_table('auth_sessions',
     sa.Column('id', sa.Uuid(), nullable=False),
@@ -70,14 +71,17 @@ def upgrade() -> None:
     sa.Column('email', sa.String(length=320), nullable=False),
     sa.Column('role', sa.String(length=16), server_default=sa.text("'member'"), nullable=False),
     sa.Column('invited_by', sa.Uuid(), nullable=True),
+    sa.Column('token_hash', sa.String(length=64), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.CheckConstraint("role IN ('owner', 'admin', 'member')", name=op.f('ck_invitations_role')),
     sa.ForeignKeyConstraint(['invited_by'], ['users.id'], name=op.f('fk_invitations_invited_by_users'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_invitations_tenant_id_tenants'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_invitations')),
-    sa.UniqueConstraint('tenant_id', 'email', name=op.f('uq_invitations_tenant_id_email'))
+    sa.UniqueConstraint('tenant_id', 'email', name=op.f('uq_invitations_tenant_id_email')),
+    sa.UniqueConstraint('token_hash', name=op.f('uq_invitations_token_hash'))
     )
     op.create_index(op.f('ix_invitations_email'), 'invitations', ['email'], unique=False)
+    op.create_index(op.f('ix_invitations_invited_by'), 'invitations', ['invited_by'], unique=False)
     op.create_table('refresh_tokens',
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('session_id', sa.Uuid(), nullable=False),
@@ -89,26 +93,32 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_refresh_tokens')),
     sa.UniqueConstraint('token_hash', name=op.f('uq_refresh_tokens_token_hash'))
     )
+    op.create_index(op.f('ix_refresh_tokens_expires_at'), 'refresh_tokens', ['expires_at'], unique=False)
     op.create_index(op.f('ix_refresh_tokens_session_id'), 'refresh_tokens', ['session_id'], unique=False)
     op.alter_column('jobs', 'tenant_id',
                existing_type=sa.UUID(),
                nullable=True)
+    op.create_index('ix_jobs_system_finished', 'jobs', ['finished_at'], unique=False, postgresql_where=sa.text('tenant_id IS NULL'))
 
 
 def downgrade() -> None:
     op.execute("SET LOCAL lock_timeout = '5s'")
+    op.drop_index('ix_jobs_system_finished', table_name='jobs', postgresql_where=sa.text('tenant_id IS NULL'))
     # System jobs have no tenant, which the older schema cannot hold.
     op.execute("DELETE FROM jobs WHERE tenant_id IS NULL")
     op.alter_column('jobs', 'tenant_id',
                existing_type=sa.UUID(),
                nullable=False)
     op.drop_index(op.f('ix_refresh_tokens_session_id'), table_name='refresh_tokens')
+    op.drop_index(op.f('ix_refresh_tokens_expires_at'), table_name='refresh_tokens')
     op.drop_table('refresh_tokens')
+    op.drop_index(op.f('ix_invitations_invited_by'), table_name='invitations')
     op.drop_index(op.f('ix_invitations_email'), table_name='invitations')
     op.drop_table('invitations')
     op.drop_index('ix_auth_sessions_user_active', table_name='auth_sessions')
     op.drop_table('auth_sessions')
     op.drop_index('ix_api_keys_tenant_created', table_name='api_keys')
+    op.drop_index(op.f('ix_api_keys_created_by'), table_name='api_keys')
     op.drop_table('api_keys')
     op.drop_index('ix_rate_limit_hits_key_at', table_name='rate_limit_hits')
     op.drop_index(op.f('ix_rate_limit_hits_at'), table_name='rate_limit_hits')

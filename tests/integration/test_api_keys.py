@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import User, create_user
+from tests.conftest import Stack, User, create_user
 from tests.integration.test_http_errors import assert_problem
 from tests.support import jobs
 from tests.support.tenancy import (
@@ -351,5 +351,30 @@ def test_an_admin_demoted_to_member_loses_their_keys(
     )
 
     assert demoted.status_code == 200, demoted.text
+    response = app_client.get(f"{API}/jobs", headers=bearer(key["secret"]))
+    assert_problem(response, 401, "invalid_token")
+
+
+def test_a_key_dies_with_its_creators_account(
+    app_client: TestClient, stack: Stack, user: User, team: str
+) -> None:
+    from sqlalchemy import update
+
+    from core.db import Database
+    from core.models import User as UserRow
+
+    admin = _join(app_client, user, team, "admin")
+    key = create_key(app_client, admin.headers, team, name="admin's")
+    assert app_client.get(f"{API}/jobs", headers=bearer(key["secret"])).status_code == 200
+
+    db = Database(stack.settings, "test")
+    try:
+        with db.transaction() as session:
+            session.execute(
+                update(UserRow).where(UserRow.email == admin.email).values(is_active=False)
+            )
+    finally:
+        db.dispose()
+
     response = app_client.get(f"{API}/jobs", headers=bearer(key["secret"]))
     assert_problem(response, 401, "invalid_token")

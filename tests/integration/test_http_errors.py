@@ -17,7 +17,11 @@ from tests.support.tokens import access_token
 
 
 def _b64(data: dict[str, object]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+    return _b64_raw(json.dumps(data).encode())
+
+
+def _b64_raw(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
 def assert_problem(response: Any, status: int, code: str) -> dict[str, object]:
@@ -82,6 +86,8 @@ def test_missing_and_bad_tokens_are_401(app_client: TestClient, stack: Stack, us
         "reset type": jwt.encode({**base, "typ": "reset"}, key),
         "no type": jwt.encode({k: v for k, v in base.items() if k != "typ"}, key),
         "unknown api key": "cvk_" + "A" * 43,
+        "nested header": f"{_b64_raw(b'[' * 1100)}.{_b64(base)}.x",
+        "oversized": "x" * 5000,
     }
     # The control: the same claims, well signed, are accepted.
     control = jwt.encode(base, key)
@@ -94,6 +100,16 @@ def test_missing_and_bad_tokens_are_401(app_client: TestClient, stack: Stack, us
         response = app_client.get("/api/v1/jobs", headers={"Authorization": f"Bearer {token}"})
         assert_problem(response, 401, "invalid_token")
         assert response.headers["www-authenticate"] == "Bearer", name
+
+
+def test_a_valid_email_longer_than_a_tenant_name_registers(app_client: TestClient) -> None:
+    email = "a" * 64 + "@" + "c" * 63 + "." + "d" * 63 + ".example.com"
+    assert len(email) > 200
+    response = app_client.post(
+        "/api/v1/auth/register", json={"email": email, "password": "long enough"}
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["email"] == email
 
 
 def test_token_of_a_vanished_user_is_401(app_client: TestClient, stack: Stack) -> None:

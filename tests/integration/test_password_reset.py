@@ -4,10 +4,14 @@ SMTP to a real SMTP server, and the code in that email resets the password."""
 from __future__ import annotations
 
 import re
+import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from fastapi.testclient import TestClient
 
+from core.db import Database
+from core.models import Job
 from tests.conftest import Stack, User, create_user
 from tests.integration.test_http_errors import assert_problem
 from tests.support.smtp import Received
@@ -159,3 +163,45 @@ def test_reset_email_jobs_are_invisible_to_the_user(
         json={"kind": "email.send", "input": {"to": user.email, "subject": "s", "text": "t"}},
     )
     assert_problem(submit, 422, "unknown_job_kind")
+
+
+def test_the_code_leaves_the_database_once_the_email_is_sent(
+    app_client: TestClient, stack: Stack, worker: WorkerProcess
+) -> None:
+    user = create_user(app_client)
+    code = _request_code(app_client, stack, user)
+    mail = stack.smtp.received[-1].message
+    job_id = uuid.UUID(mail["Message-ID"].strip("<>").split("@")[0])
+
+    db = Database(stack.settings, "test")
+    try:
+
+        def stored_text() -> str:
+            with db.transaction() as session:
+                return str(session.get_one(Job, job_id).input["text"])
+
+        deadline = time.monotonic() + 10
+        while code in stored_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert stored_text() == "[redacted]"
+    finally:
+        db.dispose()
+    # Only the copy in the job is gone: the code itself still works.
+    assert _confirm(app_client, user, code) == 204
+
+
+def test_changing_the_password_kills_a_pending_code(
+    app_client: TestClient, stack: Stack, worker: WorkerProcess
+) -> None:
+    user = create_user(app_client)
+    code = _request_code(app_client, stack, user)
+
+    changed = app_client.post(
+        "/api/v1/auth/password/change",
+        headers=user.headers,
+        json={"current_password": user.password, "new_password": "changed on purpose"},
+    )
+
+    assert changed.status_code == 204
+    assert _confirm(app_client, user, code) == 400
+    assert _login(app_client, user, "changed on purpose") == 200

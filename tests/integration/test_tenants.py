@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -143,7 +145,14 @@ def test_a_member_can_leave(app_client: TestClient) -> None:
     assert [m["email"] for m in members] == [owner.email]
 
 
-def test_an_invited_email_gets_a_mail_and_joins_on_register(
+def _invitation_token(stack: Stack, email: str) -> str:
+    mail = stack.smtp.wait_for(lambda m: email in m.rcpt_tos, timeout=30)
+    found = re.search(r"invitation token is (\S+)", mail.message.get_content())
+    assert found, mail.message.get_content()
+    return found.group(1)
+
+
+def test_an_invited_email_gets_a_mail_and_joins_on_register_with_its_token(
     app_client: TestClient, stack: Stack, worker: WorkerProcess
 ) -> None:
     owner = create_user(app_client)
@@ -158,11 +167,13 @@ def test_an_invited_email_gets_a_mail_and_joins_on_register(
     mail = stack.smtp.wait_for(lambda m: email in m.rcpt_tos, timeout=30)
     assert "Data Team" in mail.message["Subject"]
     assert owner.email in mail.message.get_content()
+    token = _invitation_token(stack, email)
 
     newcomer = app_client.post(
-        f"{API}/auth/register", json={"email": email, "password": "welcome aboard"}
+        f"{API}/auth/register",
+        json={"email": email, "password": "welcome aboard", "invitation_token": token},
     )
-    assert newcomer.status_code == 201
+    assert newcomer.status_code == 201, newcomer.text
     joined = {t["id"]: t["role"] for t in newcomer.json()["tenants"]}
     assert joined[team] == "admin"
     members = app_client.get(f"{API}/tenants/{team}/members", headers=owner.headers).json()
@@ -170,6 +181,76 @@ def test_an_invited_email_gets_a_mail_and_joins_on_register(
         (owner.email, "active"),
         (email, "active"),
     }
+
+
+def test_registering_an_invited_email_without_its_token_joins_nothing(
+    app_client: TestClient, stack: Stack, worker: WorkerProcess
+) -> None:
+    owner = create_user(app_client)
+    team = _team(app_client, owner)
+    email = f"invitee-{uuid.uuid4().hex[:10]}@example.com"
+    _add(app_client, owner, team, email, "owner")
+    token = _invitation_token(stack, email)
+
+    # Whoever registers the address first, without the emailed token, gets nothing.
+    squatter = app_client.post(
+        f"{API}/auth/register", json={"email": email, "password": "not the invitee"}
+    )
+    assert squatter.status_code == 201
+    assert team not in {t["id"] for t in squatter.json()["tenants"]}
+    wrong = app_client.post(
+        f"{API}/auth/register",
+        json={"email": f"x-{email}", "password": "long enough", "invitation_token": token},
+    )
+    assert_problem(wrong, 404, "invitation_not_found")
+    login = app_client.post(
+        f"{API}/auth/login", data={"username": email, "password": "not the invitee"}
+    ).json()
+    headers = {"Authorization": f"Bearer {login['access_token']}"}
+    bad = app_client.post(f"{API}/invitations/accept", headers=headers, json={"token": "nope"})
+    assert_problem(bad, 404, "invitation_not_found")
+
+    # The token, from the mailbox, is what joins.
+    accepted = app_client.post(f"{API}/invitations/accept", headers=headers, json={"token": token})
+    assert accepted.status_code == 200, accepted.text
+    assert (accepted.json()["id"], accepted.json()["role"]) == (team, "owner")
+    again = app_client.post(f"{API}/invitations/accept", headers=headers, json={"token": token})
+    assert_problem(again, 404, "invitation_not_found")
+
+
+def test_concurrent_adds_of_one_email_give_one_member(app_client: TestClient) -> None:
+    owner, colleague = create_user(app_client), create_user(app_client)
+    team = _team(app_client, owner)
+
+    with ThreadPoolExecutor(4) as pool:
+        codes = list(
+            pool.map(
+                lambda _: _add(app_client, owner, team, colleague.email, "member").status_code,
+                range(4),
+            )
+        )
+
+    assert sorted(codes) == [201, 409, 409, 409]
+
+
+def test_two_owners_stepping_down_at_once_leave_one_owner(app_client: TestClient) -> None:
+    first, second = create_user(app_client), create_user(app_client)
+    team = _team(app_client, first)
+    _add(app_client, first, team, second.email, "owner")
+
+    def step_down(user: User) -> int:
+        return app_client.patch(
+            f"{API}/tenants/{team}/members/{_user_id(app_client, user)}",
+            headers=user.headers,
+            json={"role": "member"},
+        ).status_code
+
+    with ThreadPoolExecutor(2) as pool:
+        codes = sorted(pool.map(step_down, (first, second)))
+
+    assert codes in ([200, 409], [200, 403])
+    members = app_client.get(f"{API}/tenants/{team}/members", headers=first.headers).json()
+    assert [m["role"] for m in members].count("owner") == 1
 
 
 def test_a_cancelled_invitation_is_not_honoured(app_client: TestClient) -> None:

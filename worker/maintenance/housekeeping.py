@@ -1,5 +1,7 @@
 """Housekeeping: delete what has expired and will never be read again (codes and rate
-limit hits of the SQL key-value store, expired refresh tokens, long-ended sessions).
+limit hits of the SQL key-value store, expired refresh tokens, sessions that ended or
+can no longer be refreshed, expired invitations, old system jobs), and redact the secrets
+of finished jobs.
 
 Runs from beat's reconciler thread every few minutes; every statement is idempotent, so
 two beats running it at once only repeat work.
@@ -10,15 +12,21 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from sqlalchemy import delete, func
+from sqlalchemy import delete, func, select
 
+from core.jobs import lifecycle
+from core.jobs.contracts import KINDS
 from core.kv import KeyValueStore
-from core.models import AuthSession, RefreshToken
+from core.models import AuthSession, Invitation, Job, RefreshToken
 from worker.runtime import runtime
 
 log = logging.getLogger("conveyor.housekeeping")
 
 INTERVAL_SECONDS = 600.0
+# Logins are never this old without a refresh token, except ones that can no longer be used.
+LOGIN_GRACE = timedelta(hours=1)
+# System jobs (account email) are kept this long after they finish, for support.
+SYSTEM_JOB_RETENTION = timedelta(days=7)
 
 
 def housekeep(kv: KeyValueStore) -> int:
@@ -33,6 +41,27 @@ def housekeep(kv: KeyValueStore) -> int:
         ended_before = func.now() - timedelta(days=rt.settings.refresh_token_days)
         removed += connection.execute(
             delete(AuthSession).where(AuthSession.revoked_at < ended_before)
+        ).rowcount
+        # A login whose refresh tokens have all expired can never be used again.
+        removed += connection.execute(
+            delete(AuthSession).where(
+                AuthSession.created_at < func.now() - LOGIN_GRACE,
+                ~select(RefreshToken.id).where(RefreshToken.session_id == AuthSession.id).exists(),
+            )
+        ).rowcount
+        for kind in KINDS.values():
+            # Secrets of jobs that ended without their worker seeing it (dead letters).
+            lifecycle.redact_finished(session, kind)
+        removed += connection.execute(
+            delete(Job).where(
+                Job.tenant_id.is_(None),
+                Job.finished_at < func.now() - SYSTEM_JOB_RETENTION,
+            )
+        ).rowcount
+        removed += connection.execute(
+            delete(Invitation).where(
+                Invitation.created_at < func.now() - timedelta(days=rt.settings.invitation_days)
+            )
         ).rowcount
     if removed:
         log.info("housekeeping removed %d expired rows", removed)

@@ -1,0 +1,510 @@
+"""Object storage on an S3-compatible service: DigitalOcean Spaces, AWS S3, MinIO.
+
+The boto3 client is built on first use, under a lock, and shared: boto3 clients are
+thread-safe, and a process that never touches storage never builds one. Every boto3 or
+botocore error leaves as StorageError, classified transient or not.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import logging
+import threading
+from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+import boto3
+from boto3.exceptions import Boto3Error, RetriesExceededError, S3UploadFailedError
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionError,
+    HTTPClientError,
+    IncompleteReadError,
+    SSLError,
+)
+
+from core.storage import (
+    ObjectInfo,
+    PresignedRequest,
+    StorageError,
+    check_key,
+    check_prefix,
+    check_presign,
+    content_disposition,
+    os_storage_error,
+)
+
+if TYPE_CHECKING:
+    from botocore.awsrequest import AWSRequest
+    from botocore.response import StreamingBody
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.literals import BucketLocationConstraintType
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef, ObjectIdentifierTypeDef
+
+    from core.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+# S3's limit on the parts of one multipart upload.
+MAX_PARTS = 10_000
+# list_objects_v2 and delete_objects both take at most this many keys.
+BATCH = 1000
+# Threads of one managed transfer (put_file, download) and connections of the client: the
+# API calls storage from its thread pool, and each call holds a connection while it runs.
+TRANSFER_THREADS = 4
+MAX_CONNECTIONS = 32
+
+_NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+_MISSING_BUCKET_CODES = frozenset({"NoSuchBucket", "404", "NotFound"})
+# Error codes a later attempt may not meet, beside HTTP 429 and 5xx.
+_TRANSIENT_CODES = frozenset(
+    {
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "PriorRequestNotComplete",
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+        "InternalError",
+        "ServiceUnavailable",
+    }
+)
+_ERRORS = (BotoCoreError, ClientError, Boto3Error, OSError)
+
+
+class S3Storage:
+    def __init__(self, settings: Settings) -> None:
+        if settings.do_spaces_bucket is None:
+            raise ValueError("S3Storage needs DO_SPACES_BUCKET")
+        self.bucket = settings.do_spaces_bucket
+        self.part_size = settings.s3_part_size_bytes
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._client: S3Client | None = None
+        self._transfer = TransferConfig(
+            multipart_threshold=self.part_size,
+            multipart_chunksize=self.part_size,
+            max_concurrency=TRANSFER_THREADS,
+            # boto3's own transfer code, which goes through this client and its settings;
+            # the CRT one (picked automatically where awscrt is installed) builds its own.
+            preferred_transfer_client="classic",
+        )
+
+    def client(self) -> S3Client:
+        """The shared boto3 client, built on the first call."""
+        client = self._client
+        if client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._build_client()
+                client = self._client
+        return client
+
+    def _build_client(self) -> S3Client:
+        settings = self._settings
+        config = Config(
+            region_name=settings.s3_region,
+            signature_version="s3v4",
+            connect_timeout=settings.s3_connect_timeout_seconds,
+            read_timeout=settings.s3_read_timeout_seconds,
+            retries={"total_max_attempts": settings.s3_max_attempts, "mode": "standard"},
+            s3={"addressing_style": settings.s3_addressing_style.value},
+            max_pool_connections=MAX_CONNECTIONS,
+            # botocore >= 1.36 adds CRC checksums to every upload, which several
+            # S3-compatible services refuse; uploads here send Content-MD5 instead.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
+        key, secret = settings.do_spaces_key, settings.do_spaces_secret
+        # A session of its own: boto3's default session is not safe to create from
+        # several threads at once.
+        session = boto3.session.Session()
+        client = session.client(
+            "s3",
+            endpoint_url=settings.s3_endpoint_url,
+            region_name=settings.s3_region,
+            aws_access_key_id=key.get_secret_value() if key is not None else None,
+            aws_secret_access_key=secret.get_secret_value() if secret is not None else None,
+            config=config,
+        )
+        client.meta.events.register("before-sign.s3.DeleteObjects", _add_content_md5)
+        return client
+
+    def open_sink(self, key: str, content_type: str) -> S3Sink:
+        check_key(key)
+        return S3Sink(self, key, content_type)
+
+    def put_bytes(self, key: str, data: bytes, content_type: str) -> ObjectInfo:
+        check_key(key)
+        with translated("write", key):
+            self.client().put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=data,
+                ContentType=content_type,
+                ContentMD5=_md5(data),
+            )
+        return ObjectInfo(key, len(data), content_type)
+
+    def put_file(self, key: str, path: Path, content_type: str) -> ObjectInfo:
+        check_key(key)
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            raise os_storage_error("write", key, exc, not_found=False) from exc
+        with translated("write", key):
+            self.client().upload_file(
+                Filename=str(path),
+                Bucket=self.bucket,
+                Key=key,
+                ExtraArgs={"ContentType": content_type},
+                Config=self._transfer,
+            )
+        return ObjectInfo(key, size, content_type)
+
+    def download(self, key: str, path: Path) -> ObjectInfo:
+        check_key(key)
+        with translated("download", key):
+            head = self.client().head_object(Bucket=self.bucket, Key=key)
+            # s3transfer writes a temp file beside `path` and renames it into place.
+            self.client().download_file(
+                Bucket=self.bucket, Key=key, Filename=str(path), Config=self._transfer
+            )
+            size = path.stat().st_size
+        return ObjectInfo(key, size, head.get("ContentType"))
+
+    def iter_chunks(self, key: str, chunk_size: int = 1 << 20) -> Generator[bytes, None, None]:
+        check_key(key)
+        if chunk_size < 1:
+            raise ValueError("chunk_size must be >= 1")
+        # Requested now, so a missing object raises before the caller starts a response.
+        with translated("read", key):
+            body = self.client().get_object(Bucket=self.bucket, Key=key)["Body"]
+        return _stream(key, body, chunk_size)
+
+    def head(self, key: str) -> ObjectInfo | None:
+        check_key(key)
+        try:
+            with translated("head", key):
+                response = self.client().head_object(Bucket=self.bucket, Key=key)
+        except StorageError as exc:
+            if exc.not_found:
+                return None
+            raise
+        return ObjectInfo(key, response["ContentLength"], response.get("ContentType"))
+
+    def delete_prefix(self, prefix: str) -> int:
+        check_prefix(prefix)
+        client = self.client()
+        deleted = 0
+        with translated("delete", prefix):
+            pages = client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix, PaginationConfig={"PageSize": BATCH}
+            )
+            for page in pages:
+                objects: list[ObjectIdentifierTypeDef] = [
+                    {"Key": item["Key"]} for item in page.get("Contents", [])
+                ]
+                if not objects:
+                    continue
+                response = client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": objects, "Quiet": True}
+                )
+                errors = response.get("Errors", [])
+                if errors:
+                    first = errors[0]
+                    code = first.get("Code", "")
+                    raise StorageError(
+                        f"S3 delete {prefix!r} failed for {len(errors)} of {len(objects)} "
+                        f"objects: {code} {first.get('Message', '')}".rstrip(),
+                        transient=code in _TRANSIENT_CODES,
+                    )
+                deleted += len(objects)
+        return deleted
+
+    def presign_put(
+        self, key: str, size: int, content_type: str, expires_seconds: int
+    ) -> PresignedRequest | None:
+        check_key(key)
+        check_presign(expires_seconds)
+        if size < 0:
+            raise ValueError(f"size must be >= 0, got {size}")
+        # Type and length become signed headers: the service refuses any other.
+        with translated("presign", key):
+            url = self.client().generate_presigned_url(
+                "put_object",
+                Params={
+                    "Bucket": self.bucket,
+                    "Key": key,
+                    "ContentType": content_type,
+                    "ContentLength": size,
+                },
+                ExpiresIn=expires_seconds,
+                HttpMethod="PUT",
+            )
+        return PresignedRequest(url, {"Content-Type": content_type, "Content-Length": str(size)})
+
+    def presign_get(
+        self, key: str, expires_seconds: int, filename: str | None, content_type: str | None
+    ) -> str | None:
+        check_key(key)
+        check_presign(expires_seconds)
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if filename is not None:
+            params["ResponseContentDisposition"] = content_disposition(filename)
+        if content_type is not None:
+            params["ResponseContentType"] = content_type
+        with translated("presign", key):
+            return self.client().generate_presigned_url(
+                "get_object", Params=params, ExpiresIn=expires_seconds, HttpMethod="GET"
+            )
+
+    def ensure_bucket(self) -> None:
+        client = self.client()
+        try:
+            client.head_bucket(Bucket=self.bucket)
+            return
+        except ClientError as exc:
+            if _error_code(exc) not in _MISSING_BUCKET_CODES:
+                raise _translate("check bucket", None, exc) from exc
+        except _ERRORS as exc:
+            raise _translate("check bucket", None, exc) from exc
+        region = self._settings.s3_region
+        try:
+            if region == "us-east-1":
+                # The one region S3 refuses to be named as a location constraint.
+                client.create_bucket(Bucket=self.bucket)
+            else:
+                client.create_bucket(
+                    Bucket=self.bucket,
+                    CreateBucketConfiguration={
+                        "LocationConstraint": cast("BucketLocationConstraintType", region)
+                    },
+                )
+        except ClientError as exc:
+            # Another process created it first.
+            if _error_code(exc) != "BucketAlreadyOwnedByYou":
+                raise _translate("create bucket", None, exc) from exc
+        except _ERRORS as exc:
+            raise _translate("create bucket", None, exc) from exc
+
+    def ping(self) -> None:
+        with translated("check bucket", None):
+            self.client().head_bucket(Bucket=self.bucket)
+
+
+class S3Sink:
+    """Streams one object: parts go up as they fill, so at most one part is held in
+    memory. Small objects (under one part) are one put_object, with no multipart upload
+    started at all."""
+
+    def __init__(self, storage: S3Storage, key: str, content_type: str) -> None:
+        self._storage = storage
+        self._key = key
+        self._content_type = content_type
+        self._buffer = io.BytesIO()
+        self._size = 0
+        self._upload_id: str | None = None
+        self._parts: list[CompletedPartTypeDef] = []
+        self._done: ObjectInfo | None = None
+        self._closed = False
+
+    def write(self, chunk: bytes) -> None:
+        self._check_open()
+        part_size = self._storage.part_size
+        view = memoryview(chunk)
+        while view:
+            # Fill the part only up to its size, so a large chunk never grows the buffer.
+            room = part_size - self._buffer.tell()
+            taken = view[:room]
+            self._buffer.write(taken)
+            self._size += len(taken)
+            view = view[len(taken) :]
+            if self._buffer.tell() == part_size:
+                self._guarded(self._upload_part)
+
+    def complete(self) -> ObjectInfo:
+        if self._done is not None:
+            return self._done
+        self._check_open()
+        self._guarded(self._finish)
+        self._closed = True
+        self._buffer = io.BytesIO()
+        self._done = ObjectInfo(self._key, self._size, self._content_type)
+        return self._done
+
+    def abort(self) -> None:
+        if self._done is not None:
+            return
+        self._closed = True
+        self._buffer = io.BytesIO()
+        if self._upload_id is None:
+            return
+        try:
+            with translated("abort upload of", self._key):
+                self._storage.client().abort_multipart_upload(
+                    Bucket=self._storage.bucket, Key=self._key, UploadId=self._upload_id
+                )
+        except StorageError as exc:
+            # Kept, so a later abort() tries again. The bucket's lifecycle rule for
+            # incomplete multipart uploads is what finally removes parts left here.
+            logger.warning(
+                "could not abort multipart upload %s of %r: %s", self._upload_id, self._key, exc
+            )
+            return
+        self._upload_id = None
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("the upload was completed, aborted or failed")
+
+    def _guarded(self, step: Callable[[], None]) -> None:
+        # After a failed step the buffer and part list no longer match what was sent:
+        # only abort() is left.
+        try:
+            with translated("write", self._key):
+                step()
+        except BaseException:
+            self._closed = True
+            raise
+
+    def _upload_part(self) -> None:
+        client, bucket = self._storage.client(), self._storage.bucket
+        if self._upload_id is None:
+            response = client.create_multipart_upload(
+                Bucket=bucket, Key=self._key, ContentType=self._content_type
+            )
+            self._upload_id = response["UploadId"]
+        number = len(self._parts) + 1
+        if number > MAX_PARTS:
+            raise StorageError(
+                f"S3 write {self._key!r} failed: more than {MAX_PARTS} parts of "
+                f"{self._storage.part_size} bytes; raise S3_PART_SIZE_MIB"
+            )
+        length = self._buffer.tell()
+        self._buffer.seek(0)
+        response_part = client.upload_part(
+            Bucket=bucket,
+            Key=self._key,
+            UploadId=self._upload_id,
+            PartNumber=number,
+            Body=self._buffer,
+            ContentLength=length,
+            ContentMD5=_md5_of_buffer(self._buffer),
+        )
+        self._parts.append({"ETag": response_part["ETag"], "PartNumber": number})
+        self._buffer = io.BytesIO()
+
+    def _finish(self) -> None:
+        client, bucket = self._storage.client(), self._storage.bucket
+        if self._upload_id is None:
+            length = self._buffer.tell()
+            self._buffer.seek(0)
+            client.put_object(
+                Bucket=bucket,
+                Key=self._key,
+                Body=self._buffer,
+                ContentLength=length,
+                ContentType=self._content_type,
+                ContentMD5=_md5_of_buffer(self._buffer),
+            )
+            return
+        if self._buffer.tell():
+            self._upload_part()
+        client.complete_multipart_upload(
+            Bucket=bucket,
+            Key=self._key,
+            UploadId=self._upload_id,
+            MultipartUpload={"Parts": self._parts},
+        )
+
+
+def _stream(key: str, body: StreamingBody, chunk_size: int) -> Generator[bytes, None, None]:
+    try:
+        with translated("read", key):
+            yield from body.iter_chunks(chunk_size)
+    finally:
+        body.close()
+
+
+def _md5(data: bytes | memoryview) -> str:
+    # Content-MD5 lets the service refuse a body damaged on the way; not for security.
+    return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
+
+
+def _add_content_md5(request: AWSRequest, **_: object) -> None:
+    # botocore >= 1.36 sends DeleteObjects with a CRC32 checksum only; MinIO releases,
+    # Ceph and other S3-compatible services still insist on Content-MD5 there. S3 takes
+    # both. Set before signing, so the header is signed too.
+    body = request.body
+    if isinstance(body, bytes | bytearray) and "Content-MD5" not in request.headers:
+        request.headers["Content-MD5"] = _md5(bytes(body))
+
+
+def _md5_of_buffer(buffer: io.BytesIO) -> str:
+    # getbuffer() reads the bytes in place; released before boto3 reads the stream.
+    with buffer.getbuffer() as view:
+        return _md5(view)
+
+
+@contextmanager
+def translated(action: str, key: str | None) -> Iterator[None]:
+    """Turn boto3, botocore and file errors raised inside into StorageError."""
+    try:
+        yield
+    except StorageError:
+        raise
+    except _ERRORS as exc:
+        raise _translate(action, key, exc) from exc
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _translate(action: str, key: str | None, exc: BaseException) -> StorageError:
+    cause = _underlying(exc)
+    subject = f"S3 {action} {key!r}" if key is not None else f"S3 {action}"
+    if isinstance(cause, ClientError):
+        code = _error_code(cause)
+        status = int(cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+        message = str(cause.response.get("Error", {}).get("Message", "")) or f"HTTP {status}"
+        return StorageError(
+            f"{subject} failed: {code or status}: {message}",
+            transient=status == 429 or status >= 500 or code in _TRANSIENT_CODES,
+            not_found=code in _NOT_FOUND_CODES,
+        )
+    if isinstance(cause, SSLError):
+        # A certificate problem does not fix itself.
+        return StorageError(f"{subject} failed: {cause}", transient=False)
+    if isinstance(cause, ConnectionError | HTTPClientError | IncompleteReadError):
+        return StorageError(f"{subject} failed: {cause}", transient=True)
+    if isinstance(cause, RetriesExceededError):
+        # s3transfer gave up retrying a download stream that kept breaking.
+        return StorageError(f"{subject} failed: {cause}", transient=True)
+    if isinstance(cause, OSError):
+        # A local file (the source of put_file, the target of download) failed.
+        return os_storage_error(action, key, cause, not_found=False)
+    # NoCredentialsError, ParamValidationError and the like: configuration or a bug.
+    return StorageError(f"{subject} failed: {type(cause).__name__}: {cause}", transient=False)
+
+
+def _underlying(exc: BaseException) -> BaseException:
+    # upload_file raises S3UploadFailedError from inside its `except ClientError`, so the
+    # error with the code and status is its context.
+    while isinstance(exc, S3UploadFailedError) and exc.__context__ is not None:
+        exc = exc.__context__
+    return exc
