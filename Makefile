@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: dev test lint bench migrate clean
+.PHONY: dev test lint bench bench-upload migrate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ lint: $(VENV)/.test
 
 bench: $(VENV)/.test
 	$(BIN)/conveyor bench $(BENCH_ARGS)
+
+# moto (the S3 server it starts when S3_ENDPOINT_URL is unset) is in the test extra.
+bench-upload: $(VENV)/.test
+	$(BIN)/conveyor bench-upload $(BENCH_ARGS)
 
 migrate: $(VENV)/.runtime
 	$(BIN)/conveyor migrate

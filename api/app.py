@@ -7,16 +7,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
+from starlette.concurrency import run_in_threadpool
 
 from api.middleware import RequestContextMiddleware
 from api.problems import install_problem_handlers
-from api.routers import api_keys, auth, health, invitations, jobs, tenants, users
+from api.routers import api_keys, auth, health, invitations, jobs, tenants, uploads, users
+from api.routers.uploads import UPLOAD_BODY_PATHS
 from api.state import AppState
 from core.db import Database
 from core.kv import open_kv_store
 from core.logs import configure_logging
 from core.queue import create_celery
 from core.settings import Settings, get_settings
+from core.storage import open_storage
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -28,10 +31,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         db=db,
         celery=create_celery(settings, "conveyor-api"),
         kv=open_kv_store(settings, db),
+        storage=open_storage(settings),
     )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if settings.is_dev:
+            # Production buckets are made by their operators; dev makes its own.
+            await run_in_threadpool(state.storage.ensure_bucket)
         yield
         state.kv.close()
         state.db.dispose()
@@ -43,10 +50,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.conveyor = state
     install_problem_handlers(app)
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_request_bytes)
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_request_bytes,
+        # The multipart envelope around the file is small; the file's own limit is
+        # enforced exactly where it is streamed.
+        upload_body_bytes=settings.max_upload_bytes + 1024 * 1024,
+        upload_paths=UPLOAD_BODY_PATHS,
+    )
 
     v1 = APIRouter(prefix="/api/v1")
-    for module in (auth, users, tenants, invitations, api_keys, jobs):
+    for module in (auth, users, tenants, invitations, api_keys, jobs, uploads):
         v1.include_router(module.router)
     app.include_router(health.router)
     app.include_router(v1)

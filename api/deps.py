@@ -126,6 +126,8 @@ def _requiring(scope: Scope) -> Callable[[Principal], Principal]:
 
 JobsRead = Annotated[Principal, Depends(_requiring(Scope.JOBS_READ))]
 JobsWrite = Annotated[Principal, Depends(_requiring(Scope.JOBS_WRITE))]
+UploadsRead = Annotated[Principal, Depends(_requiring(Scope.UPLOADS_READ))]
+UploadsWrite = Annotated[Principal, Depends(_requiring(Scope.UPLOADS_WRITE))]
 
 
 @dataclass(frozen=True)

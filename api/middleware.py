@@ -30,15 +30,26 @@ class _BodyTooLarge(StarletteHTTPException):
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        upload_body_bytes: int,
+        upload_paths: re.Pattern[str],
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # File uploads stream to storage, so their bodies may be far larger.
+        self.upload_body_bytes = upload_body_bytes
+        self.upload_paths = upload_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         request_id = self._request_id(scope)
+        upload = scope["method"] in ("POST", "PUT") and self.upload_paths.match(scope["path"])
+        limit = self.upload_body_bytes if upload else self.max_body_bytes
         scope.setdefault("state", {})["request_id"] = request_id
         started = False
 
@@ -69,9 +80,9 @@ class RequestContextMiddleware:
             await send_with_id({"type": "http.response.body", "body": body})
 
         declared = self._content_length(scope)
-        if declared is not None and declared > self.max_body_bytes:
+        if declared is not None and declared > limit:
             await send_problem(
-                ErrorCode.PAYLOAD_TOO_LARGE, f"The body may be at most {self.max_body_bytes} bytes"
+                ErrorCode.PAYLOAD_TOO_LARGE, f"The body may be at most {limit} bytes"
             )
             return
 
@@ -82,8 +93,8 @@ class RequestContextMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    raise _BodyTooLarge(self.max_body_bytes)
+                if received > limit:
+                    raise _BodyTooLarge(limit)
             return message
 
         try:
@@ -92,7 +103,7 @@ class RequestContextMiddleware:
             if not started:
                 await send_problem(
                     ErrorCode.PAYLOAD_TOO_LARGE,
-                    f"The body may be at most {self.max_body_bytes} bytes",
+                    f"The body may be at most {limit} bytes",
                 )
         except Exception:
             log.exception("unhandled error", extra={"request_id": request_id})

@@ -11,6 +11,7 @@ from starlette.requests import HTTPConnection
 from core.db import Database
 from core.kv import KeyValueStore
 from core.settings import Settings
+from core.storage import Storage
 
 
 @dataclass
@@ -20,6 +21,8 @@ class AppState:
     celery: Celery
     # Reset codes and rate limits: Redis, or PostgreSQL on the embedded default.
     kv: KeyValueStore
+    # Uploads: S3-compatible storage, or local disk on the embedded default.
+    storage: Storage
 
 
 def app_state(conn: HTTPConnection) -> AppState:

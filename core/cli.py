@@ -57,6 +57,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "bench", help="measure the pipeline against bare Celery on this machine"
         )
     )
+    bench.add_upload_arguments(
+        commands.add_parser(
+            "bench-upload", help="measure POST /api/v1/uploads against a plain boto3 upload"
+        )
+    )
     commands.add_parser("migrate", help="alembic upgrade head").set_defaults(func=_migrate)
     flower = commands.add_parser("flower", help="Flower, refusing to start without basic auth")
     flower.add_argument("--address", default="0.0.0.0")  # noqa: S104 - a server's listen address

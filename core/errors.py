@@ -28,6 +28,8 @@ class ErrorCode(Enum):
     MEMBER_NOT_FOUND = ("member_not_found", 404, "Member not found")
     INVITATION_NOT_FOUND = ("invitation_not_found", 404, "Invitation not found")
     API_KEY_NOT_FOUND = ("api_key_not_found", 404, "API key not found")
+    UPLOAD_NOT_FOUND = ("upload_not_found", 404, "Upload not found")
+    DERIVED_NOT_FOUND = ("derived_file_not_found", 404, "Derived file not found")
     METHOD_NOT_ALLOWED = ("method_not_allowed", 405, "Method not allowed")
     EMAIL_TAKEN = ("email_taken", 409, "An account with this email exists")
     IDEMPOTENCY_CONFLICT = (
@@ -39,7 +41,15 @@ class ErrorCode(Enum):
     ALREADY_MEMBER = ("already_member", 409, "Already a member or invited")
     LAST_OWNER = ("last_owner", 409, "A tenant needs at least one owner")
     PERSONAL_TENANT = ("personal_tenant", 409, "A personal tenant has only its owner")
+    UPLOAD_NOT_READY = ("upload_not_ready", 409, "The upload has not been completed")
+    UPLOAD_INCOMPLETE = (
+        "upload_incomplete",
+        409,
+        "The uploaded object is missing or the wrong size",
+    )
     PAYLOAD_TOO_LARGE = ("payload_too_large", 413, "The request body is too large")
+    EMPTY_FILE = ("empty_file", 422, "The file is empty")
+    NO_FILE = ("no_file", 422, "The request has no file part")
     TOO_MANY_REQUESTS = ("too_many_requests", 429, "Too many attempts; try again later")
     SERVICE_UNAVAILABLE = ("service_unavailable", 503, "A backing service is unavailable")
     INTERNAL = ("internal_error", 500, "Internal server error")

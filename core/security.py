@@ -132,3 +132,10 @@ def reset_code_hash(settings: Settings, email: str, code: str) -> str:
     help in guessing codes offline, and a code is only good for its own account."""
     message = f"{email}\n{code}".encode()
     return hmac.new(settings.secret_key.get_secret_value().encode(), message, "sha256").hexdigest()
+
+
+def upload_signature(settings: Settings, upload_id: uuid.UUID, expires: int) -> str:
+    """Authorises one direct upload to local storage until `expires` (epoch seconds),
+    the embedded default's stand-in for a presigned S3 URL."""
+    message = f"upload\n{upload_id}\n{expires}".encode()
+    return hmac.new(settings.secret_key.get_secret_value().encode(), message, "sha256").hexdigest()

@@ -15,7 +15,9 @@ from fastapi.testclient import TestClient
 
 from core.migrate import upgrade
 from core.settings import Settings, get_settings
+from core.storage import open_storage
 from tests.support import services
+from tests.support.s3 import FAKE_KEY, FAKE_SECRET, REGION, MotoS3Server, new_bucket_name
 from tests.support.smtp import SmtpServer
 from tests.support.worker import WorkerProcess
 
@@ -50,16 +52,18 @@ class Stack:
     data_dir: Path
     # The real SMTP server account email goes to (from the API's jobs via the worker).
     smtp: SmtpServer
+    # The real S3 HTTP endpoint (moto) uploads go to.
+    s3: MotoS3Server
 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     base = tmp_path_factory.mktemp("stack")
-    with services.postgres_server(base) as server, SmtpServer() as smtp:
-        yield from _stack(base, server, smtp)
+    with services.postgres_server(base) as server, SmtpServer() as smtp, MotoS3Server() as s3:
+        yield from _stack(base, server, smtp, s3)
 
 
-def _stack(base: Path, server: str, smtp: SmtpServer) -> Iterator[Stack]:
+def _stack(base: Path, server: str, smtp: SmtpServer, s3: MotoS3Server) -> Iterator[Stack]:
     database_url = services.create_database(server)
     redis_url = services.redis_url()
     if redis_url:
@@ -71,6 +75,14 @@ def _stack(base: Path, server: str, smtp: SmtpServer) -> Iterator[Stack]:
         "DATA_DIR": str(base),
         "SMTP_HOST": smtp.host,
         "SMTP_PORT": str(smtp.port),
+        "S3_ENDPOINT_URL": s3.endpoint_url,
+        "S3_REGION": REGION,
+        "S3_ADDRESSING_STYLE": "path",
+        "DO_SPACES_BUCKET": new_bucket_name(),
+        "DO_SPACES_KEY": FAKE_KEY,
+        "DO_SPACES_SECRET": FAKE_SECRET,
+        # The smallest part S3 allows, so multipart uploads need little data.
+        "S3_PART_SIZE_MIB": "5",
     }
     for name in ("BROKER_URL", "DB_HOST", "REDIS_HOST"):
         os.environ.pop(name, None)
@@ -82,7 +94,8 @@ def _stack(base: Path, server: str, smtp: SmtpServer) -> Iterator[Stack]:
     get_settings.cache_clear()
     settings = get_settings()
     upgrade(settings.sqlalchemy_url())
-    yield Stack(settings, dict(os.environ), database_url, redis_url, base, smtp)
+    open_storage(settings).ensure_bucket()
+    yield Stack(settings, dict(os.environ), database_url, redis_url, base, smtp, s3)
     services.drop_database(server, database_url)
 
 

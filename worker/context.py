@@ -11,9 +11,11 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from core.db import Database
 from core.jobs import lifecycle
 from core.jobs.lifecycle import Claim, Heartbeat
 from core.settings import Settings
+from core.storage import Storage
 from worker.errors import JobCancelled, LeaseLost
 from worker.runtime import Runtime
 
@@ -40,6 +42,14 @@ class JobContext:
     @property
     def tenant_id(self) -> uuid.UUID | None:
         return self.claim.tenant_id
+
+    @property
+    def db(self) -> Database:
+        return self._rt.db
+
+    @property
+    def storage(self) -> Storage:
+        return self._rt.storage
 
     @property
     def settings(self) -> Settings:

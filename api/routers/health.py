@@ -38,7 +38,7 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", responses={503: {"content": {PROBLEM_JSON: {}}}})
 def readyz(request: Request) -> JSONResponse:
-    """Readiness: the database, the broker and the key-value store answer."""
+    """Readiness: the database, the broker, the key-value store and storage answer."""
     state = app_state(request)
     checks: dict[str, Any] = {}
     try:
@@ -53,11 +53,12 @@ def readyz(request: Request) -> JSONResponse:
         checks["broker"] = "ok"
     except Exception as exc:
         checks["broker"] = f"unavailable ({type(exc).__name__})"
-    try:
-        state.kv.ping()
-        checks["kv_store"] = "ok"
-    except Exception as exc:
-        checks["kv_store"] = f"unavailable ({type(exc).__name__})"
+    for name, ping in (("kv_store", state.kv.ping), ("storage", state.storage.ping)):
+        try:
+            ping()
+            checks[name] = "ok"
+        except Exception as exc:
+            checks[name] = f"unavailable ({type(exc).__name__})"
     if all(value == "ok" for value in checks.values()):
         return JSONResponse({"status": "ok", "checks": checks})
     log.warning("not ready: %s", checks)

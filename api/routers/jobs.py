@@ -71,6 +71,7 @@ def create_job(
         raw_input=body.input,
         max_attempts=app_state(request).settings.job_max_attempts,
         idempotency_key=idempotency_key,
+        by_client=True,
     )
     headers = {"Location": f"/api/v1/jobs/{submitted.job.id}"}
     if submitted.replayed:

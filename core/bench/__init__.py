@@ -19,8 +19,12 @@ from __future__ import annotations
 
 import argparse
 import re
+from pathlib import Path
 
 DEFAULT_DATABASE_NAME = "conveyor_bench"
+# Its own database and port, so `bench-upload` never drops the one a `bench` is using.
+DEFAULT_UPLOAD_DATABASE_NAME = "conveyor_bench_upload"
+DEFAULT_UPLOAD_PORT = 8201
 
 # Shared by the bench and its no-op worker (core/bench/noop.py), which must not import
 # each other: the worker module builds a Celery app from the environment at import.
@@ -115,3 +119,77 @@ def run(args: argparse.Namespace) -> int:
     from core.bench.runner import BenchOptions, main
 
     return main(BenchOptions.from_args(args))
+
+
+UPLOAD_DESCRIPTION = """\
+`conveyor bench-upload`: how far `POST /api/v1/uploads` is from a plain boto3 upload.
+
+It makes a file of random bytes, then in turn streams it as multipart/form-data
+through the api (uvicorn, one worker, on a fresh PostgreSQL database and a flushed Redis
+database) into S3, and uploads it to the same S3 endpoint with boto3's upload_fileobj
+and its default TransferConfig. S3 is S3_ENDPOINT_URL with DO_SPACES_BUCKET and the
+credentials from the environment if set, else a moto server started for the run, in a
+fresh bucket. No job worker is started: the processing jobs of the uploads stay queued.
+Each upload is deleted after it is timed. While the api receives a file, its resident
+memory (with any children) is sampled every 50 ms; the peak reported is the larger of
+the highest sample and the kernel's high-water mark of the process (VmHWM, reset before
+each upload), which also catches a peak between two samples.
+
+The last line of output is machine-readable:
+
+    upload_mib_per_s=<f> boto3_mib_per_s=<f> ratio=<f> api_peak_rss_mib=<f>
+"""
+
+
+def add_upload_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = UPLOAD_DESCRIPTION
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument(
+        "--size-mib", type=_positive, default=512, help="size of the file in MiB (512)"
+    )
+    parser.add_argument(
+        "--repeats",
+        type=_positive,
+        default=3,
+        help="timed uploads of each kind, api and boto3 in turn; the medians count (3)",
+    )
+    parser.add_argument(
+        "--environment",
+        choices=["production", "dev"],
+        default="production",
+        help="ENVIRONMENT of the api (production)",
+    )
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_UPLOAD_PORT, help="port of the api (8201)"
+    )
+    parser.add_argument(
+        "--database-name",
+        type=_database_name,
+        default=DEFAULT_UPLOAD_DATABASE_NAME,
+        help="database created (dropped first) on the DATABASE_URL server (conveyor_bench_upload)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=600.0,
+        help="upper bound in seconds on each request and each start-up wait (600)",
+    )
+    parser.add_argument(
+        "--profile-api",
+        metavar="FILE",
+        type=Path,
+        default=None,
+        help="run the api under cProfile, write its stats to FILE and print the top "
+        "functions; it profiles the event loop's thread only and slows the api down",
+    )
+    parser.add_argument(
+        "--verbose", action="store_true", help="show the output of the processes started"
+    )
+    parser.set_defaults(func=run_upload)
+
+
+def run_upload(args: argparse.Namespace) -> int:
+    # Imported here, like `run`, so other commands do not load the bench's clients.
+    from core.bench.upload import UploadOptions, main
+
+    return main(UploadOptions.from_args(args))

@@ -6,9 +6,10 @@ worker (runs the handler). Adding a kind adds one entry here and one folder in
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
@@ -28,8 +29,8 @@ class JobKind:
     output_model: type[BaseModel]
     # Hard limit for one attempt; the soft limit fires a little earlier.
     time_limit_seconds: int = 300
-    # Internal kinds run only as system jobs (no tenant): clients cannot submit,
-    # list or read them.
+    # Internal kinds are created by Conveyor itself (account email, upload processing),
+    # never through POST /jobs.
     internal: bool = False
     # Input fields that hold secrets (a reset code in an email body): overwritten once
     # the job has finished, so the database keeps them only while they are needed.
@@ -95,6 +96,29 @@ class EmailOutput(Strict):
     transport: Literal["smtp", "outbox"]
 
 
+class UploadProcessInput(Strict):
+    upload_id: uuid.UUID
+
+
+class DerivedFile(Strict):
+    name: str = Field(description="Download at /api/v1/uploads/{id}/derived/{name}.")
+    content_type: str
+    size: int
+
+
+class UploadProcessOutput(Strict):
+    kind: str = Field(description="text, markdown, csv, json, pdf or image")
+    content_type: str
+    size: int
+    sha256: str
+    summary: dict[str, Any] = Field(description="What is in the file; depends on `kind`.")
+    derived: list[DerivedFile]
+
+
+# A 1 GiB PDF or CSV can take a while; the limit stops a file that never finishes.
+UPLOAD_TIME_LIMIT_SECONDS = 1800
+
+
 KINDS: dict[str, JobKind] = {
     kind.name: kind
     for kind in (
@@ -113,6 +137,16 @@ KINDS: dict[str, JobKind] = {
             input_model=SleepInput,
             output_model=SleepOutput,
             time_limit_seconds=MAX_SLEEP_SECONDS + 60,
+        ),
+        JobKind(
+            name="uploads.process",
+            queue=Queue.UPLOADS,
+            description="Reads an uploaded file by its type: what it is and what is in it, "
+            "with derived files (extracted text, a thumbnail).",
+            input_model=UploadProcessInput,
+            output_model=UploadProcessOutput,
+            time_limit_seconds=UPLOAD_TIME_LIMIT_SECONDS,
+            internal=True,
         ),
         JobKind(
             name="email.send",

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 from functools import cache
 
 from sqlalchemy import Select, and_, bindparam, or_, select
@@ -16,6 +12,7 @@ from sqlalchemy.orm import Session
 from core.errors import ConveyorError, ErrorCode
 from core.jobs.states import JobStatus
 from core.models import Job, JobEvent
+from core.pagination import decode_cursor, encode_cursor
 
 
 @cache
@@ -37,24 +34,6 @@ class Page:
     next_cursor: str | None
 
 
-def _encode_cursor(job: Job) -> str:
-    raw = json.dumps([job.created_at.isoformat(), str(job.id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created, job_id = json.loads(raw)
-        return datetime.fromisoformat(created), uuid.UUID(job_id)
-    except (binascii.Error, ValueError, TypeError) as exc:
-        raise ConveyorError(
-            ErrorCode.VALIDATION_FAILED,
-            "The cursor is not valid",
-            errors=[{"field": "cursor", "message": "not a cursor returned by this API"}],
-        ) from exc
-
-
 def list_jobs(
     session: Session,
     tenant_id: uuid.UUID,
@@ -71,7 +50,7 @@ def list_jobs(
     if kind is not None:
         query = query.where(Job.kind == kind)
     if cursor is not None:
-        created, last_id = _decode_cursor(cursor)
+        created, last_id = decode_cursor(cursor)
         query = query.where(
             or_(Job.created_at < created, and_(Job.created_at == created, Job.id < last_id))
         )
@@ -80,7 +59,9 @@ def list_jobs(
     )
     more = len(rows) > limit
     items = rows[:limit]
-    return Page(items=items, next_cursor=_encode_cursor(items[-1]) if more else None)
+    return Page(
+        items=items, next_cursor=encode_cursor(items[-1].created_at, items[-1].id) if more else None
+    )
 
 
 def list_events(

@@ -148,9 +148,12 @@ def submit(
     raw_input: dict[str, Any],
     max_attempts: int,
     idempotency_key: str | None = None,
+    by_client: bool = False,
 ) -> Submitted:
-    """Insert a queued job; `tenant_id=None` makes a system job no tenant can see."""
-    kind, job_input = validate_input(kind_name, raw_input, allow_internal=tenant_id is None)
+    """Insert a queued job; `tenant_id=None` makes a system job no tenant can see.
+    `by_client`: the kind comes from a client (POST /jobs), which may not name an
+    internal kind."""
+    kind, job_input = validate_input(kind_name, raw_input, allow_internal=not by_client)
     job_id = uuid.uuid4()
     fingerprint = _fingerprint(kind.name, job_input) if idempotency_key else None
     params = {

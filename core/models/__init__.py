@@ -5,6 +5,7 @@ from core.models.auth import ApiKey, AuthSession, Invitation, RefreshToken
 from core.models.base import Base
 from core.models.jobs import Job, JobEvent
 from core.models.kv import KvEntry, RateLimitHit
+from core.models.uploads import Upload, UploadStatus
 
 __all__ = [
     "ApiKey",
@@ -19,5 +20,7 @@ __all__ = [
     "Role",
     "Tenant",
     "RefreshToken",
+    "Upload",
+    "UploadStatus",
     "User",
 ]

@@ -46,6 +46,13 @@ CONFIGURED = (
     "SMTP_HOST",
     "SMTP_PORT",
     "SMTP_TLS",
+    "S3_ENDPOINT_URL",
+    "S3_REGION",
+    "S3_ADDRESSING_STYLE",
+    "S3_PART_SIZE_MIB",
+    "DO_SPACES_BUCKET",
+    "DO_SPACES_KEY",
+    "DO_SPACES_SECRET",
 )
 # Every process `conveyor dev` starts, PostgreSQL included, inherits this variable, so
 # leftovers can be found without trusting the code under test to list them.

@@ -40,7 +40,12 @@ def test_health_and_root(app_client: TestClient) -> None:
     assert app_client.get("/").json()["name"] == "conveyor"
     ready = app_client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"database": "ok", "broker": "ok", "kv_store": "ok"}
+    assert ready.json()["checks"] == {
+        "database": "ok",
+        "broker": "ok",
+        "kv_store": "ok",
+        "storage": "ok",
+    }
 
 
 def test_request_id_is_echoed_or_made(app_client: TestClient) -> None:

@@ -32,7 +32,9 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 class WorkerProcess:
-    def __init__(self, env: dict[str, str], log_dir: Path, concurrency: int = 2) -> None:
+    def __init__(
+        self, env: dict[str, str], log_dir: Path, concurrency: int = 2, beat: bool = True
+    ) -> None:
         self.log_path = log_dir / "worker.log"
         self.proc = _spawn(
             [
@@ -57,19 +59,23 @@ class WorkerProcess:
             self.log_path,
         )
         # The reconciler runs from beat, a process of its own as in production.
-        self.beat = _spawn(
-            [
-                str(BIN / "celery"),
-                "-A",
-                "worker.app",
-                "beat",
-                "--loglevel",
-                "INFO",
-                "--schedule",
-                str(log_dir / "beat-schedule"),
-            ],
-            env,
-            log_dir / "beat.log",
+        self.beat = (
+            None
+            if not beat
+            else _spawn(
+                [
+                    str(BIN / "celery"),
+                    "-A",
+                    "worker.app",
+                    "beat",
+                    "--loglevel",
+                    "INFO",
+                    "--schedule",
+                    str(log_dir / "beat-schedule"),
+                ],
+                env,
+                log_dir / "beat.log",
+            )
         )
         self._wait_for("ready.", timeout=60)
 
@@ -92,4 +98,5 @@ class WorkerProcess:
 
     def stop(self) -> None:
         for proc in (self.beat, self.proc):
-            _stop(proc)
+            if proc is not None:
+                _stop(proc)

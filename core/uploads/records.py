@@ -1,0 +1,180 @@
+"""Upload rows, always within one tenant, and the jobs that process them.
+
+Services flush, never commit; storage is the caller's business, so a row is only
+written once its object is safely stored (or, for a direct upload, announced).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from core.access import Principal
+from core.errors import ConveyorError, ErrorCode
+from core.jobs import lifecycle
+from core.jobs.submit import Submitted, submit
+from core.models import Job, Upload, UploadStatus
+from core.pagination import decode_cursor, encode_cursor
+from core.settings import Settings
+
+PROCESS_KIND = "uploads.process"
+MAX_FILENAME = 255
+
+
+def display_filename(raw: str | None) -> str:
+    """The client's file name, kept for display only: no directories, no control
+    characters, NFC, at most 255 characters; never used to build a path or a key."""
+    name = unicodedata.normalize("NFC", raw or "")
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if ch.isprintable()).strip()
+    if name in {"", ".", ".."}:
+        return "upload"
+    if len(name) > MAX_FILENAME:
+        stem, dot, ext = name.rpartition(".")
+        keep = ext if dot and len(ext) <= 16 else ""
+        name = name[: MAX_FILENAME - len(keep) - 1] + "." + keep if keep else name[:MAX_FILENAME]
+    return name
+
+
+@dataclass(frozen=True)
+class NewUpload:
+    upload_id: uuid.UUID
+    filename: str
+    content_type: str
+    declared_content_type: str | None
+    size: int
+    sha256: str | None
+    storage_key: str
+
+
+def add_stored(
+    session: Session, settings: Settings, principal: Principal, new: NewUpload
+) -> tuple[Upload, Submitted]:
+    """The row of a file already in storage, with its processing job."""
+    upload = _insert(session, principal, new, UploadStatus.STORED)
+    upload.completed_at = datetime.now(UTC)
+    return upload, enqueue_processing(session, settings, upload)
+
+
+def add_pending(session: Session, principal: Principal, new: NewUpload) -> Upload:
+    """The row of a direct upload the client is about to PUT to storage."""
+    return _insert(session, principal, new, UploadStatus.PENDING)
+
+
+def _insert(session: Session, principal: Principal, new: NewUpload, status: str) -> Upload:
+    upload = Upload(
+        id=new.upload_id,
+        tenant_id=principal.tenant_id,
+        user_id=principal.user_id,
+        filename=new.filename,
+        content_type=new.content_type,
+        declared_content_type=new.declared_content_type,
+        size=new.size,
+        sha256=new.sha256,
+        storage_key=new.storage_key,
+        status=status,
+    )
+    session.add(upload)
+    session.flush()
+    return upload
+
+
+def enqueue_processing(session: Session, settings: Settings, upload: Upload) -> Submitted:
+    submitted = submit(
+        session,
+        tenant_id=upload.tenant_id,
+        user_id=upload.user_id,
+        kind_name=PROCESS_KIND,
+        raw_input={"upload_id": str(upload.id)},
+        max_attempts=settings.job_max_attempts,
+    )
+    upload.job_id = submitted.job.id
+    session.flush()
+    return submitted
+
+
+def complete(
+    session: Session,
+    settings: Settings,
+    upload: Upload,
+    stored_size: int | None,
+    content_type: str,
+) -> Submitted:
+    """Mark a direct upload stored once its object is there with the declared size."""
+    if stored_size is None or stored_size != upload.size:
+        found = "no object" if stored_size is None else f"{stored_size} bytes"
+        raise ConveyorError(
+            ErrorCode.UPLOAD_INCOMPLETE,
+            f"Expected {upload.size} bytes in storage, found {found}",
+            expected_size=upload.size,
+            stored_size=stored_size,
+        )
+    upload.status = UploadStatus.STORED
+    upload.content_type = content_type
+    upload.completed_at = datetime.now(UTC)
+    return enqueue_processing(session, settings, upload)
+
+
+def get(session: Session, tenant_id: uuid.UUID, upload_id: uuid.UUID, lock: bool = False) -> Upload:
+    query = select(Upload).where(Upload.id == upload_id, Upload.tenant_id == tenant_id)
+    if lock:
+        query = query.with_for_update()
+    upload = session.scalar(query)
+    if upload is None:
+        raise ConveyorError(ErrorCode.UPLOAD_NOT_FOUND)
+    return upload
+
+
+def latest_job(session: Session, upload: Upload) -> Job | None:
+    if upload.job_id is None:
+        return None
+    return session.scalar(
+        select(Job).where(Job.id == upload.job_id, Job.tenant_id == upload.tenant_id)
+    )
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Upload]
+    next_cursor: str | None
+
+
+def list_uploads(session: Session, tenant_id: uuid.UUID, *, limit: int, cursor: str | None) -> Page:
+    query = select(Upload).where(Upload.tenant_id == tenant_id)
+    if cursor:
+        created, last_id = decode_cursor(cursor)
+        query = query.where(
+            or_(
+                Upload.created_at < created,
+                and_(Upload.created_at == created, Upload.id < last_id),
+            )
+        )
+    rows = list(
+        session.scalars(query.order_by(Upload.created_at.desc(), Upload.id.desc()).limit(limit + 1))
+    )
+    items = rows[:limit]
+    more = len(rows) > limit
+    return Page(items, encode_cursor(items[-1].created_at, items[-1].id) if more else None)
+
+
+def remove(session: Session, tenant_id: uuid.UUID, upload_id: uuid.UUID) -> Upload:
+    """Delete the row (locked, so a worker finishing now sees it gone) and ask its
+    processing jobs to stop; the caller deletes the objects once this has committed."""
+    upload = get(session, tenant_id, upload_id, lock=True)
+    jobs = session.scalars(
+        select(Job.id).where(
+            Job.tenant_id == tenant_id,
+            Job.kind == PROCESS_KIND,
+            Job.input["upload_id"].astext == str(upload_id),
+        )
+    ).all()
+    for job_id in jobs:
+        lifecycle.request_cancel(session, tenant_id, job_id)
+    session.delete(upload)
+    session.flush()
+    return upload
