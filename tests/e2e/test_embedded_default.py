@@ -240,8 +240,10 @@ def _reset_password_by_outbox(api: httpx.Client, data_dir: Path, email: str, dev
 
     def code_in_outbox() -> str | None:
         for mail in (data_dir / "outbox").glob("*.eml"):
-            if email in (text := mail.read_text()) and (found := re.search(r"\b\d{8}\b", text)):
-                return found.group()
+            if email in (text := mail.read_text()) and (
+                found := re.search(r"reset code is (\d+)", text)
+            ):
+                return found.group(1)
         return None
 
     code = _eventually(code_in_outbox, 30, "the reset email in the outbox", dev)
@@ -253,6 +255,21 @@ def _reset_password_by_outbox(api: httpx.Client, data_dir: Path, email: str, dev
     )
     assert response.status_code == 204, response.text
     return new_password
+
+
+def _upload_on_local_disk(api: httpx.Client, headers: dict[str, str], dev: Dev) -> None:
+    """An upload goes to local disk and is processed by the embedded worker."""
+    data = b"# Notes\n\nStored on local disk.\n"
+    response = api.post(
+        "/api/v1/uploads", headers=headers, files={"file": ("notes.md", data, "text/plain")}
+    )
+    assert response.status_code == 201, response.text
+    created = response.json()
+    job = _finished_job(api, headers, created["job"]["id"], dev)
+    assert job["status"] == "succeeded", job
+    assert job["result"]["kind"] == "markdown"
+    content = api.get(f"/api/v1/uploads/{created['upload']['id']}/content", headers=headers)
+    assert content.content == data
 
 
 def test_conveyor_dev_runs_everything_embedded_and_keeps_data(tmp_path: Path) -> None:
@@ -280,6 +297,7 @@ def test_conveyor_dev_runs_everything_embedded_and_keeps_data(tmp_path: Path) ->
         _assert_flower_shows(dev, login, list(submitted.values()))
         password = _reset_password_by_outbox(api, data_dir, email, dev)
         headers = _login(api, email, password)
+        _upload_on_local_disk(api, headers, dev)
 
         assert (data_dir / SECRET_KEY_FILE).stat().st_mode & 0o077 == 0
         _assert_stops_cleanly(dev)
