@@ -14,8 +14,9 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from core.uploads.sniff import SNIFF_BYTES, sniff
 from python_multipart.multipart import MultipartParser, parse_options_header
+
+from core.uploads.sniff import SNIFF_BYTES, sniff
 
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
@@ -149,7 +150,10 @@ class _Writer:
             self.content_type = sniff(bytes(self.head), self._filename)
             self.sink = await run_in_threadpool(self._open_sink, self.content_type)
         if self.buffer:
-            data, self.buffer = bytes(self.buffer), bytearray()
+            # Handed over, not copied: exactly one part (the sink sends it as it is),
+            # and whatever arrived beyond it starts the next one.
+            data, self.buffer = self.buffer, self.buffer[self._part_size :]
+            del data[self._part_size :]
             # A task, so the part is stored while the next one is read from the client.
             self._pending = asyncio.ensure_future(run_in_threadpool(self.sink.write, data))
 
@@ -159,6 +163,8 @@ class _Writer:
             await pending
 
     async def finish(self) -> tuple[str, ObjectInfo]:
+        while len(self.buffer) > self._part_size:
+            await self._flush()
         await self._flush()
         await self.wait()
         assert self.sink is not None

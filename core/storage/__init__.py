@@ -65,7 +65,7 @@ class StorageError(Exception):
 class UploadSink(Protocol):
     """One object, written in order in constant memory. Call complete() or abort()."""
 
-    def write(self, chunk: bytes) -> None:
+    def write(self, chunk: bytes | bytearray) -> None:
         """Buffer up to one part; a full part goes to storage at once."""
 
     def complete(self) -> ObjectInfo:

@@ -221,7 +221,7 @@ class _LocalSink:
         self._done: ObjectInfo | None = None
         self._closed = False
 
-    def write(self, chunk: bytes) -> None:
+    def write(self, chunk: bytes | bytearray) -> None:
         self._check_open()
         try:
             self._file.write(chunk)

@@ -322,9 +322,14 @@ class S3Sink:
         self._done: ObjectInfo | None = None
         self._closed = False
 
-    def write(self, chunk: bytes) -> None:
+    def write(self, chunk: bytes | bytearray) -> None:
         self._check_open()
         part_size = self._storage.part_size
+        if self._buffer.tell() == 0 and len(chunk) == part_size:
+            # A whole part handed over as it is: sent without another copy in memory.
+            self._size += part_size
+            self._guarded(lambda: self._upload_part(chunk))
+            return
         view = memoryview(chunk)
         while view:
             # Fill the part only up to its size, so a large chunk never grows the buffer.
@@ -334,7 +339,7 @@ class S3Sink:
             self._size += len(taken)
             view = view[len(taken) :]
             if self._buffer.tell() == part_size:
-                self._guarded(self._upload_part)
+                self._guarded(self._upload_buffered_part)
 
     def complete(self) -> ObjectInfo:
         if self._done is not None:
@@ -381,7 +386,11 @@ class S3Sink:
             self._closed = True
             raise
 
-    def _upload_part(self) -> None:
+    def _upload_buffered_part(self) -> None:
+        self._upload_part(self._buffer)
+        self._buffer = io.BytesIO()
+
+    def _upload_part(self, data: bytes | bytearray | io.BytesIO) -> None:
         client, bucket = self._storage.client(), self._storage.bucket
         if self._upload_id is None:
             response = client.create_multipart_upload(
@@ -394,19 +403,22 @@ class S3Sink:
                 f"S3 write {self._key!r} failed: more than {MAX_PARTS} parts of "
                 f"{self._storage.part_size} bytes; raise S3_PART_SIZE_MIB"
             )
-        length = self._buffer.tell()
-        self._buffer.seek(0)
+        if isinstance(data, io.BytesIO):
+            length, md5 = data.tell(), _md5_of_buffer(data)
+            data.seek(0)
+        else:
+            length, md5 = len(data), _md5(data)
         response_part = client.upload_part(
             Bucket=bucket,
             Key=self._key,
             UploadId=self._upload_id,
             PartNumber=number,
-            Body=self._buffer,
+            # botocore sends a bytearray as it sends bytes; the stubs only name bytes.
+            Body=cast(bytes, data),
             ContentLength=length,
-            ContentMD5=_md5_of_buffer(self._buffer),
+            ContentMD5=md5,
         )
         self._parts.append({"ETag": response_part["ETag"], "PartNumber": number})
-        self._buffer = io.BytesIO()
 
     def _finish(self) -> None:
         client, bucket = self._storage.client(), self._storage.bucket
@@ -423,7 +435,7 @@ class S3Sink:
             )
             return
         if self._buffer.tell():
-            self._upload_part()
+            self._upload_buffered_part()
         client.complete_multipart_upload(
             Bucket=bucket,
             Key=self._key,
@@ -440,7 +452,7 @@ def _stream(key: str, body: StreamingBody, chunk_size: int) -> Generator[bytes, 
         body.close()
 
 
-def _md5(data: bytes | memoryview) -> str:
+def _md5(data: bytes | bytearray | memoryview) -> str:
     # Content-MD5 lets the service refuse a body damaged on the way; not for security.
     return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
 

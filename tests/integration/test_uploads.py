@@ -383,3 +383,19 @@ def test_deleting_an_upload_while_it_is_processed_leaves_nothing(variant: Varian
     assert job["status"] in {"cancelled", "failed", "succeeded"}
     gone = variant.client.get(f"{API}/uploads/{upload_id}", headers=user.headers)
     assert_problem(gone, 404, "upload_not_found")
+
+
+def test_a_file_of_several_parts_streams_through_intact(variant: Variant) -> None:
+    user = variant.user()
+    data = os.urandom(12 * 1024 * 1024 + 12345)  # three S3 parts of 5 MiB, the last short
+
+    response = upload(variant.client, user, data, "blob.bin", "application/octet-stream")
+
+    assert response.status_code == 201, response.text
+    created = response.json()["upload"]
+    assert created["size"] == len(data)
+    assert created["sha256"] == hashlib.sha256(data).hexdigest()
+    assert fetch(variant.client, user, f"{API}/uploads/{created['id']}/content") == data
+    job = jobs.wait_for(variant.client, user.headers, response.json()["job"]["id"], timeout=60)
+    assert job["status"] == "failed"
+    assert job["error"]["type"] == "unsupported_file"
