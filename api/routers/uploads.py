@@ -10,7 +10,6 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
-from core.uploads.sniff import SNIFF_BYTES, sniff
 from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.responses import RedirectResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
@@ -42,6 +41,7 @@ from core.storage import (
     upload_prefix,
 )
 from core.uploads import records
+from core.uploads.sniff import SNIFF_BYTES, sniff
 
 router = APIRouter(prefix="/uploads", tags=["uploads"])
 
