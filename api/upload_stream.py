@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from python_multipart.exceptions import ParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from core.uploads.sniff import SNIFF_BYTES, sniff
@@ -21,6 +22,7 @@ from core.uploads.sniff import SNIFF_BYTES, sniff
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from core.errors import ConveyorError, ErrorCode
 from core.storage import ObjectInfo, UploadSink
@@ -57,6 +59,8 @@ class _Collector:
         self.file_done = False
         self.chunks: list[bytes] = []
         self.other_bytes = 0
+        # Set by the closing boundary: a body cut short never gets there.
+        self.ended = False
         self._field = b""
         self._value = b""
 
@@ -69,7 +73,11 @@ class _Collector:
             "on_headers_finished": self._headers_finished,
             "on_part_data": self._part_data,
             "on_part_end": self._part_end,
+            "on_end": self._end,
         }
+
+    def _end(self) -> None:
+        self.ended = True
 
     def _part_begin(self) -> None:
         self.part = _Part()
@@ -94,7 +102,9 @@ class _Collector:
         if b"filename" in options:
             part.filename = options[b"filename"].decode("utf-8", "replace")
         if b"content-type" in part.headers:
-            part.content_type = part.headers[b"content-type"].decode("latin-1")[:255]
+            declared = part.headers[b"content-type"].decode("latin-1")[:255]
+            # Kept for display; control characters have no place in it (nor in the DB).
+            part.content_type = "".join(ch for ch in declared if ch.isprintable()) or None
         if part.name == FILE_FIELD and self.file_part is None:
             self.file_part = part
 
@@ -108,6 +118,18 @@ class _Collector:
         if self.part is not None and self.part is self.file_part:
             self.file_done = True
         self.part = None
+
+
+# RFC 2046 caps a boundary at 70 characters.
+MAX_BOUNDARY = 70
+
+
+def _malformed(reason: str) -> ConveyorError:
+    return ConveyorError(
+        ErrorCode.VALIDATION_FAILED,
+        f"The multipart body is malformed: {reason}",
+        errors=[{"field": "body", "message": reason}],
+    )
 
 
 def boundary_of(content_type: str | None) -> bytes:
@@ -147,7 +169,8 @@ class _Writer:
     async def _flush(self) -> None:
         await self.wait()
         if self.sink is None:
-            self.content_type = sniff(bytes(self.head), self._filename)
+            # Sniffing a crafted head can take a while: not on the event loop.
+            self.content_type = await run_in_threadpool(sniff, bytes(self.head), self._filename)
             self.sink = await run_in_threadpool(self._open_sink, self.content_type)
         if self.buffer:
             # Handed over, not copied: exactly one part (the sink sends it as it is),
@@ -190,13 +213,19 @@ async def receive_file(
     """Stream the `file` part of a multipart body into a sink opened with the sniffed
     content type. Over `max_bytes`: 413 at once, the sink aborted, nothing kept."""
     collector = _Collector()
-    parser = MultipartParser(boundary_of(content_type), collector.callbacks())
+    boundary = boundary_of(content_type)
+    if len(boundary) > MAX_BOUNDARY:
+        raise _malformed("the boundary is longer than 70 characters")
+    parser = MultipartParser(boundary, collector.callbacks())
     sha = hashlib.sha256()
     size = 0
     writer: _Writer | None = None
     try:
         async for chunk in body:
-            parser.write(chunk)
+            try:
+                parser.write(chunk)
+            except ParseError as exc:
+                raise _malformed(str(exc)) from exc
             if collector.other_bytes > MAX_OTHER_FIELDS_BYTES:
                 raise ConveyorError(ErrorCode.PAYLOAD_TOO_LARGE, "Too much besides the file")
             if collector.file_part is not None and writer is None:
@@ -213,7 +242,12 @@ async def receive_file(
                 assert writer is not None
                 await writer.add(data)
             collector.chunks.clear()
-        parser.finalize()
+        try:
+            parser.finalize()
+        except ParseError as exc:
+            raise _malformed(str(exc)) from exc
+        if not collector.ended:
+            raise _malformed("the body ended before the closing boundary")
         if writer is None or collector.file_part is None:
             raise ConveyorError(
                 ErrorCode.NO_FILE, f"The body has no part named {FILE_FIELD!r} with a file"
@@ -221,6 +255,10 @@ async def receive_file(
         if size == 0:
             raise ConveyorError(ErrorCode.EMPTY_FILE)
         sniffed, stored = await writer.finish()
+    except ClientDisconnect as exc:
+        if writer is not None:
+            await writer.abort()
+        raise ConveyorError(ErrorCode.BAD_REQUEST, "The client went away mid-upload") from exc
     except BaseException:
         if writer is not None:
             await writer.abort()

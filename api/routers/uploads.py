@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.responses import RedirectResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from api.deps import UnitOfWorkDep, UploadsRead, UploadsWrite
 from api.schemas.jobs import JobOut
@@ -37,6 +38,7 @@ from core.storage import (
     UploadSink,
     content_disposition,
     derived_key,
+    incoming_key,
     upload_key,
     upload_prefix,
 )
@@ -71,6 +73,9 @@ async def create_upload(
     It streams to storage as it arrives; the answer is the upload and its processing
     job. The content type is sniffed from the bytes; the file name is kept for display."""
     state = app_state(request)
+    # The caller is known: end the transaction so no database connection is held
+    # while the body streams, which can take minutes.
+    await run_in_threadpool(uow.session.commit)
     upload_id = uuid.uuid4()
     key = upload_key(principal.tenant_id, upload_id)
 
@@ -100,6 +105,8 @@ async def create_upload(
         upload, submitted = await run_in_threadpool(
             records.add_stored, uow.session, state.settings, principal, new
         )
+        # Committed here, so a failed commit still removes the stored object.
+        await run_in_threadpool(uow.session.commit)
     except BaseException:
         # The row never made it: the object must not outlive it.
         await run_in_threadpool(
@@ -133,7 +140,9 @@ def presign_upload(
     key = upload_key(principal.tenant_id, upload_id)
     lifetime = state.settings.upload_url_seconds
     try:
-        presigned = state.storage.presign_put(key, body.size, body.content_type, lifetime)
+        presigned = state.storage.presign_put(
+            incoming_key(principal.tenant_id, upload_id), body.size, body.content_type, lifetime
+        )
     except StorageError as exc:
         raise _storage_unavailable(exc) from exc
     expires = int(time.time()) + lifetime
@@ -186,23 +195,28 @@ async def put_upload_data(
     if expires < time.time() or not hmac.compare_digest(expected, signature):
         raise ConveyorError(ErrorCode.INVALID_TOKEN, "The upload URL is invalid or expired")
     upload = await run_in_threadpool(_pending_upload, state, upload_id)
-    sink = await run_in_threadpool(
-        state.storage.open_sink, upload.storage_key, "application/octet-stream"
-    )
-    size = 0
+    key = incoming_key(upload.tenant_id, upload.id)
     try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > upload.size:
-                raise ConveyorError(
-                    ErrorCode.PAYLOAD_TOO_LARGE, f"The upload was announced as {upload.size} bytes"
-                )
-            if chunk:
-                await run_in_threadpool(sink.write, chunk)
-        await run_in_threadpool(sink.complete)
-    except BaseException:
-        await run_in_threadpool(sink.abort)
-        raise
+        sink = await run_in_threadpool(state.storage.open_sink, key, "application/octet-stream")
+        size = 0
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > upload.size:
+                    raise ConveyorError(
+                        ErrorCode.PAYLOAD_TOO_LARGE,
+                        f"The upload was announced as {upload.size} bytes",
+                    )
+                if chunk:
+                    await run_in_threadpool(sink.write, chunk)
+            await run_in_threadpool(sink.complete)
+        except BaseException:
+            await run_in_threadpool(sink.abort)
+            raise
+    except StorageError as exc:
+        raise _storage_unavailable(exc) from exc
+    except ClientDisconnect as exc:
+        raise ConveyorError(ErrorCode.BAD_REQUEST, "The client went away mid-upload") from exc
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -232,19 +246,18 @@ def complete_upload(
         return UploadCreated(
             upload=UploadOut.model_validate(upload), job=JobOut.model_validate(job)
         )
+    incoming = incoming_key(upload.tenant_id, upload.id)
     try:
-        info = state.storage.head(upload.storage_key)
-        head = b""
-        if info is not None and info.size == upload.size:
-            chunks = state.storage.iter_chunks(upload.storage_key, SNIFF_BYTES)
-            head = next(chunks, b"")
-            chunks.close()
+        info = state.storage.head(incoming)
+        records.check_size(upload, info.size if info is not None else None)
+        # Moved before it is read, so later PUTs to the same URL cannot change it.
+        state.storage.move(incoming, upload.storage_key, "application/octet-stream")
+        chunks = state.storage.iter_chunks(upload.storage_key, SNIFF_BYTES)
+        head = next(chunks, b"")
+        chunks.close()
     except StorageError as exc:
         raise _storage_unavailable(exc) from exc
-    content_type = sniff(head, upload.filename)
-    submitted = records.complete(
-        uow.session, state.settings, upload, info.size if info else None, content_type
-    )
+    submitted = records.complete(uow.session, state.settings, upload, sniff(head, upload.filename))
     uow.publish_after_commit(submitted.job.id, submitted.kind)
     return UploadCreated(
         upload=UploadOut.model_validate(upload), job=JobOut.model_validate(submitted.job)

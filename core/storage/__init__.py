@@ -85,6 +85,10 @@ class Storage(Protocol):
     def put_file(self, key: str, path: Path, content_type: str) -> ObjectInfo:
         """Store a local file, which may be large."""
 
+    def move(self, source: str, target: str, content_type: str) -> ObjectInfo:
+        """Replace `target` with the object at `source`, which goes. StorageError with
+        not_found when `source` is missing."""
+
     def download(self, key: str, path: Path) -> ObjectInfo:
         """Write the object to `path` (replaced atomically). StorageError with not_found
         when there is no such object."""
@@ -152,6 +156,12 @@ def upload_prefix(tenant_id: uuid.UUID, upload_id: uuid.UUID) -> str:
 
 def upload_key(tenant_id: uuid.UUID, upload_id: uuid.UUID) -> str:
     return upload_prefix(tenant_id, upload_id) + "original"
+
+
+def incoming_key(tenant_id: uuid.UUID, upload_id: uuid.UUID) -> str:
+    """Where a direct upload lands. It moves to `upload_key` once checked, so bytes
+    PUT again with the same URL afterwards never replace what was checked."""
+    return upload_prefix(tenant_id, upload_id) + "incoming"
 
 
 def derived_key(tenant_id: uuid.UUID, upload_id: uuid.UUID, name: str) -> str:

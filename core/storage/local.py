@@ -76,6 +76,18 @@ class LocalStorage:
         size = self._write(key, target, content_type, copy)
         return ObjectInfo(key, size, content_type)
 
+    def move(self, source: str, target: str, content_type: str) -> ObjectInfo:
+        source_path, target_path = self.path_of(source), self.path_of(target)
+        try:
+            target_path.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(source_path, target_path)
+            size = target_path.stat().st_size
+            self._meta_of(source).unlink(missing_ok=True)
+        except OSError as exc:
+            raise os_storage_error("move", source, exc) from exc
+        self._write_meta(target, content_type)
+        return ObjectInfo(target, size, content_type)
+
     def download(self, key: str, path: Path) -> ObjectInfo:
         source_path = self.path_of(key)
         content_type = self._content_type(key)

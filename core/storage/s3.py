@@ -175,6 +175,24 @@ class S3Storage:
             )
         return ObjectInfo(key, size, content_type)
 
+    def move(self, source: str, target: str, content_type: str) -> ObjectInfo:
+        check_key(source)
+        check_key(target)
+        client = self.client()
+        with translated("move", source):
+            head = client.head_object(Bucket=self.bucket, Key=source)
+            # Pinned to the ETag just read: bytes replaced in between are not copied.
+            client.copy_object(
+                Bucket=self.bucket,
+                Key=target,
+                CopySource={"Bucket": self.bucket, "Key": source},
+                CopySourceIfMatch=head["ETag"],
+                ContentType=content_type,
+                MetadataDirective="REPLACE",
+            )
+            client.delete_object(Bucket=self.bucket, Key=source)
+        return ObjectInfo(target, head["ContentLength"], content_type)
+
     def download(self, key: str, path: Path) -> ObjectInfo:
         check_key(key)
         with translated("download", key):

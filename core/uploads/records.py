@@ -98,14 +98,8 @@ def enqueue_processing(session: Session, settings: Settings, upload: Upload) -> 
     return submitted
 
 
-def complete(
-    session: Session,
-    settings: Settings,
-    upload: Upload,
-    stored_size: int | None,
-    content_type: str,
-) -> Submitted:
-    """Mark a direct upload stored once its object is there with the declared size."""
+def check_size(upload: Upload, stored_size: int | None) -> None:
+    """A direct upload must be in storage with exactly the announced size."""
     if stored_size is None or stored_size != upload.size:
         found = "no object" if stored_size is None else f"{stored_size} bytes"
         raise ConveyorError(
@@ -114,6 +108,10 @@ def complete(
             expected_size=upload.size,
             stored_size=stored_size,
         )
+
+
+def complete(session: Session, settings: Settings, upload: Upload, content_type: str) -> Submitted:
+    """Mark a checked direct upload stored and queue its processing."""
     upload.status = UploadStatus.STORED
     upload.content_type = content_type
     upload.completed_at = datetime.now(UTC)

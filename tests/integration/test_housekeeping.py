@@ -68,3 +68,33 @@ def test_housekeeping_removes_only_what_expired(
     assert token is None
     assert kv.check_code(live, "h", 5) is CodeCheck.ACCEPTED
     assert app_client.get("/api/v1/users/me", headers=user.headers).status_code == 200
+
+
+def test_housekeeping_removes_direct_uploads_never_completed(
+    app_client: TestClient, stack: Stack, user: User
+) -> None:
+    from core.models import Upload
+    from core.storage import incoming_key, open_storage
+
+    data = b"never completed\n"
+    presigned = app_client.post(
+        "/api/v1/uploads/presign",
+        headers=user.headers,
+        json={"filename": "x.txt", "size": len(data), "content_type": "text/plain"},
+    ).json()
+    storage = open_storage(stack.settings)
+    upload_id = uuid.UUID(presigned["upload_id"])
+    tenant = uuid.UUID(
+        app_client.get("/api/v1/users/me", headers=user.headers).json()["personal_tenant_id"]
+    )
+    storage.put_bytes(incoming_key(tenant, upload_id), data, "text/plain")
+    db = runtime().db
+    long_ago = datetime.now(UTC) - timedelta(seconds=stack.settings.upload_url_seconds, hours=2)
+    with db.transaction() as session:
+        session.execute(update(Upload).where(Upload.id == upload_id).values(created_at=long_ago))
+
+    housekeep(SqlStore(db))
+
+    with db.transaction() as session:
+        assert session.get(Upload, upload_id) is None
+    assert storage.head(incoming_key(tenant, upload_id)) is None

@@ -399,3 +399,70 @@ def test_a_file_of_several_parts_streams_through_intact(variant: Variant) -> Non
     job = jobs.wait_for(variant.client, user.headers, response.json()["job"]["id"], timeout=60)
     assert job["status"] == "failed"
     assert job["error"]["type"] == "unsupported_file"
+
+
+def test_bytes_put_again_after_completion_change_nothing(variant: Variant) -> None:
+    user = variant.user()
+    checked, swapped = b"checked text\n" * 10, b"\x89PNG\r\n\x1a\n" + b"x" * 122
+    assert len(checked) == len(swapped)
+    presigned = variant.client.post(
+        f"{API}/uploads/presign",
+        headers=user.headers,
+        json={"filename": "a.txt", "size": len(checked), "content_type": "text/plain"},
+    ).json()
+    _put(variant, presigned["url"], presigned["headers"], checked)
+    completed = variant.client.post(
+        f"{API}/uploads/{presigned['upload_id']}/complete", headers=user.headers
+    )
+    assert completed.status_code == 200, completed.text
+
+    # The same URL, replayed with other bytes of the same size.
+    if presigned["url"].startswith("http://testserver"):
+        replay = variant.client.put(
+            presigned["url"], headers=presigned["headers"], content=swapped
+        ).status_code
+        assert replay == 404
+    else:
+        _put(variant, presigned["url"], presigned["headers"], swapped)
+
+    content = fetch(variant.client, user, f"{API}/uploads/{presigned['upload_id']}/content")
+    assert content == checked
+    assert completed.json()["upload"]["content_type"] == "text/plain"
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"not multipart at all", "malformed"),
+        (b'--b\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\nabc', "cut"),
+        (b"--b\r\nbad header line\r\n\r\nabc\r\n--b--\r\n", "header"),
+    ],
+)
+def test_malformed_multipart_is_422_and_leaves_nothing(
+    app_client: TestClient, user: User, body: bytes, reason: str
+) -> None:
+    response = app_client.post(
+        f"{API}/uploads",
+        headers={**user.headers, "Content-Type": "multipart/form-data; boundary=b"},
+        content=body,
+    )
+
+    assert_problem(response, 422, "validation_failed")
+    assert app_client.get(f"{API}/uploads", headers=user.headers).json()["items"] == [], reason
+
+
+def test_control_characters_in_the_declared_type_are_dropped(
+    app_client: TestClient, user: User
+) -> None:
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n'
+        b"Content-Type: text/pl\x00ain\r\n\r\nplain text\n\r\n--b--\r\n"
+    )
+    response = app_client.post(
+        f"{API}/uploads",
+        headers={**user.headers, "Content-Type": "multipart/form-data; boundary=b"},
+        content=body,
+    )
+
+    assert response.status_code == 201, response.text
+    assert response.json()["upload"]["declared_content_type"] == "text/plain"

@@ -1,7 +1,7 @@
 """Housekeeping: delete what has expired and will never be read again (codes and rate
 limit hits of the SQL key-value store, expired refresh tokens, sessions that ended or
-can no longer be refreshed, expired invitations, old system jobs), and redact the secrets
-of finished jobs.
+can no longer be refreshed, expired invitations, old system jobs, direct uploads never
+completed), and redact the secrets of finished jobs.
 
 Runs from beat's reconciler thread every few minutes; every statement is idempotent, so
 two beats running it at once only repeat work.
@@ -17,13 +17,15 @@ from sqlalchemy import delete, func, select
 from core.jobs import lifecycle
 from core.jobs.contracts import KINDS
 from core.kv import KeyValueStore
-from core.models import AuthSession, Invitation, Job, RefreshToken
+from core.models import AuthSession, Invitation, Job, RefreshToken, Upload, UploadStatus
+from core.storage import upload_prefix
 from worker.runtime import runtime
 
 log = logging.getLogger("conveyor.housekeeping")
 
 INTERVAL_SECONDS = 600.0
-# Logins are never this old without a refresh token, except ones that can no longer be used.
+# Logins are never this old without a refresh token, except ones that can no longer be
+# used; and a direct upload gets this long beyond its URL's lifetime to be completed.
 LOGIN_GRACE = timedelta(hours=1)
 # System jobs (account email) are kept this long after they finish, for support.
 SYSTEM_JOB_RETENTION = timedelta(days=7)
@@ -63,6 +65,26 @@ def housekeep(kv: KeyValueStore) -> int:
                 Invitation.created_at < func.now() - timedelta(days=rt.settings.invitation_days)
             )
         ).rowcount
+    removed += _abandoned_uploads()
     if removed:
         log.info("housekeeping removed %d expired rows", removed)
     return removed
+
+
+def _abandoned_uploads() -> int:
+    """Direct uploads never completed, once their upload URL can no longer be used:
+    their objects (if any bytes arrived), then their rows."""
+    rt = runtime()
+    stale_before = func.now() - timedelta(seconds=rt.settings.upload_url_seconds) - LOGIN_GRACE
+    with rt.db.transaction() as session:
+        rows = session.execute(
+            select(Upload.id, Upload.tenant_id)
+            .where(Upload.status == UploadStatus.PENDING, Upload.created_at < stale_before)
+            .limit(500)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for row in rows:
+            rt.storage.delete_prefix(upload_prefix(row.tenant_id, row.id))
+        if rows:
+            session.execute(delete(Upload).where(Upload.id.in_([row.id for row in rows])))
+    return len(rows)
