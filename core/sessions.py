@@ -91,20 +91,6 @@ def end_all(
     _revoke(session, condition, reason)
 
 
-def is_active(session: Session, user_id: uuid.UUID, session_id: uuid.UUID) -> bool:
-    found = session.scalar(
-        select(AuthSession.id)
-        .join(User, User.id == AuthSession.user_id)
-        .where(
-            AuthSession.id == session_id,
-            AuthSession.user_id == user_id,
-            AuthSession.revoked_at.is_(None),
-            User.is_active.is_(True),
-        )
-    )
-    return found is not None
-
-
 def _issue(
     session: Session, settings: Settings, user_id: uuid.UUID, session_id: uuid.UUID
 ) -> TokenPair:

@@ -13,6 +13,7 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from core.db import Database
 from core.migrate import upgrade
 from core.settings import Settings, get_settings
 from core.storage import open_storage
@@ -97,6 +98,14 @@ def _stack(base: Path, server: str, smtp: SmtpServer, s3: MotoS3Server) -> Itera
     open_storage(settings).ensure_bucket()
     yield Stack(settings, dict(os.environ), database_url, redis_url, base, smtp, s3)
     services.drop_database(server, database_url)
+
+
+@pytest.fixture
+def db(stack: Stack) -> Iterator[Database]:
+    """A connection pool on the test database, for reading rows a client cannot see."""
+    database = Database(stack.settings, "tests")
+    yield database
+    database.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -34,6 +34,7 @@ from core.errors import ConveyorError, ErrorCode
 from core.models import Upload, UploadStatus
 from core.security import upload_signature
 from core.storage import (
+    DERIVED_NAME,
     StorageError,
     UploadSink,
     content_disposition,
@@ -285,11 +286,13 @@ def get_upload(
     """The upload, its latest processing job, and the files derived from it."""
     upload = records.get(uow.session, principal.tenant_id, upload_id)
     job = records.latest_job(uow.session, upload)
-    derived = []
-    if job is not None and job.result is not None:
-        for item in job.result.get("derived", []):
-            url = request.url_for("get_derived", upload_id=str(upload.id), name=item["name"])
-            derived.append(DerivedOut(**item, url=url.path))
+    derived = [
+        DerivedOut(
+            **item,
+            url=request.url_for("get_derived", upload_id=str(upload.id), name=item["name"]).path,
+        )
+        for item in records.derived_files(job)
+    ]
     return UploadDetail(
         **UploadOut.model_validate(upload).model_dump(),
         job=JobOut.model_validate(job) if job is not None else None,
@@ -342,17 +345,14 @@ def get_content(
 def get_derived(
     request: Request,
     upload_id: uuid.UUID,
-    name: Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")],
+    name: Annotated[str, Path(pattern=f"^{DERIVED_NAME.pattern}$")],
     principal: UploadsRead,
     uow: UnitOfWorkDep,
 ) -> Response:
     """A file derived by processing (`text.txt`, `thumbnail.png`, …)."""
     upload = records.get(uow.session, principal.tenant_id, upload_id)
     job = records.latest_job(uow.session, upload)
-    listed = {
-        item["name"]: item["content_type"]
-        for item in ((job.result or {}).get("derived", []) if job is not None else [])
-    }
+    listed = {item["name"]: item["content_type"] for item in records.derived_files(job)}
     if name not in listed:
         raise ConveyorError(ErrorCode.DERIVED_NOT_FOUND)
     stem = upload.filename.rsplit(".", 1)[0]

@@ -10,6 +10,7 @@ import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
@@ -134,6 +135,14 @@ def latest_job(session: Session, upload: Upload) -> Job | None:
     return session.scalar(
         select(Job).where(Job.id == upload.job_id, Job.tenant_id == upload.tenant_id)
     )
+
+
+def derived_files(job: Job | None) -> list[dict[str, Any]]:
+    """What a processing job derived from its upload (name, content_type, size), once
+    it has succeeded."""
+    if job is None or job.result is None:
+        return []
+    return list(job.result.get("derived", []))
 
 
 @dataclass(frozen=True)

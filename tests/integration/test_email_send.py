@@ -12,7 +12,7 @@ import email
 import logging
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -40,13 +40,6 @@ TEXT = "Your password reset code is 48151623\n\nIt works once.\n"
 FROM = "Conveyor <no-reply@conveyor.example>"
 
 RunJob = Callable[[Settings, uuid.UUID], tuple[Job, list[JobEvent]]]
-
-
-@pytest.fixture
-def db(stack: Stack) -> Iterator[Database]:
-    database = Database(stack.settings, "tests")
-    yield database
-    database.dispose()
 
 
 @pytest.fixture

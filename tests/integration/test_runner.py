@@ -8,7 +8,6 @@ worker consumes, so each step is observed deterministically.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -25,13 +24,6 @@ from tests.support.rows import job_state
 from worker.context import JobContext
 from worker.errors import PermanentJobError, TransientJobError
 from worker.runner import run_job
-
-
-@pytest.fixture
-def db(stack: Stack) -> Iterator[Database]:
-    database = Database(stack.settings, "tests")
-    yield database
-    database.dispose()
 
 
 @pytest.fixture

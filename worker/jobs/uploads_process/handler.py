@@ -61,7 +61,8 @@ def handle(ctx: JobContext, data: UploadProcessInput) -> UploadProcessOutput:
             info = storage.download(upload.storage_key, original)
         except StorageError as exc:
             raise _storage_failure(exc, "downloading the file") from exc
-        sha256 = _digest(ctx, original)
+        # Streamed uploads were hashed by the API on the way in; direct ones are here.
+        sha256 = upload.sha256 or _digest(ctx, original)
         processed = process(original, upload.content_type, work_dir, ctx.progress)
         derived = []
         for item in processed.derived:
