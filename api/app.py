@@ -11,7 +11,17 @@ from starlette.concurrency import run_in_threadpool
 
 from api.middleware import RequestContextMiddleware
 from api.problems import install_problem_handlers
-from api.routers import api_keys, auth, health, invitations, jobs, tenants, uploads, users
+from api.routers import (
+    agents,
+    api_keys,
+    auth,
+    health,
+    invitations,
+    jobs,
+    tenants,
+    uploads,
+    users,
+)
 from api.routers.uploads import UPLOAD_BODY_PATHS
 from api.state import AppState
 from core.db import Database
@@ -60,7 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
 
     v1 = APIRouter(prefix="/api/v1")
-    for module in (auth, users, tenants, invitations, api_keys, jobs, uploads):
+    for module in (auth, users, tenants, invitations, api_keys, jobs, uploads, agents):
         v1.include_router(module.router)
     app.include_router(health.router)
     app.include_router(v1)

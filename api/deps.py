@@ -128,6 +128,7 @@ JobsRead = Annotated[Principal, Depends(_requiring(Scope.JOBS_READ))]
 JobsWrite = Annotated[Principal, Depends(_requiring(Scope.JOBS_WRITE))]
 UploadsRead = Annotated[Principal, Depends(_requiring(Scope.UPLOADS_READ))]
 UploadsWrite = Annotated[Principal, Depends(_requiring(Scope.UPLOADS_WRITE))]
+AgentsRun = Annotated[Principal, Depends(_requiring(Scope.AGENTS_RUN))]
 
 
 @dataclass(frozen=True)

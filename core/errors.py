@@ -30,6 +30,7 @@ class ErrorCode(Enum):
     API_KEY_NOT_FOUND = ("api_key_not_found", 404, "API key not found")
     UPLOAD_NOT_FOUND = ("upload_not_found", 404, "Upload not found")
     DERIVED_NOT_FOUND = ("derived_file_not_found", 404, "Derived file not found")
+    WORKFLOW_NOT_FOUND = ("workflow_not_found", 404, "No agent workflow by that name")
     METHOD_NOT_ALLOWED = ("method_not_allowed", 405, "Method not allowed")
     EMAIL_TAKEN = ("email_taken", 409, "An account with this email exists")
     IDEMPOTENCY_CONFLICT = (
@@ -50,8 +51,14 @@ class ErrorCode(Enum):
     PAYLOAD_TOO_LARGE = ("payload_too_large", 413, "The request body is too large")
     EMPTY_FILE = ("empty_file", 422, "The file is empty")
     NO_FILE = ("no_file", 422, "The request has no file part")
+    UPLOAD_HAS_NO_TEXT = ("upload_has_no_text", 422, "The upload has no text to read yet")
     TOO_MANY_REQUESTS = ("too_many_requests", 429, "Too many attempts; try again later")
     SERVICE_UNAVAILABLE = ("service_unavailable", 503, "A backing service is unavailable")
+    AGENTS_NOT_CONFIGURED = (
+        "agents_not_configured",
+        503,
+        "Agent runs need OPENAI_API_KEY or OPENAI_BASE_URL on the server",
+    )
     INTERNAL = ("internal_error", 500, "Internal server error")
 
     def __init__(self, code: str, http_status: int, title: str) -> None:

@@ -37,6 +37,11 @@ class S3AddressingStyle(StrEnum):
     VIRTUAL = "virtual"  # https://bucket.endpoint/key
 
 
+class OpenAIApi(StrEnum):
+    CHAT_COMPLETIONS = "chat_completions"
+    RESPONSES = "responses"
+
+
 class ConfigurationError(RuntimeError):
     """A setting is missing or unsafe; the message says which and how to fix it."""
 
@@ -140,8 +145,31 @@ class Settings(BaseSettings):
     # Lifetime of presigned upload and download URLs; SigV4 allows at most 7 days.
     upload_url_seconds: int = Field(default=900, ge=1, le=7 * 24 * 3600)
 
+    # Agent runs: OpenAI, or any OpenAI-compatible server at OPENAI_BASE_URL. With
+    # neither a key nor a base URL, agent runs are refused (503 agents_not_configured).
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    openai_model: str = Field(default="gpt-4.1-mini", min_length=1, max_length=200)
+    # Chat Completions is what most OpenAI-compatible servers speak.
+    openai_api: OpenAIApi = OpenAIApi.RESPONSES
+    # Send traces to the OpenAI dashboard: off unless asked for.
+    openai_tracing: bool = False
+    openai_timeout_seconds: Seconds = 120.0
+    # Retries of one model request by the client (it honours Retry-After); past these,
+    # the whole run is retried as a job attempt.
+    openai_max_retries: int = Field(default=2, ge=0, le=10)
+    agent_max_turns: int = Field(default=10, ge=1, le=50)
+    # Wall-clock limit of one run (one attempt); the job kind's hard limit is higher.
+    agent_run_timeout_seconds: float = Field(default=600.0, gt=0, le=840)
+
     @field_validator(
-        "s3_endpoint_url", "do_spaces_bucket", "do_spaces_key", "do_spaces_secret", mode="before"
+        "s3_endpoint_url",
+        "do_spaces_bucket",
+        "do_spaces_key",
+        "do_spaces_secret",
+        "openai_api_key",
+        "openai_base_url",
+        mode="before",
     )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
@@ -167,6 +195,11 @@ class Settings(BaseSettings):
     @property
     def is_dev(self) -> bool:
         return self.environment is not Environment.PRODUCTION
+
+    @property
+    def agents_configured(self) -> bool:
+        """A model to talk to: OpenAI with a key, or a compatible server by URL."""
+        return self.openai_api_key is not None or self.openai_base_url is not None
 
     def sqlalchemy_url(self) -> str:
         if self.database_url is not None:

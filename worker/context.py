@@ -10,10 +10,12 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from core.db import Database
 from core.jobs import lifecycle
 from core.jobs.lifecycle import Claim, Heartbeat
+from core.jobs.states import EventType
 from core.settings import Settings
 from core.storage import Storage
 from worker.errors import JobCancelled, LeaseLost
@@ -65,9 +67,20 @@ class JobContext:
         self._note(beat)
         self._raise_if_stopping()
 
-    def checkpoint(self) -> None:
-        """Stop here if the job was cancelled or taken over; cheap to call often."""
-        if time.monotonic() - self._last_check >= CHECK_INTERVAL_SECONDS:
+    def event(self, type_: EventType, data: dict[str, Any]) -> None:
+        """Record a step of the job as an event; also a checkpoint."""
+        with self._rt.db.transaction() as session:
+            beat = lifecycle.report_event(
+                session, self.job_id, self.claim.attempt, type_, data, self._lease
+            )
+        self._note(beat)
+        self._raise_if_stopping()
+
+    def checkpoint(self, *, now: bool = False) -> None:
+        """Stop here if the job was cancelled or taken over; cheap to call often.
+        `now`: look at the database whenever it was last checked (between expensive
+        steps, like model turns, where a stale answer would cost a whole step)."""
+        if now or time.monotonic() - self._last_check >= CHECK_INTERVAL_SECONDS:
             self._beat()
         self._raise_if_stopping()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from core.storage import StorageError
+
 
 class TransientJobError(Exception):
     """Worth another attempt: rate limits, 5xx, timeouts, connection loss."""
@@ -27,3 +29,12 @@ class JobCancelled(BaseException):
 
 class LeaseLost(BaseException):
     """Another attempt owns the job now (our lease expired); stop without writing."""
+
+
+def storage_failure(exc: StorageError, doing: str) -> Exception:
+    """The job error for a failed storage call made while `doing` something."""
+    if exc.transient:
+        return TransientJobError(f"Storage unavailable while {doing}")
+    if exc.not_found:
+        return PermanentJobError("The uploaded file is not in storage", type="upload_missing")
+    return PermanentJobError(f"Storage refused {doing}", type="storage_error")

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
+from core.workflows import AgentRunInput, AgentRunOutput
+
 
 class Queue(StrEnum):
     DEFAULT = "default"
@@ -29,8 +31,8 @@ class JobKind:
     output_model: type[BaseModel]
     # Hard limit for one attempt; the soft limit fires a little earlier.
     time_limit_seconds: int = 300
-    # Internal kinds are created by Conveyor itself (account email, upload processing),
-    # never through POST /jobs.
+    # Internal kinds are created by Conveyor itself (account email, upload processing)
+    # or through their own endpoint (agent runs), never through POST /jobs.
     internal: bool = False
     # Input fields that hold secrets (a reset code in an email body): overwritten once
     # the job has finished, so the database keeps them only while they are needed.
@@ -117,6 +119,9 @@ class UploadProcessOutput(Strict):
 
 # A 1 GiB PDF or CSV can take a while; the limit stops a file that never finishes.
 UPLOAD_TIME_LIMIT_SECONDS = 1800
+# Above the longest AGENT_RUN_TIMEOUT_SECONDS allowed: the run's own limit fails it
+# cleanly first; this hard limit only catches a worker that stopped responding.
+AGENT_RUN_TIME_LIMIT_SECONDS = 900
 
 
 KINDS: dict[str, JobKind] = {
@@ -146,6 +151,16 @@ KINDS: dict[str, JobKind] = {
             input_model=UploadProcessInput,
             output_model=UploadProcessOutput,
             time_limit_seconds=UPLOAD_TIME_LIMIT_SECONDS,
+            internal=True,
+        ),
+        JobKind(
+            name="agents.run",
+            queue=Queue.AGENTS,
+            description="Runs an agent workflow (see GET /api/v1/agents) against the "
+            "configured model; submitted through POST /api/v1/agents/{workflow}/runs.",
+            input_model=AgentRunInput,
+            output_model=AgentRunOutput,
+            time_limit_seconds=AGENT_RUN_TIME_LIMIT_SECONDS,
             internal=True,
         ),
         JobKind(

@@ -361,6 +361,31 @@ def report_progress(
     return Heartbeat(still_ours=True, cancel_requested=row.cancel_requested_at is not None)
 
 
+def report_event(
+    session: Session,
+    job_id: uuid.UUID,
+    attempt: int,
+    type_: EventType,
+    data: dict[str, Any],
+    lease_seconds: float,
+) -> Heartbeat:
+    """Record a step of a running job (an agent's tool call, say) and extend the lease."""
+    row = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.RUNNING, *_fenced(attempt))
+        .values(
+            event_seq=Job.event_seq + 1,
+            updated_at=NOW,
+            lease_until=NOW + timedelta(seconds=lease_seconds),
+        )
+        .returning(Job.event_seq, Job.cancel_requested_at)
+    ).one_or_none()
+    if row is None:
+        return Heartbeat(still_ours=False, cancel_requested=False)
+    append_event(session, job_id, row.event_seq, type_, data)
+    return Heartbeat(still_ours=True, cancel_requested=row.cancel_requested_at is not None)
+
+
 @cache
 def _mark_enqueued_statement() -> Update:
     return (

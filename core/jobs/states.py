@@ -42,3 +42,9 @@ class EventType(StrEnum):
     STATUS = "status"
     PROGRESS = "progress"
     CANCEL_REQUESTED = "cancel_requested"
+    # The steps of an agent run, as they happen.
+    AGENT = "agent"  # an agent became active
+    MODEL_TURN = "model_turn"  # one model response, with its token counts
+    TOOL_CALL = "tool_call"
+    TOOL_RESULT = "tool_result"
+    HANDOFF = "handoff"

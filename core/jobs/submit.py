@@ -55,15 +55,20 @@ def validate_input(
     try:
         model = kind.input_model.model_validate(raw_input)
     except ValidationError as exc:
-        raise ConveyorError(
-            ErrorCode.VALIDATION_FAILED,
-            f"The input does not match the {kind.name!r} contract",
-            errors=[
-                {"field": ".".join(["input", *map(str, err["loc"])]), "message": err["msg"]}
-                for err in exc.errors()
-            ],
-        ) from exc
+        raise invalid_input(exc, kind.name) from exc
     return kind, model.model_dump(mode="json")
+
+
+def invalid_input(exc: ValidationError, contract: str) -> ConveyorError:
+    """A 422 naming each field of `input` that does not match `contract`."""
+    return ConveyorError(
+        ErrorCode.VALIDATION_FAILED,
+        f"The input does not match the {contract!r} contract",
+        errors=[
+            {"field": ".".join(["input", *map(str, err["loc"])]), "message": err["msg"]}
+            for err in exc.errors()
+        ],
+    )
 
 
 MAX_INPUT_DEPTH = 32

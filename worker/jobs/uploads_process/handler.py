@@ -14,7 +14,7 @@ from core.jobs.contracts import DerivedFile, UploadProcessInput, UploadProcessOu
 from core.models import Upload
 from core.storage import StorageError, derived_key, upload_prefix
 from worker.context import JobContext
-from worker.errors import PermanentJobError, TransientJobError
+from worker.errors import PermanentJobError, storage_failure
 from worker.jobs.uploads_process.processors import process
 
 KIND = "uploads.process"
@@ -30,14 +30,6 @@ def _load(ctx: JobContext, upload_id: uuid.UUID) -> Upload | None:
         if upload is not None:
             session.expunge(upload)
         return upload
-
-
-def _storage_failure(exc: StorageError, doing: str) -> Exception:
-    if exc.transient:
-        return TransientJobError(f"Storage unavailable while {doing}")
-    if exc.not_found:
-        return PermanentJobError("The uploaded file is not in storage", type="upload_missing")
-    return PermanentJobError(f"Storage refused {doing}", type="storage_error")
 
 
 def _digest(ctx: JobContext, path: Path) -> str:
@@ -60,7 +52,7 @@ def handle(ctx: JobContext, data: UploadProcessInput) -> UploadProcessOutput:
         try:
             info = storage.download(upload.storage_key, original)
         except StorageError as exc:
-            raise _storage_failure(exc, "downloading the file") from exc
+            raise storage_failure(exc, "downloading the file") from exc
         # Streamed uploads were hashed by the API on the way in; direct ones are here.
         sha256 = upload.sha256 or _digest(ctx, original)
         processed = process(original, upload.content_type, work_dir, ctx.progress)
@@ -70,7 +62,7 @@ def handle(ctx: JobContext, data: UploadProcessInput) -> UploadProcessOutput:
             try:
                 stored = storage.put_file(key, item.path, item.content_type)
             except StorageError as exc:
-                raise _storage_failure(exc, "storing a derived file") from exc
+                raise storage_failure(exc, "storing a derived file") from exc
             derived.append(
                 DerivedFile(name=item.name, content_type=item.content_type, size=stored.size)
             )

@@ -13,11 +13,12 @@ from typing import Any
 
 from pypdf import DocumentInformation, PasswordType, PdfReader
 
+from core.uploads.text import EXTRACTED_TEXT_NAME
 from worker.errors import PermanentJobError
 from worker.jobs.uploads_process.classify import UNSUPPORTED, describe, is_file_fault, reading
 from worker.jobs.uploads_process.results import Derived, Processed, Progress
 
-TEXT_NAME = "text.txt"
+TEXT_NAME = EXTRACTED_TEXT_NAME
 METADATA_CHARS = 500
 MAX_FAILED_LISTED = 100
 

@@ -1,0 +1,74 @@
+"""Agent workflows: list them, start a run. A run is a job (kind `agents.run`): follow
+it, read its events and cancel it through /jobs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Path, Request, Response, status
+
+from api.deps import AgentsRun, TenantScope, UnitOfWorkDep
+from api.responses import json_response
+from api.schemas.agents import RunCreate, WorkflowOut
+from api.schemas.jobs import JobOut
+from api.schemas.problem import problem_responses
+from api.schemas.text import Text
+from api.state import app_state
+from core.agent_runs import submit_run
+from core.workflows import WORKFLOWS
+
+router = APIRouter(tags=["agents"])
+
+
+@router.get("/agents", response_model=list[WorkflowOut], responses=problem_responses(401))
+def list_workflows(_: TenantScope) -> list[WorkflowOut]:
+    """The workflows, with the JSON Schema of their input and output."""
+    return [
+        WorkflowOut(
+            name=w.name,
+            description=w.description,
+            input_schema=w.input_model.model_json_schema(),
+            output_schema=w.output_model.model_json_schema(),
+        )
+        for w in WORKFLOWS.values()
+    ]
+
+
+@router.post(
+    "/agents/{workflow}/runs",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobOut,
+    responses=problem_responses(401, 403, 404, 409, 422, 503),
+)
+def start_run(
+    request: Request,
+    workflow: Annotated[Text, Path(max_length=100)],
+    body: RunCreate,
+    scope: AgentsRun,
+    uow: UnitOfWorkDep,
+    idempotency_key: Annotated[
+        Text | None,
+        Header(
+            min_length=1,
+            max_length=255,
+            description="Repeat a request safely: the same key and body return the "
+            "same job; the same key with another body is a 409.",
+        ),
+    ] = None,
+) -> Response:
+    """Queue a run of `workflow`; answers its job. The job's events show the run as it
+    happens (agents, model turns with token counts, tool calls, handoffs)."""
+    submitted = submit_run(
+        uow.session,
+        app_state(request).settings,
+        scope,
+        workflow,
+        body.input,
+        idempotency_key,
+    )
+    headers = {"Location": f"/api/v1/jobs/{submitted.job.id}"}
+    if submitted.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    else:
+        uow.publish_after_commit(submitted.job.id, submitted.kind)
+    return json_response(JobOut.model_validate(submitted.job), 202, headers)

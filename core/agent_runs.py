@@ -1,0 +1,58 @@
+"""Submitting an agent run: a job of kind `agents.run`, checked before anything is
+queued (the workflow exists, a model is configured, the input fits, every upload it
+reads belongs to the tenant and has text)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from core.access import Principal
+from core.errors import ConveyorError, ErrorCode
+from core.jobs.submit import Submitted, invalid_input, submit
+from core.settings import Settings
+from core.uploads.text import texts_of
+from core.workflows import WORKFLOWS, Workflow
+
+RUN_KIND = "agents.run"
+
+
+def get_workflow(name: str) -> Workflow:
+    workflow = WORKFLOWS.get(name)
+    if workflow is None:
+        raise ConveyorError(
+            ErrorCode.WORKFLOW_NOT_FOUND,
+            f"No agent workflow named {name!r}",
+            known_workflows=sorted(WORKFLOWS),
+        )
+    return workflow
+
+
+def submit_run(
+    session: Session,
+    settings: Settings,
+    principal: Principal,
+    workflow_name: str,
+    raw_input: dict[str, Any],
+    idempotency_key: str | None = None,
+) -> Submitted:
+    workflow = get_workflow(workflow_name)
+    if not settings.agents_configured:
+        # Refused here rather than failed by a worker: nothing is queued that cannot run.
+        raise ConveyorError(ErrorCode.AGENTS_NOT_CONFIGURED)
+    try:
+        data = workflow.input_model.model_validate(raw_input)
+    except ValidationError as exc:
+        raise invalid_input(exc, workflow.name) from exc
+    texts_of(session, principal.tenant_id, workflow.upload_ids(data))
+    return submit(
+        session,
+        tenant_id=principal.tenant_id,
+        user_id=principal.user_id,
+        kind_name=RUN_KIND,
+        raw_input={"workflow": workflow.name, "input": data.model_dump(mode="json")},
+        max_attempts=settings.job_max_attempts,
+        idempotency_key=idempotency_key,
+    )
