@@ -42,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--flower-port", type=int, default=5555, help="Flower port")
     parser.add_argument("--concurrency", type=int, default=2, help="worker processes")
     parser.add_argument(
+        "--agents-concurrency", type=int, default=8, help="agent runs at once (threads)"
+    )
+    parser.add_argument(
         "--data-dir", type=Path, default=None, help="embedded data and secrets (DATA_DIR)"
     )
     parser.set_defaults(func=run)
@@ -145,7 +148,7 @@ def _start_processes(group: ProcessGroup, args: argparse.Namespace, data_dir: Pa
     # The interpreter's own bin dir: `conveyor dev` works from a venv that is not active.
     bin_dir = Path(sys.executable).parent
     celery = [str(bin_dir / "celery"), "-A", "worker.app"]
-    queues = ",".join(queue.value for queue in Queue)
+    queues = ",".join(queue.value for queue in Queue if queue is not Queue.AGENTS)
     group.start(
         "api",
         [str(bin_dir / "uvicorn"), "api.main:app", "--host", args.host, "--port", str(args.port)],
@@ -153,6 +156,13 @@ def _start_processes(group: ProcessGroup, args: argparse.Namespace, data_dir: Pa
     group.start(
         "worker",
         [*celery, "worker", "-Q", queues, "--concurrency", str(args.concurrency)]
+        + ["--loglevel", "INFO"],
+    )
+    # Agent runs wait on the model: threads, as the Procfile's `agents` process.
+    group.start(
+        "agents",
+        [*celery, "worker", "-Q", Queue.AGENTS.value, "--pool", "threads"]
+        + ["--concurrency", str(args.agents_concurrency), "-n", "agents@%h"]
         + ["--loglevel", "INFO"],
     )
     group.start(

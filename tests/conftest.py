@@ -85,7 +85,8 @@ def _stack(base: Path, server: str, smtp: SmtpServer, s3: MotoS3Server) -> Itera
         # The smallest part S3 allows, so multipart uploads need little data.
         "S3_PART_SIZE_MIB": "5",
     }
-    for name in ("BROKER_URL", "DB_HOST", "REDIS_HOST"):
+    # Agent runs are configured per test module, against a local stand-in: never OpenAI.
+    for name in ("BROKER_URL", "DB_HOST", "REDIS_HOST", "OPENAI_API_KEY", "OPENAI_BASE_URL"):
         os.environ.pop(name, None)
     if redis_url:
         env_updates["REDIS_URL"] = redis_url

@@ -33,8 +33,16 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 class WorkerProcess:
     def __init__(
-        self, env: dict[str, str], log_dir: Path, concurrency: int = 2, beat: bool = True
+        self,
+        env: dict[str, str],
+        log_dir: Path,
+        concurrency: int = 2,
+        beat: bool = True,
+        queues: str = "default,uploads",
+        pool: str = "prefork",
     ) -> None:
+        """The defaults are the Procfile's `worker`; `queues="agents", pool="threads"`
+        is its `agents` worker."""
         self.log_path = log_dir / "worker.log"
         self.proc = _spawn(
             [
@@ -43,17 +51,17 @@ class WorkerProcess:
                 "worker.app",
                 "worker",
                 "-Q",
-                "default,uploads,agents",
+                queues,
                 "--concurrency",
                 str(concurrency),
                 "--pool",
-                "prefork",
+                pool,
                 "--loglevel",
                 "INFO",
                 "--without-mingle",
                 "--without-gossip",
                 "-n",
-                f"test-{os.getpid()}@%h",
+                f"test-{queues.replace(',', '-')}-{os.getpid()}@%h",
             ],
             env,
             self.log_path,
