@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from tests.conftest import Stack, User, create_user
 from tests.support import jobs, samples
@@ -335,3 +336,43 @@ def test_runs_need_the_agents_scope(agents_api: TestClient, runner: User) -> Non
     )
     assert response.status_code == 403
     assert response.json()["code"] == "insufficient_scope"
+
+
+def test_a_run_over_the_responses_api(
+    stack: Stack, openai_server: OpenAIServer, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A worker on OPENAI_API=responses. It and its API get a broker of their own (a
+    filesystem one), so the module's chat-completions worker cannot take the run."""
+    from api.app import create_app
+
+    folder = tmp_path_factory.mktemp("responses")
+    settings = stack.settings.model_copy(
+        update={
+            "openai_base_url": openai_server.base_url,
+            "broker_url": SecretStr("filesystem://"),
+            "data_dir": folder,
+        }
+    )
+    env = {
+        **stack.env,
+        "BROKER_URL": "filesystem://",
+        "DATA_DIR": str(folder),
+        "OPENAI_BASE_URL": openai_server.base_url,
+        "OPENAI_API": "responses",
+    }
+    proc = WorkerProcess(env, folder, beat=False, queues="agents", pool="threads")
+    try:
+        with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+            user = create_user(client)
+            answer = {"category": "technical", "answer": "Update the app.", "confidence": 0.6}
+            openai_server.script(tool_call("transfer_to_technical", {}), text(json.dumps(answer)))
+            job = started(client, user, "triage", {"message": "The app crashes on start."})
+            done = jobs.wait_for(client, user.headers, job["id"])
+    finally:
+        proc.stop()
+
+    assert done["status"] == "succeeded", done
+    assert done["result"]["output"] == answer
+    assert done["result"]["final_agent"] == "technical"
+    assert [r.path for r in openai_server.requests] == ["/v1/responses", "/v1/responses"]
+    assert done["result"]["usage"] == openai_server.usage_totals()
