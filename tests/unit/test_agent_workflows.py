@@ -8,9 +8,10 @@ import uuid
 from typing import Any
 
 import pytest
-from agents import MaxTurnsExceeded, Model, ModelBehaviorError
+from agents import MaxTurnsExceeded, Model, ModelBehaviorError, ModelRefusalError
 from agents.testing import ModelStep, ScriptedModel, assistant_message, function_call
 from agents.usage import Usage
+from openai.types.responses import ResponseOutputMessage, ResponseOutputRefusal
 from pydantic import BaseModel
 
 from core.jobs.states import EventType
@@ -223,3 +224,19 @@ def test_search_ranks_by_shared_words() -> None:
     assert hits[0]["upload_id"] == str(MINUTES)
     assert hits[0]["passage"] == "The board met in Lisbon."
     assert library().search("a an") == []
+
+
+def test_a_refusal_is_a_permanent_failure_with_the_models_words() -> None:
+    refusal = ResponseOutputMessage(
+        id="m1",
+        type="message",
+        role="assistant",
+        status="completed",
+        content=[ResponseOutputRefusal(type="refusal", refusal="I can't help with that.")],
+    )
+    with pytest.raises(ModelRefusalError) as caught:
+        run("triage", TriageInput(message="hi"), ScriptedModel([turn(refusal)]))
+    failure = run_failure(caught.value, 10)
+    assert isinstance(failure, PermanentJobError)
+    assert failure.type == "model_refused"
+    assert "I can't help with that." in str(failure)
