@@ -154,6 +154,9 @@ class Settings(BaseSettings):
     openai_api: OpenAIApi = OpenAIApi.RESPONSES
     # Send traces to the OpenAI dashboard: off unless asked for.
     openai_tracing: bool = False
+    # Let OpenAI keep responses (the tenant's documents among them): off unless asked for.
+    # Reasoning models on the Responses API need it to refer back to their reasoning.
+    openai_store: bool = False
     openai_timeout_seconds: Seconds = 120.0
     # Retries of one model request by the client (it honours Retry-After); past these,
     # the whole run is retried as a job attempt.

@@ -14,6 +14,7 @@ from typing import Any
 
 from core.db import Database
 from core.jobs import lifecycle
+from core.jobs.contracts import KINDS
 from core.jobs.lifecycle import Claim, Heartbeat
 from core.jobs.states import EventType
 from core.settings import Settings
@@ -36,6 +37,10 @@ class JobContext:
         self._cancel_requested = False
         self._lost = False
         self._last_check = time.monotonic()
+        # Past the kind's hard time limit the heartbeat stops, so a handler stuck where
+        # no limit reaches it (the threads pool has none) loses its lease to the
+        # reconciler instead of holding the job for ever.
+        self._give_up_at = self._last_check + KINDS[claim.kind].time_limit_seconds
 
     @property
     def job_id(self) -> uuid.UUID:
@@ -104,7 +109,8 @@ class JobContext:
 
     def _heartbeat_due(self) -> bool:
         with self._lock:
-            return time.monotonic() - self._last_check >= self._lease / 3
+            now = time.monotonic()
+            return now < self._give_up_at and now - self._last_check >= self._lease / 3
 
     @contextmanager
     def heartbeating(self) -> Iterator[None]:

@@ -7,6 +7,7 @@ that was opened in its parent before the fork.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 
 from core.db import Database
@@ -30,11 +31,18 @@ class Runtime:
 
 
 _runtime: Runtime | None = None
+# The threads pool starts several jobs at once: one of them builds the runtime.
+_lock = threading.Lock()
 
 
 def runtime() -> Runtime:
     global _runtime
-    if _runtime is None or _runtime.pid != os.getpid():
-        settings = get_settings()
-        _runtime = Runtime(settings=settings, db=Database(settings, "worker"), pid=os.getpid())
-    return _runtime
+    current = _runtime
+    if current is not None and current.pid == os.getpid():
+        return current
+    with _lock:
+        if _runtime is None or _runtime.pid != os.getpid():
+            settings = get_settings()
+            db = Database(settings, "worker")
+            _runtime = Runtime(settings=settings, db=db, pid=os.getpid())
+        return _runtime

@@ -44,7 +44,7 @@ def validate_input(
             f"Unknown job kind {kind_name!r}",
             known_kinds=sorted(k.name for k in public_kinds()),
         )
-    problem = _find_unstorable(raw_input, "input")
+    problem = find_unstorable(raw_input, "input")
     if problem is not None:
         field, message = problem
         raise ConveyorError(
@@ -74,7 +74,7 @@ def invalid_input(exc: ValidationError, contract: str) -> ConveyorError:
 MAX_INPUT_DEPTH = 32
 
 
-def _find_unstorable(value: Any, path: str, depth: int = 0) -> tuple[str, str] | None:
+def find_unstorable(value: Any, path: str, depth: int = 0) -> tuple[str, str] | None:
     """Where a JSON value holds something PostgreSQL's JSONB cannot store (NUL, lone
     surrogates) or nests deeper than any job needs; (field, message) or None."""
     if depth > MAX_INPUT_DEPTH:
@@ -90,7 +90,7 @@ def _find_unstorable(value: Any, path: str, depth: int = 0) -> tuple[str, str] |
     elif isinstance(value, list):
         items = [(f"{path}.{index}", item) for index, item in enumerate(value)]
     for item_path, item in items:
-        if found := _find_unstorable(item, item_path, depth + 1):
+        if found := find_unstorable(item, item_path, depth + 1):
             return found
     return None
 

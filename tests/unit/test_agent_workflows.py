@@ -7,8 +7,10 @@ import json
 import uuid
 from typing import Any
 
+import httpx2
+import openai
 import pytest
-from agents import MaxTurnsExceeded, Model, ModelBehaviorError, ModelRefusalError
+from agents import MaxTurnsExceeded, Model, ModelBehaviorError, ModelRefusalError, UserError
 from agents.testing import ModelStep, ScriptedModel, assistant_message, function_call
 from agents.usage import Usage
 from openai.types.responses import ResponseOutputMessage, ResponseOutputRefusal
@@ -16,8 +18,9 @@ from pydantic import BaseModel
 
 from core.jobs.states import EventType
 from core.workflows import AskFilesInput, DocumentSummaryInput, TriageInput
-from worker.errors import JobCancelled, PermanentJobError
+from worker.errors import JobCancelled, PermanentJobError, TransientJobError
 from worker.jobs.agents_run.failures import run_failure
+from worker.jobs.agents_run.handler import own_cause
 from worker.jobs.agents_run.library import PAGE_CHARS, Document, Library
 from worker.jobs.agents_run.run import run_workflow
 from worker.jobs.agents_run.workflows import AGENTS
@@ -240,3 +243,43 @@ def test_a_refusal_is_a_permanent_failure_with_the_models_words() -> None:
     assert isinstance(failure, PermanentJobError)
     assert failure.type == "model_refused"
     assert "I can't help with that." in str(failure)
+
+
+def test_output_postgresql_cannot_store_is_invalid() -> None:
+    reply = {"category": "general", "answer": "a\u0000b", "confidence": 0.5}
+    with pytest.raises(PermanentJobError) as caught:
+        run("triage", TriageInput(message="hi"), ScriptedModel([answer(reply)]))
+    assert caught.value.type == "invalid_model_output"
+    assert "output.answer must not contain NUL characters" in str(caught.value)
+
+
+class FailingRecorder(Recorder):
+    """The database goes away when a tool call is recorded."""
+
+    def event(self, type_: EventType, data: dict[str, Any]) -> None:
+        if type_ is EventType.TOOL_CALL:
+            raise ConnectionError("database went away")
+        super().event(type_, data)
+
+
+def test_a_failure_inside_a_tool_step_is_judged_by_its_cause() -> None:
+    model = ScriptedModel([turn(function_call("search_uploads", {"query": "porto"}, call_id="c1"))])
+    data = AskFilesInput(upload_ids=[REPORT], question="?")
+    with pytest.raises(UserError) as caught:
+        run("ask_files", data, model, library(), FailingRecorder())
+    # The SDK wraps it; the handler retries on the cause, as for any lost connection.
+    assert isinstance(own_cause(caught.value), ConnectionError)
+    assert own_cause(ValueError("x")).args == ("x",)
+
+
+def test_an_exhausted_quota_is_not_retried() -> None:
+    request = httpx2.Request("POST", "http://model.test/v1/responses")
+    response = httpx2.Response(429, request=request, headers={"retry-after": "5"})
+    quota = openai.RateLimitError(
+        "quota", response=response, body={"code": "insufficient_quota", "message": "quota"}
+    )
+    failure = run_failure(quota, 10)
+    assert isinstance(failure, PermanentJobError)
+    assert failure.type == "model_quota_exhausted"
+    limited = openai.RateLimitError("slow down", response=response, body={"code": None})
+    assert isinstance(run_failure(limited, 10), TransientJobError)

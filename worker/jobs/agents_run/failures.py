@@ -19,6 +19,11 @@ MESSAGE_CHARS = 300
 def run_failure(exc: Exception, max_turns: int) -> Exception | None:
     """The job error for `exc`, or None when it is not a model or run failure."""
     if isinstance(exc, openai.RateLimitError):
+        if exc.code == "insufficient_quota":
+            return PermanentJobError(
+                "The OpenAI account is out of quota (429 insufficient_quota)",
+                type="model_quota_exhausted",
+            )
         return TransientJobError(
             "The model server's rate limit was reached (429)",
             retry_after=retry_after(exc.response.headers),
@@ -56,6 +61,13 @@ def run_failure(exc: Exception, max_turns: int) -> Exception | None:
         return PermanentJobError(
             f"The model's answer could not be used: {exc.message[:MESSAGE_CHARS]}",
             type="invalid_model_output",
+        )
+    if isinstance(exc, openai.OpenAIError):
+        # A body the client could not read (APIResponseValidationError), a client setup
+        # error: the same request would meet the same answer.
+        return PermanentJobError(
+            f"The model server's answer could not be read ({type(exc).__name__})",
+            type="model_response_invalid",
         )
     return None
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+from agents import AgentsException, UserError
 from pydantic import BaseModel
 
 from core.errors import ConveyorError
@@ -19,7 +20,7 @@ from worker.context import JobContext
 from worker.errors import PermanentJobError, storage_failure
 from worker.jobs.agents_run.failures import run_failure
 from worker.jobs.agents_run.library import Library, load_document
-from worker.jobs.agents_run.model import open_model
+from worker.jobs.agents_run.model import open_model, tracing_enabled
 from worker.jobs.agents_run.run import run_workflow
 
 KIND = "agents.run"
@@ -38,10 +39,21 @@ def handle(ctx: JobContext, data: AgentRunInput) -> AgentRunOutput:
     try:
         return asyncio.run(_run(ctx, data.workflow, parsed, library))
     except Exception as exc:
-        failure = run_failure(exc, settings.agent_max_turns)
+        cause = own_cause(exc)
+        failure = run_failure(cause, settings.agent_max_turns)
         if failure is None:
-            raise
+            raise cause from None
         raise failure from exc
+
+
+def own_cause(exc: Exception) -> Exception:
+    """The SDK wraps what a tool or hook raised (a lost database connection while an
+    event is recorded, say) in a UserError; the cause decides whether to retry."""
+    cause = exc.__cause__
+    if isinstance(exc, UserError) and isinstance(cause, Exception):
+        if not isinstance(cause, AgentsException):
+            return cause
+    return exc
 
 
 async def _run(ctx: JobContext, workflow: str, data: BaseModel, library: Library) -> AgentRunOutput:
@@ -57,7 +69,8 @@ async def _run(ctx: JobContext, workflow: str, data: BaseModel, library: Library
                     model,
                     ctx,
                     max_turns=settings.agent_max_turns,
-                    tracing=settings.openai_tracing,
+                    tracing=tracing_enabled(settings),
+                    store=settings.openai_store,
                 )
         except TimeoutError as exc:
             if not limit.expired():

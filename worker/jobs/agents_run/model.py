@@ -9,7 +9,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from agents import Model, OpenAIChatCompletionsModel, OpenAIResponsesModel
+from agents import (
+    Model,
+    OpenAIChatCompletionsModel,
+    OpenAIResponsesModel,
+    set_tracing_export_api_key,
+)
 from openai import AsyncOpenAI
 
 from core.settings import OpenAIApi, Settings
@@ -34,3 +39,13 @@ async def open_model(settings: Settings) -> AsyncIterator[Model]:
             yield OpenAIResponsesModel(model=settings.openai_model, openai_client=client)
     finally:
         await client.close()
+
+
+def tracing_enabled(settings: Settings) -> bool:
+    """Traces go to OpenAI with the configured key, never the environment's (which may
+    be missing, or belong to another server): no key, no tracing."""
+    key = settings.openai_api_key
+    if not settings.openai_tracing or key is None or settings.openai_base_url is not None:
+        return False
+    set_tracing_export_api_key(key.get_secret_value())
+    return True

@@ -3,9 +3,10 @@ come from outside, so unit tests run it with a scripted model and a list of even
 
 from __future__ import annotations
 
-from agents import Model, RunConfig, Runner
+from agents import Model, ModelSettings, RunConfig, Runner
 from pydantic import BaseModel, ValidationError
 
+from core.jobs.submit import find_unstorable
 from core.workflows import WORKFLOWS, AgentRunOutput, Usage
 from worker.errors import PermanentJobError
 from worker.jobs.agents_run.library import Library
@@ -23,6 +24,7 @@ async def run_workflow(
     *,
     max_turns: int,
     tracing: bool = False,
+    store: bool = False,
 ) -> AgentRunOutput:
     agents = AGENTS[workflow]
     result = await Runner.run(
@@ -37,6 +39,7 @@ async def run_workflow(
             # Prompts and outputs hold the tenant's documents: never in traces.
             trace_include_sensitive_data=False,
             workflow_name=f"conveyor.{workflow}",
+            model_settings=ModelSettings(store=store),
         ),
     )
     contract = WORKFLOWS[workflow].output_model
@@ -44,6 +47,9 @@ async def run_workflow(
         raw = result.final_output
         output = contract.model_validate(raw.model_dump() if isinstance(raw, BaseModel) else raw)
         output = agents.check(data, output)
+        # PostgreSQL cannot keep some text (a NUL, say); the result must be storable.
+        if unstorable := find_unstorable(output.model_dump(mode="json"), "output"):
+            raise ValueError(" ".join(unstorable))
     except (ValidationError, ValueError) as exc:
         raise PermanentJobError(
             f"The model's answer does not fit the {workflow!r} output: {_first_line(exc)}",
