@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import mmap
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -145,7 +146,12 @@ def boundary_of(content_type: str | None) -> bytes:
 
 
 class _Writer:
-    """Feeds a sink part by part: one part stored in a thread while the next arrives."""
+    """Feeds a sink part by part: one part stored in a thread while the next arrives.
+
+    A part is filled in place in an anonymous memory map of its full size: the kernel
+    maps pages only as they are written, no reallocation ever copies a part, and
+    closing the map gives its memory back to the system at once (freed heap memory
+    would stay with the process)."""
 
     def __init__(
         self, open_sink: Callable[[str], UploadSink], part_size: int, filename: str | None
@@ -156,15 +162,23 @@ class _Writer:
         self.sink: UploadSink | None = None
         self.content_type: str | None = None
         self.head = bytearray()
-        self.buffer = bytearray()
+        self.buffer: mmap.mmap | None = None
+        self.filled = 0
         self._pending: asyncio.Future[None] | None = None
 
     async def add(self, chunk: bytes) -> None:
         if len(self.head) < SNIFF_BYTES:
             self.head += chunk[: SNIFF_BYTES - len(self.head)]
-        self.buffer += chunk
-        if len(self.buffer) >= self._part_size:
-            await self._flush()
+        view = memoryview(chunk)
+        while view:
+            if self.buffer is None:
+                self.buffer = mmap.mmap(-1, self._part_size)
+            taken = min(len(view), self._part_size - self.filled)
+            self.buffer[self.filled : self.filled + taken] = view[:taken]
+            self.filled += taken
+            view = view[taken:]
+            if self.filled == self._part_size:
+                await self._flush()
 
     async def _flush(self) -> None:
         await self.wait()
@@ -172,13 +186,22 @@ class _Writer:
             # Sniffing a crafted head can take a while: not on the event loop.
             self.content_type = await run_in_threadpool(sniff, bytes(self.head), self._filename)
             self.sink = await run_in_threadpool(self._open_sink, self.content_type)
-        if self.buffer:
-            # Handed over, not copied: exactly one part (the sink sends it as it is),
-            # and whatever arrived beyond it starts the next one.
-            data, self.buffer = self.buffer, self.buffer[self._part_size :]
-            del data[self._part_size :]
+        if self.buffer is not None:
+            part, filled = self.buffer, self.filled
+            self.buffer, self.filled = None, 0
             # A task, so the part is stored while the next one is read from the client.
-            self._pending = asyncio.ensure_future(run_in_threadpool(self.sink.write, data))
+            self._pending = asyncio.ensure_future(self._store(self.sink, part, filled))
+
+    async def _store(self, sink: UploadSink, part: mmap.mmap, filled: int) -> None:
+        try:
+            if filled == self._part_size:
+                # A whole part, handed over as it is: the sink sends it without a copy.
+                await run_in_threadpool(sink.write, part)
+            else:
+                with memoryview(part)[:filled] as view:
+                    await run_in_threadpool(sink.write, view)
+        finally:
+            part.close()
 
     async def wait(self) -> None:
         pending, self._pending = self._pending, None
@@ -186,8 +209,6 @@ class _Writer:
             await pending
 
     async def finish(self) -> tuple[str, ObjectInfo]:
-        while len(self.buffer) > self._part_size:
-            await self._flush()
         await self._flush()
         await self.wait()
         assert self.sink is not None
@@ -198,6 +219,9 @@ class _Writer:
         # The abort matters more than whatever failed before it.
         with contextlib.suppress(Exception):
             await self.wait()
+        if self.buffer is not None:
+            self.buffer.close()
+            self.buffer = None
         if self.sink is not None:
             await run_in_threadpool(self.sink.abort)
 

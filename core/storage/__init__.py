@@ -12,6 +12,7 @@ key built wrongly fails loudly on both adapters instead of escaping the local ro
 from __future__ import annotations
 
 import errno
+import mmap
 import re
 import uuid
 from collections.abc import Generator
@@ -62,11 +63,16 @@ class StorageError(Exception):
         self.not_found = not_found
 
 
+# What a sink accepts: any bytes-like object; a memory map is also sent as a file.
+Chunk = bytes | bytearray | memoryview | mmap.mmap
+
+
 class UploadSink(Protocol):
     """One object, written in order in constant memory. Call complete() or abort()."""
 
-    def write(self, chunk: bytes | bytearray) -> None:
-        """Buffer up to one part; a full part goes to storage at once."""
+    def write(self, chunk: Chunk) -> None:
+        """Buffer up to one part; a full part goes to storage at once. The chunk is not
+        kept: the caller may reuse or free it once this returns."""
 
     def complete(self) -> ObjectInfo:
         """Make the object visible under its key, whole, or not at all."""

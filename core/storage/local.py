@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, BinaryIO
 
 from core.storage import (
+    Chunk,
     ObjectInfo,
     PresignedRequest,
     StorageError,
@@ -233,7 +234,7 @@ class _LocalSink:
         self._done: ObjectInfo | None = None
         self._closed = False
 
-    def write(self, chunk: bytes | bytearray) -> None:
+    def write(self, chunk: Chunk) -> None:
         self._check_open()
         try:
             self._file.write(chunk)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import boto3
+import botocore.session
 from boto3.exceptions import Boto3Error, RetriesExceededError, S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
@@ -31,6 +32,7 @@ from botocore.exceptions import (
 )
 
 from core.storage import (
+    Chunk,
     ObjectInfo,
     PresignedRequest,
     StorageError,
@@ -131,7 +133,14 @@ class S3Storage:
         key, secret = settings.do_spaces_key, settings.do_spaces_secret
         # A session of its own: boto3's default session is not safe to create from
         # several threads at once.
-        session = boto3.session.Session()
+        core_session = botocore.session.get_session()
+        # botocore's table of every AWS endpoint (endpoints.json, about 7 MiB once
+        # parsed, kept for the client's life) only feeds its legacy resolver. The S3
+        # URL comes from the endpoint rule set and S3_ENDPOINT_URL, and the signature
+        # is pinned to s3v4, so an empty table is found first and the process stays
+        # that much smaller.
+        core_session.get_component("data_loader").search_paths.insert(0, str(ENDPOINTS_OVERRIDE))
+        session = boto3.session.Session(botocore_session=core_session)
         client = session.client(
             "s3",
             endpoint_url=settings.s3_endpoint_url,
@@ -340,7 +349,7 @@ class S3Sink:
         self._done: ObjectInfo | None = None
         self._closed = False
 
-    def write(self, chunk: bytes | bytearray) -> None:
+    def write(self, chunk: Chunk) -> None:
         self._check_open()
         part_size = self._storage.part_size
         if self._buffer.tell() == 0 and len(chunk) == part_size:
@@ -408,7 +417,7 @@ class S3Sink:
         self._upload_part(self._buffer)
         self._buffer = io.BytesIO()
 
-    def _upload_part(self, data: bytes | bytearray | io.BytesIO) -> None:
+    def _upload_part(self, data: Chunk | io.BytesIO) -> None:
         client, bucket = self._storage.client(), self._storage.bucket
         if self._upload_id is None:
             response = client.create_multipart_upload(
@@ -426,6 +435,9 @@ class S3Sink:
             data.seek(0)
         else:
             length, md5 = len(data), _md5(data)
+            if isinstance(data, memoryview):
+                # botocore sends bytes, bytearrays and files; a view becomes a file.
+                data = io.BytesIO(data)
         response_part = client.upload_part(
             Bucket=bucket,
             Key=self._key,
@@ -470,7 +482,10 @@ def _stream(key: str, body: StreamingBody, chunk_size: int) -> Generator[bytes, 
         body.close()
 
 
-def _md5(data: bytes | bytearray | memoryview) -> str:
+ENDPOINTS_OVERRIDE = Path(__file__).parent / "botocore_data"
+
+
+def _md5(data: Chunk) -> str:
     # Content-MD5 lets the service refuse a body damaged on the way; not for security.
     return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
 
