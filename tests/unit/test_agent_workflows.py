@@ -19,8 +19,8 @@ from pydantic import BaseModel
 from core.jobs.states import EventType
 from core.workflows import AskFilesInput, DocumentSummaryInput, TriageInput
 from worker.errors import JobCancelled, PermanentJobError, TransientJobError
+from worker.jobs.agents_run.execute import own_cause
 from worker.jobs.agents_run.failures import run_failure
-from worker.jobs.agents_run.handler import own_cause
 from worker.jobs.agents_run.library import PAGE_CHARS, Document, Library
 from worker.jobs.agents_run.run import run_workflow
 from worker.jobs.agents_run.workflows import AGENTS
