@@ -7,11 +7,13 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.access import Principal
 from core.errors import ConveyorError, ErrorCode
 from core.jobs.submit import Submitted, invalid_input, submit
+from core.models import Job
 from core.settings import Settings
 from core.uploads.text import texts_of
 from core.workflows import WORKFLOWS, Workflow
@@ -30,6 +32,17 @@ def get_workflow(name: str) -> Workflow:
     return workflow
 
 
+def _key_used(session: Session, principal: Principal, idempotency_key: str) -> bool:
+    return (
+        session.scalar(
+            select(Job.id).where(
+                Job.tenant_id == principal.tenant_id, Job.idempotency_key == idempotency_key
+            )
+        )
+        is not None
+    )
+
+
 def submit_run(
     session: Session,
     settings: Settings,
@@ -46,7 +59,9 @@ def submit_run(
         data = workflow.input_model.model_validate(raw_input)
     except ValidationError as exc:
         raise invalid_input(exc, workflow.name) from exc
-    texts_of(session, principal.tenant_id, workflow.upload_ids(data))
+    if idempotency_key is None or not _key_used(session, principal, idempotency_key):
+        # A repeated request answers with its job even if an upload went since.
+        texts_of(session, principal.tenant_id, workflow.upload_ids(data))
     return submit(
         session,
         tenant_id=principal.tenant_id,

@@ -376,3 +376,27 @@ def test_a_run_over_the_responses_api(
     assert done["result"]["final_agent"] == "technical"
     assert [r.path for r in openai_server.requests] == ["/v1/responses", "/v1/responses"]
     assert done["result"]["usage"] == openai_server.usage_totals()
+
+
+def test_a_repeated_request_gets_its_run_even_after_the_upload_went(
+    agents_api: TestClient, runner: User, openai_server: OpenAIServer, worker: WorkerProcess
+) -> None:
+    upload_id = text_upload(agents_api, runner, DOCUMENT, worker)
+    openai_server.script(error(401))
+    headers = {**runner.headers, "Idempotency-Key": "summary-1"}
+    body = {"input": {"upload_id": upload_id}}
+    first = agents_api.post(f"{API}/agents/document_summary/runs", headers=headers, json=body)
+    assert first.status_code == 202, first.text
+    jobs.wait_for(agents_api, runner.headers, first.json()["id"])
+    deleted = agents_api.delete(f"{API}/uploads/{upload_id}", headers=runner.headers)
+    assert deleted.status_code == 204, deleted.text
+
+    again = agents_api.post(f"{API}/agents/document_summary/runs", headers=headers, json=body)
+    assert again.status_code == 202, again.text
+    assert again.json()["id"] == first.json()["id"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    # A new request (another key) for the deleted upload is refused.
+    other = {**runner.headers, "Idempotency-Key": "summary-2"}
+    refused = agents_api.post(f"{API}/agents/document_summary/runs", headers=other, json=body)
+    assert refused.status_code == 422
+    assert refused.json()["code"] == "upload_has_no_text"

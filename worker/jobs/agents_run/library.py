@@ -36,8 +36,12 @@ class Document:
     truncated: bool = False
 
     @cached_property
-    def passages(self) -> list[str]:
-        return _passages(self.text)
+    def passages(self) -> list[tuple[str, frozenset[str]]]:
+        """Each passage with its words, worked out once for every search of the run."""
+        return [
+            (passage, frozenset(word.lower() for word in _WORD.findall(passage)))
+            for passage in _passages(self.text)
+        ]
 
     @property
     def pages(self) -> int:
@@ -83,8 +87,7 @@ class Library:
         scored: list[tuple[int, int, Document, str]] = []
         order = 0
         for doc in self._documents.values():
-            for passage in doc.passages:
-                words = {word.lower() for word in _WORD.findall(passage)}
+            for passage, words in doc.passages:
                 score = len(terms & words)
                 if score:
                     scored.append((-score, order, doc, passage))
