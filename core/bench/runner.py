@@ -36,7 +36,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import IO, TypeVar
+from typing import IO, TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -76,6 +76,9 @@ RESET_PAUSE_SECONDS = 0.05
 TAIL_LINES = 30
 
 T = TypeVar("T")
+
+if TYPE_CHECKING:
+    from core.bench.s3 import S3Target
 
 
 class BenchError(Exception):
@@ -768,6 +771,20 @@ async def drive_stack(
     return pipeline, poll, reset
 
 
+def _start_storage(stack: Stack, group: LoggedGroup) -> S3Target:
+    # Imported here: core.bench.s3 builds on this module.
+    from core.bench.s3 import start_s3
+    from core.storage.s3 import S3Storage
+
+    target = start_s3(group)
+    if target.moto:
+        settings = target.settings(
+            environment=stack.options.environment, secret_key=stack.secret_key
+        )
+        S3Storage(settings).ensure_bucket()
+    return target
+
+
 def measure_stack(stack: Stack) -> tuple[PipelineResult, PollResult, ResetResult]:
     opts = stack.options
     db = create_engine(
@@ -777,6 +794,10 @@ def measure_stack(stack: Stack) -> tuple[PipelineResult, PollResult, ResetResult
     )
     try:
         with stack.group() as group:
+            # In production the api refuses to start without object storage, and
+            # /readyz checks it, though no job here touches it.
+            storage = _start_storage(stack, group)
+            group.env = {**group.env, **storage.overrides}
             group.start(
                 "api",
                 _python_module(

@@ -14,7 +14,6 @@ import os
 import pstats
 import secrets
 import signal
-import socket
 import statistics
 import sys
 import tempfile
@@ -26,7 +25,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
 import psutil
@@ -35,7 +34,6 @@ from core.bench import cpu
 from core.bench.runner import (
     HTTP_TIMEOUT_SECONDS,
     REPO_ROOT,
-    STARTUP_SECONDS,
     BenchError,
     LoggedGroup,
     Servers,
@@ -50,6 +48,7 @@ from core.bench.runner import (
     say,
     wait_ready,
 )
+from core.bench.s3 import S3Target, start_s3
 from core.settings import Settings
 from core.storage import StorageError
 from core.storage.s3 import S3Storage
@@ -69,10 +68,6 @@ FILENAME = "bench.bin"
 # path (create, parts, complete), not just one put_object.
 WARMUP_BYTES = 24 * MIB
 RSS_INTERVAL_SECONDS = 0.05
-# moto accepts any credentials; they never leave this machine.
-FAKE_KEY = "bench-access-key"
-FAKE_SECRET = "bench-secret-key"  # noqa: S105 - not a secret
-MOTO_REGION = "us-east-1"
 # Goals the figures are reported against.
 RATIO_GOAL = 0.6
 RSS_GOAL_MIB = 150.0
@@ -105,73 +100,6 @@ class UploadOptions:
     @property
     def size(self) -> int:
         return self.size_mib * MIB
-
-
-# --- S3 --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class S3Target:
-    """Where both kinds of upload go. `overrides`: the settings, as environment
-    variables, that the api gets on top of the bench's own environment (none for a
-    configured endpoint: the api reads the same variables the bench did)."""
-
-    overrides: dict[str, str]
-    moto: bool
-
-    @classmethod
-    def configured(cls) -> S3Target | None:
-        if not os.environ.get("S3_ENDPOINT_URL", "").strip():
-            return None
-        if not os.environ.get("DO_SPACES_BUCKET", "").strip():
-            raise BenchError("S3_ENDPOINT_URL is set but DO_SPACES_BUCKET is not")
-        return cls(overrides={}, moto=False)
-
-    @classmethod
-    def for_moto(cls, port: int) -> S3Target:
-        return cls(
-            overrides={
-                "S3_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-                "S3_REGION": MOTO_REGION,
-                "DO_SPACES_BUCKET": f"conveyor-bench-{uuid.uuid4().hex[:12]}",
-                "DO_SPACES_KEY": FAKE_KEY,
-                "DO_SPACES_SECRET": FAKE_SECRET,
-                "S3_ADDRESSING_STYLE": "path",
-            },
-            moto=True,
-        )
-
-    def settings(self, **values: Any) -> Settings:
-        # Explicit values win over the environment and .env, as they do for the api.
-        explicit: dict[str, Any] = {k.lower(): v for k, v in self.overrides.items()}
-        return Settings(**explicit, **values)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def moto_argv(port: int) -> list[str]:
-    # A process of its own: in a thread of the bench it would compete with the bench's
-    # client for the GIL, and slow down whichever upload the bench is sending.
-    return [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)]
-
-
-def wait_moto(endpoint_url: str, group: LoggedGroup) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    last = "no answer"
-    while time.monotonic() < deadline:
-        group.check_alive()
-        try:
-            httpx.get(endpoint_url, timeout=5.0)
-            return
-        except httpx.TransportError as exc:
-            last = type(exc).__name__
-        time.sleep(0.2)
-    raise BenchError(f"moto was not ready after {STARTUP_SECONDS:.0f} s: {last}")
 
 
 # --- the file and the body -------------------------------------------------------------
@@ -532,17 +460,6 @@ def report(opts: UploadOptions, results: Results) -> None:
 # --- main ------------------------------------------------------------------------------
 
 
-def _start_s3(group: LoggedGroup) -> S3Target:
-    configured = S3Target.configured()
-    if configured is not None:
-        return configured
-    port = free_port()
-    target = S3Target.for_moto(port)
-    group.start("s3", moto_argv(port))
-    wait_moto(target.overrides["S3_ENDPOINT_URL"], group)
-    return target
-
-
 def _describe_s3(target: S3Target, settings: Settings) -> str:
     where = "moto, started for this run" if target.moto else "S3_ENDPOINT_URL"
     return f"S3 {settings.s3_endpoint_url} bucket {settings.do_spaces_bucket} ({where})"
@@ -550,7 +467,7 @@ def _describe_s3(target: S3Target, settings: Settings) -> str:
 
 def measure(opts: UploadOptions, servers: Servers, group: LoggedGroup, workdir: Path) -> Results:
     secret_key = secrets.token_urlsafe(36)
-    target = _start_s3(group)
+    target = start_s3(group)
     settings = target.settings(environment=opts.environment, secret_key=secret_key)
     bucket = settings.do_spaces_bucket
     assert bucket is not None
