@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -116,8 +116,9 @@ def reauthorize(session: Session, principal: Principal) -> Principal:
     )
 
 
-def _requiring(scope: Scope) -> Callable[[Principal], Principal]:
-    def check(principal: TenantScope) -> Principal:
+def _requiring(scope: Scope) -> Callable[[Principal], Awaitable[Principal]]:
+    # Async: a set lookup, not worth a trip to the thread pool, which a plain def takes.
+    async def check(principal: TenantScope) -> Principal:
         principal.require_scope(scope)
         return principal
 
