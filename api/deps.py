@@ -13,6 +13,7 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from api.schemas.text import Text
 from api.state import AppState, app_state
 from core import accounts, api_keys
 from core.access import Principal, Scope
@@ -79,6 +80,17 @@ async def _bearer_token(token: Annotated[str | None, Depends(_bearer)]) -> str:
 
 
 BearerToken = Annotated[str, Depends(_bearer_token)]
+
+IdempotencyKey = Annotated[
+    Text | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Repeat a request safely: the same key and body return the "
+        "same job; the same key with another body is a 409.",
+    ),
+]
 
 TenantHeader = Annotated[
     uuid.UUID | None,

@@ -12,6 +12,10 @@ from collections.abc import Mapping
 from fastapi import Response
 from pydantic import BaseModel
 
+from api.deps import UnitOfWork
+from api.schemas.jobs import JobOut
+from core.jobs.submit import Submitted
+
 
 def json_response(
     model: BaseModel, status_code: int = 200, headers: Mapping[str, str] | None = None
@@ -22,3 +26,14 @@ def json_response(
         media_type="application/json",
         headers=dict(headers or {}),
     )
+
+
+def accepted(uow: UnitOfWork, submitted: Submitted) -> Response:
+    """`202` with a submitted job and its `Location`; a new job is published once the
+    request's transaction has committed, a replayed one (same Idempotency-Key) never."""
+    headers = {"Location": f"/api/v1/jobs/{submitted.job.id}"}
+    if submitted.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    else:
+        uow.publish_after_commit(submitted.job.id, submitted.kind)
+    return json_response(JobOut.model_validate(submitted.job), 202, headers)

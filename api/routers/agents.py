@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Request, Response, status
+from fastapi import APIRouter, Path, Request, Response, status
 
-from api.deps import AgentsRun, TenantScope, UnitOfWorkDep
-from api.responses import json_response
+from api.deps import AgentsRun, IdempotencyKey, TenantScope, UnitOfWorkDep
+from api.responses import accepted
 from api.schemas.agents import RunCreate, WorkflowOut
 from api.schemas.jobs import JobOut
 from api.schemas.problem import problem_responses
@@ -46,15 +46,7 @@ def start_run(
     body: RunCreate,
     scope: AgentsRun,
     uow: UnitOfWorkDep,
-    idempotency_key: Annotated[
-        Text | None,
-        Header(
-            min_length=1,
-            max_length=255,
-            description="Repeat a request safely: the same key and body return the "
-            "same job; the same key with another body is a 409.",
-        ),
-    ] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Queue a run of `workflow`; answers its job. The job's events show the run as it
     happens (agents, model turns with token counts, tool calls, handoffs)."""
@@ -66,9 +58,4 @@ def start_run(
         body.input,
         idempotency_key,
     )
-    headers = {"Location": f"/api/v1/jobs/{submitted.job.id}"}
-    if submitted.replayed:
-        headers["Idempotent-Replayed"] = "true"
-    else:
-        uow.publish_after_commit(submitted.job.id, submitted.kind)
-    return json_response(JobOut.model_validate(submitted.job), 202, headers)
+    return accepted(uow, submitted)

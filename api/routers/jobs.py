@@ -9,9 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
-from api.deps import JobsRead, JobsWrite, UnitOfWorkDep, reauthorize
+from api.deps import IdempotencyKey, JobsRead, JobsWrite, UnitOfWorkDep, reauthorize
 from api.event_stream import job_event_stream
-from api.responses import json_response
+from api.responses import accepted, json_response
 from api.schemas.jobs import EventOut, EventPage, JobCreate, JobKindOut, JobOut, JobPage
 from api.schemas.problem import problem_responses
 from api.schemas.text import Text
@@ -53,15 +53,7 @@ def create_job(
     body: JobCreate,
     scope: JobsWrite,
     uow: UnitOfWorkDep,
-    idempotency_key: Annotated[
-        Text | None,
-        Header(
-            min_length=1,
-            max_length=255,
-            description="Repeat a request safely: the same key and body return the "
-            "same job; the same key with another body is a 409.",
-        ),
-    ] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     submitted = submit(
         uow.session,
@@ -73,12 +65,7 @@ def create_job(
         idempotency_key=idempotency_key,
         by_client=True,
     )
-    headers = {"Location": f"/api/v1/jobs/{submitted.job.id}"}
-    if submitted.replayed:
-        headers["Idempotent-Replayed"] = "true"
-    else:
-        uow.publish_after_commit(submitted.job.id, submitted.kind)
-    return json_response(JobOut.model_validate(submitted.job), 202, headers)
+    return accepted(uow, submitted)
 
 
 @router.get("/jobs", response_model=JobPage, responses=problem_responses(401, 422))

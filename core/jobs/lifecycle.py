@@ -341,24 +341,12 @@ def report_progress(
 ) -> Heartbeat:
     """Record progress (an event) and extend the lease in the same statement."""
     progress = round(min(max(progress, 0.0), 1.0), 4)
-    row = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == JobStatus.RUNNING, *_fenced(attempt))
-        .values(
-            progress=progress,
-            event_seq=Job.event_seq + 1,
-            updated_at=NOW,
-            lease_until=NOW + timedelta(seconds=lease_seconds),
-        )
-        .returning(Job.event_seq, Job.cancel_requested_at)
-    ).one_or_none()
-    if row is None:
-        return Heartbeat(still_ours=False, cancel_requested=False)
     data: dict[str, Any] = {"progress": progress}
     if message is not None:
         data["message"] = message
-    append_event(session, job_id, row.event_seq, EventType.PROGRESS, data)
-    return Heartbeat(still_ours=True, cancel_requested=row.cancel_requested_at is not None)
+    return _report(
+        session, job_id, attempt, EventType.PROGRESS, data, lease_seconds, {"progress": progress}
+    )
 
 
 def report_event(
@@ -370,10 +358,25 @@ def report_event(
     lease_seconds: float,
 ) -> Heartbeat:
     """Record a step of a running job (an agent's tool call, say) and extend the lease."""
+    return _report(session, job_id, attempt, type_, data, lease_seconds, {})
+
+
+def _report(
+    session: Session,
+    job_id: uuid.UUID,
+    attempt: int,
+    type_: EventType,
+    data: dict[str, Any],
+    lease_seconds: float,
+    values: dict[str, Any],
+) -> Heartbeat:
+    """An event of the running attempt, with `values` set on the job, the lease
+    extended, and whether to go on."""
     row = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status == JobStatus.RUNNING, *_fenced(attempt))
         .values(
+            **values,
             event_seq=Job.event_seq + 1,
             updated_at=NOW,
             lease_until=NOW + timedelta(seconds=lease_seconds),
