@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.settings import Settings
@@ -33,12 +33,23 @@ class Database:
             },
         )
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Same pool; a connection is switched to autocommit (a client-side flag in
+        # psycopg2, no round trip) while it is checked out here.
+        self._autocommit_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session that commits when the block ends and rolls back if it raises."""
         with self.sessions() as session, session.begin():
             yield session
+
+    @contextmanager
+    def autocommit(self) -> Iterator[Connection]:
+        """A connection on which each statement commits on its own, for the hot paths
+        that write with one statement (atomic by itself). It saves the BEGIN and COMMIT
+        round trips of a transaction, and the ORM session's work per statement."""
+        with self._autocommit_engine.connect() as connection:
+            yield connection
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -90,7 +90,7 @@ class JobContext:
         self._raise_if_stopping()
 
     def _beat(self) -> None:
-        with self._rt.db.transaction() as session:
+        with self._rt.db.autocommit() as session:
             beat = lifecycle.heartbeat(session, self.job_id, self.claim.attempt, self._lease)
         self._note(beat)
 

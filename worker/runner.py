@@ -61,7 +61,7 @@ def backoff_seconds(settings: Settings, attempt: int, retry_after: float | None)
 def run_job(celery: Celery, handler: Handler, job_id_text: str) -> None:
     rt = runtime()
     job_id = uuid.UUID(job_id_text)
-    with rt.db.transaction() as session:
+    with rt.db.autocommit() as session:  # one statement: the claim and its event
         claim = lifecycle.claim(session, job_id, rt.settings.job_lease_seconds)
     if claim is None:
         # Duplicate delivery, a cancelled job, or one another worker holds: not ours.
@@ -100,7 +100,7 @@ def _run_claimed(celery: Celery, handler: Handler, kind: JobKind, claim: Claim) 
     except Exception as exc:
         _handle_failure(celery, claim, exc)
         return
-    with rt.db.transaction() as session:
+    with rt.db.autocommit() as session:  # one statement: the result and its event
         finished = lifecycle.succeed(session, job_id, claim.attempt, result)
     log.info("job %s %s", job_id, "succeeded" if finished else "finished but was not ours")
 

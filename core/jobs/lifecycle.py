@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Connection,
     Insert,
     Interval,
     Row,
@@ -39,6 +40,10 @@ from core.jobs.states import EventType, JobStatus, can_transition
 from core.models import Job, JobEvent
 
 NOW = func.now()
+
+# The hot single-statement writes (claim, succeed, heartbeat, enqueued) also run on a
+# bare autocommit connection (`Database.autocommit`).
+Executor = Session | Connection
 
 
 @dataclass(frozen=True)
@@ -180,7 +185,7 @@ def _succeed_statement() -> Select[Any]:
     )
 
 
-def claim(session: Session, job_id: uuid.UUID, lease_seconds: float) -> Claim | None:
+def claim(session: Executor, job_id: uuid.UUID, lease_seconds: float) -> Claim | None:
     """queued → running (or take over a running job whose lease expired)."""
     row = session.execute(
         _claim_statement(),
@@ -195,7 +200,7 @@ def _fenced(attempt: int) -> tuple[ColumnElement[bool], ...]:
     return (Job.attempts == attempt,)
 
 
-def succeed(session: Session, job_id: uuid.UUID, attempt: int, result: dict[str, Any]) -> bool:
+def succeed(session: Executor, job_id: uuid.UUID, attempt: int, result: dict[str, Any]) -> bool:
     params = {"job_id": job_id, "event": {}, "attempt": attempt, "result": result}
     return session.execute(_succeed_statement(), params).one_or_none() is not None
 
@@ -318,7 +323,9 @@ class Heartbeat:
     cancel_requested: bool
 
 
-def heartbeat(session: Session, job_id: uuid.UUID, attempt: int, lease_seconds: float) -> Heartbeat:
+def heartbeat(
+    session: Executor, job_id: uuid.UUID, attempt: int, lease_seconds: float
+) -> Heartbeat:
     """Extend the lease; tell the handler whether to go on."""
     row = session.execute(
         update(Job)
@@ -398,7 +405,7 @@ def _mark_enqueued_statement() -> Update:
     )
 
 
-def mark_enqueued(session: Session, job_ids: list[uuid.UUID]) -> None:
+def mark_enqueued(session: Executor, job_ids: list[uuid.UUID]) -> None:
     if job_ids:
         session.execute(_mark_enqueued_statement(), {"job_ids": job_ids})
 
