@@ -15,15 +15,15 @@ from functools import cache
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Executable, bindparam, select
+from sqlalchemy import Select, bindparam, literal, select
+from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects.postgresql import JSONB, insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from core.errors import ConveyorError, ErrorCode
 from core.jobs.contracts import JobKind, get_kind, public_kinds
-from core.jobs.lifecycle import append_event
 from core.jobs.states import EventType, JobStatus
-from core.models import Job
+from core.models import Job, JobEvent
 
 
 @dataclass(frozen=True)
@@ -127,9 +127,10 @@ _INSERTED = (
 
 
 @cache
-def _insert_job_statement() -> Executable:
-    # Built once: this runs on every submit.
-    return (
+def _insert_job_statement() -> Select[Job]:
+    """The job and its first event in one statement (built once: this runs on every
+    submit). An Idempotency-Key already used inserts neither and returns no row."""
+    inserted = (
         insert(Job)
         .values(
             {
@@ -140,8 +141,24 @@ def _insert_job_statement() -> Executable:
             }
         )
         .on_conflict_do_nothing(index_elements=["tenant_id", "idempotency_key"])
-        .returning(Job)
+        .returning(*Job.__table__.c)
+        .cte("inserted")
     )
+    first_event = {"status": JobStatus.QUEUED.value, "attempt": 0}
+    logged = (
+        sa_insert(JobEvent)
+        .from_select(
+            ["job_id", "seq", "type", "data"],
+            select(
+                inserted.c.id,
+                literal(1),
+                literal(EventType.STATUS.value),
+                literal(first_event, JSONB),
+            ),
+        )
+        .cte("logged")
+    )
+    return select(aliased(Job, inserted)).add_cte(logged)
 
 
 def submit(
@@ -180,7 +197,4 @@ def submit(
         if existing.request_fingerprint != fingerprint:
             raise ConveyorError(ErrorCode.IDEMPOTENCY_CONFLICT, existing_job_id=str(existing.id))
         return Submitted(job=existing, kind=kind, replayed=True)
-    append_event(
-        session, job_id, 1, EventType.STATUS, {"status": JobStatus.QUEUED.value, "attempt": 0}
-    )
     return Submitted(job=job, kind=kind, replayed=False)
