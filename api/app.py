@@ -25,6 +25,7 @@ from api.routers import (
 from api.routers.uploads import UPLOAD_BODY_PATHS
 from api.state import AppState
 from core.db import Database
+from core.jobs.publishing import EnqueuedRecorder
 from core.kv import open_kv_store
 from core.logs import configure_logging
 from core.queue import create_celery
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         celery=create_celery(settings, "conveyor-api"),
         kv=open_kv_store(settings, db),
         storage=open_storage(settings),
+        enqueued=EnqueuedRecorder(db),
     )
 
     @asynccontextmanager
@@ -50,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # Production buckets are made by their operators; dev makes its own.
             await run_in_threadpool(state.storage.ensure_bucket)
         yield
+        await run_in_threadpool(state.enqueued.close)
         state.kv.close()
         state.db.dispose()
 

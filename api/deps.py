@@ -35,7 +35,7 @@ class UnitOfWork:
         self._to_publish.append((job_id, kind))
 
     def flush_publishes(self, state: AppState) -> None:
-        publish_committed(state.celery, state.db, self._to_publish)
+        publish_committed(state.celery, state.db, self._to_publish, record=state.enqueued.record)
 
 
 def _finish(uow: UnitOfWork, state: AppState) -> None:

@@ -9,6 +9,7 @@ from celery import Celery
 from starlette.requests import HTTPConnection
 
 from core.db import Database
+from core.jobs.publishing import EnqueuedRecorder
 from core.kv import KeyValueStore
 from core.settings import Settings
 from core.storage import Storage
@@ -23,6 +24,8 @@ class AppState:
     kv: KeyValueStore
     # Uploads: S3-compatible storage, or local disk on the embedded default.
     storage: Storage
+    # When each job was published, written in batches off the request path.
+    enqueued: EnqueuedRecorder
 
 
 def app_state(conn: HTTPConnection) -> AppState:

@@ -123,7 +123,12 @@ def _send_reset_code(state: AppState, email: str) -> None:
         log.exception("could not issue a password reset code")
         return
     if submitted is not None:
-        publish_committed(state.celery, state.db, [(submitted.job.id, submitted.kind)])
+        publish_committed(
+            state.celery,
+            state.db,
+            [(submitted.job.id, submitted.kind)],
+            record=state.enqueued.record,
+        )
 
 
 @router.post(

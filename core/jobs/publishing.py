@@ -4,13 +4,21 @@ A job is published only after its `queued` row is committed, then `enqueued_at` 
 recorded. Nothing here raises: a job whose publish or record fails stays queued, and the
 reconciler sends it again. A dead broker stops the batch at once instead of making every
 remaining job wait out its own connection timeout.
+
+The reconciler re-sends a queued job with no `enqueued_at` once its grace period has
+passed, so a record that comes late, or never (the process died), costs at most a
+duplicate message, which the claim turns away. That is what lets the API record in
+batches, in the background (`EnqueuedRecorder`).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 
 from celery import Celery
 from kombu.exceptions import OperationalError as BrokerUnavailable
@@ -23,13 +31,18 @@ from core.queue import publish_job
 log = logging.getLogger("conveyor.publish")
 
 
+Record = Callable[[list[uuid.UUID]], None]
+
+
 def publish_committed(
     celery: Celery,
     db: Database,
     jobs: Sequence[tuple[uuid.UUID, JobKind]],
     countdown: float | None = None,
+    record: Record | None = None,
 ) -> list[uuid.UUID]:
-    """Publish each job, record the ones sent, and return their ids."""
+    """Publish each job, record the ones sent (now, in `db`, unless `record` is
+    given), and return their ids."""
     sent: list[uuid.UUID] = []
     for job_id, kind in jobs:
         try:
@@ -50,11 +63,68 @@ def publish_committed(
             continue
         sent.append(job_id)
     if sent:
-        try:
-            with db.transaction() as session:
-                mark_enqueued(session, sent)
-        except Exception as exc:
-            log.warning(
-                "could not record the publish of %d job(s) (%s)", len(sent), type(exc).__name__
-            )
+        (record or partial(record_enqueued, db))(sent)
     return sent
+
+
+def record_enqueued(db: Database, job_ids: list[uuid.UUID]) -> None:
+    try:
+        with db.autocommit() as session:  # one statement
+            mark_enqueued(session, job_ids)
+    except Exception as exc:
+        log.warning(
+            "could not record the publish of %d job(s) (%s)", len(job_ids), type(exc).__name__
+        )
+
+
+class EnqueuedRecorder:
+    """Records `enqueued_at` in the background: one UPDATE per `interval` for every
+    job published in it, instead of one per request. Thread-safe; `close` writes what
+    is pending."""
+
+    def __init__(self, db: Database, interval: float = 0.05) -> None:
+        self._db = db
+        self._interval = interval
+        self._lock = threading.Lock()
+        self._pending: list[uuid.UUID] = []
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def record(self, job_ids: list[uuid.UUID]) -> None:
+        with self._lock:
+            closed = self._closed
+            if not closed:
+                self._pending.extend(job_ids)
+                if self._thread is None:  # started on first use
+                    self._thread = threading.Thread(
+                        target=self._run, name="enqueued-recorder", daemon=True
+                    )
+                    self._thread.start()
+        if closed:  # shutting down: no one would write it later
+            record_enqueued(self._db, job_ids)
+        else:
+            self._wake.set()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            thread = self._thread
+        self._wake.set()
+        if thread is not None:
+            thread.join()
+        self._flush()
+
+    def _run(self) -> None:
+        while not self._closed:
+            self._wake.wait()
+            self._wake.clear()
+            # Let a batch gather: under load many requests publish within one interval.
+            time.sleep(self._interval)
+            self._flush()
+
+    def _flush(self) -> None:
+        with self._lock:
+            batch, self._pending = self._pending, []
+        if batch:
+            record_enqueued(self._db, batch)

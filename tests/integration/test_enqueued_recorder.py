@@ -1,0 +1,89 @@
+"""`enqueued_at` is recorded after a publish: by the API in background batches, and
+written out when it shuts down. A job left without it is re-sent by the reconciler."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import datetime
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from core.db import Database
+from core.jobs.publishing import EnqueuedRecorder
+from core.jobs.submit import submit
+from core.models import Job
+from tests.conftest import User
+
+
+def queued_jobs(db: Database, count: int) -> list[uuid.UUID]:
+    with db.transaction() as session:
+        return [
+            submit(
+                session,
+                tenant_id=None,
+                user_id=None,
+                kind_name="diagnostics.echo",
+                raw_input={"n": n},
+                max_attempts=3,
+            ).job.id
+            for n in range(count)
+        ]
+
+
+def enqueued_at(db: Database, job_ids: list[uuid.UUID]) -> dict[uuid.UUID, datetime | None]:
+    with db.transaction() as session:
+        rows = session.execute(select(Job.id, Job.enqueued_at).where(Job.id.in_(job_ids)))
+        return {row.id: row.enqueued_at for row in rows}
+
+
+def wait_until_recorded(
+    db: Database, job_ids: list[uuid.UUID], timeout: float = 5.0
+) -> dict[uuid.UUID, datetime | None]:
+    deadline = time.monotonic() + timeout
+    while True:
+        stamps = enqueued_at(db, job_ids)
+        if all(stamps.values()) or time.monotonic() > deadline:
+            return stamps
+        time.sleep(0.02)
+
+
+def test_jobs_recorded_together_are_written_in_one_statement(db: Database) -> None:
+    recorder = EnqueuedRecorder(db, interval=0.2)
+    first, second, third = queued_jobs(db, 3)
+    try:
+        recorder.record([first])
+        recorder.record([second, third])
+
+        stamps = wait_until_recorded(db, [first, second, third])
+    finally:
+        recorder.close()
+
+    assert all(stamps.values())
+    # now() is the statement's transaction start: one value means one UPDATE.
+    assert len(set(stamps.values())) == 1
+
+
+def test_close_writes_what_is_pending_and_later_records_at_once(db: Database) -> None:
+    recorder = EnqueuedRecorder(db, interval=30.0)
+    pending, late = queued_jobs(db, 2)
+    recorder.record([pending])
+    assert enqueued_at(db, [pending])[pending] is None  # still waiting out the interval
+
+    recorder.close()
+    assert enqueued_at(db, [pending])[pending] is not None
+
+    recorder.record([late])
+    assert enqueued_at(db, [late])[late] is not None
+
+
+def test_a_submitted_job_is_recorded_as_enqueued(
+    app_client: TestClient, user: User, db: Database
+) -> None:
+    response = app_client.post(
+        "/api/v1/jobs", headers=user.headers, json={"kind": "diagnostics.echo", "input": {}}
+    )
+    job_id = uuid.UUID(response.json()["id"])
+
+    assert wait_until_recorded(db, [job_id])[job_id] is not None
