@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -80,7 +79,7 @@ def record_enqueued(db: Database, job_ids: list[uuid.UUID]) -> None:
 class EnqueuedRecorder:
     """Records `enqueued_at` in the background: one UPDATE per `interval` for every
     job published in it, instead of one per request. Thread-safe; `close` writes what
-    is pending."""
+    is pending, and records made after it are written at once."""
 
     def __init__(self, db: Database, interval: float = 0.05) -> None:
         self._db = db
@@ -88,27 +87,27 @@ class EnqueuedRecorder:
         self._lock = threading.Lock()
         self._pending: list[uuid.UUID] = []
         self._wake = threading.Event()
+        self._closing = threading.Event()
         self._thread: threading.Thread | None = None
-        self._closed = False
 
     def record(self, job_ids: list[uuid.UUID]) -> None:
         with self._lock:
-            closed = self._closed
-            if not closed:
+            closing = self._closing.is_set()
+            if not closing:
                 self._pending.extend(job_ids)
                 if self._thread is None:  # started on first use
                     self._thread = threading.Thread(
                         target=self._run, name="enqueued-recorder", daemon=True
                     )
                     self._thread.start()
-        if closed:  # shutting down: no one would write it later
+        if closing:  # no one would write it later
             record_enqueued(self._db, job_ids)
         else:
             self._wake.set()
 
     def close(self) -> None:
         with self._lock:
-            self._closed = True
+            self._closing.set()
             thread = self._thread
         self._wake.set()
         if thread is not None:
@@ -116,11 +115,12 @@ class EnqueuedRecorder:
         self._flush()
 
     def _run(self) -> None:
-        while not self._closed:
+        while not self._closing.is_set():
             self._wake.wait()
             self._wake.clear()
-            # Let a batch gather: under load many requests publish within one interval.
-            time.sleep(self._interval)
+            # Let a batch gather: under load, many requests publish within one interval.
+            if self._closing.wait(self._interval):
+                return  # close() writes what is pending
             self._flush()
 
     def _flush(self) -> None:

@@ -5,21 +5,25 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from pydantic import SecretStr
+from sqlalchemy import func, select, update
 
+from api.app import create_app
 from core.db import Database
 from core.jobs.publishing import EnqueuedRecorder
 from core.jobs.submit import submit
 from core.models import Job
-from tests.conftest import User
+from tests.conftest import Stack, User
 
 
 def queued_jobs(db: Database, count: int) -> list[uuid.UUID]:
+    """Jobs inserted but never published, held back from the reconciler: it would send
+    them (and a worker run them) once the tests' one-second grace has passed."""
     with db.transaction() as session:
-        return [
+        job_ids = [
             submit(
                 session,
                 tenant_id=None,
@@ -30,6 +34,12 @@ def queued_jobs(db: Database, count: int) -> list[uuid.UUID]:
             ).job.id
             for n in range(count)
         ]
+        session.execute(
+            update(Job)
+            .where(Job.id.in_(job_ids))
+            .values(updated_at=func.now() + timedelta(hours=1))
+        )
+        return job_ids
 
 
 def enqueued_at(db: Database, job_ids: list[uuid.UUID]) -> dict[uuid.UUID, datetime | None]:
@@ -78,12 +88,29 @@ def test_close_writes_what_is_pending_and_later_records_at_once(db: Database) ->
     assert enqueued_at(db, [late])[late] is not None
 
 
-def test_a_submitted_job_is_recorded_as_enqueued(
-    app_client: TestClient, user: User, db: Database
-) -> None:
-    response = app_client.post(
-        "/api/v1/jobs", headers=user.headers, json={"kind": "diagnostics.echo", "input": {}}
-    )
-    job_id = uuid.UUID(response.json()["id"])
+def test_the_api_records_a_job_it_published(stack: Stack, user: User, db: Database) -> None:
+    # A broker no worker reads, so the job stays queued whatever else is running.
+    settings = stack.settings.model_copy(update={"broker_url": SecretStr("memory://")})
+    with TestClient(create_app(settings)) as client:
+        response = client.post(
+            "/api/v1/jobs", headers=user.headers, json={"kind": "diagnostics.echo", "input": {}}
+        )
+        job_id = uuid.UUID(response.json()["id"])
 
-    assert wait_until_recorded(db, [job_id])[job_id] is not None
+        assert wait_until_recorded(db, [job_id])[job_id] is not None
+
+
+def test_the_api_writes_pending_records_when_it_shuts_down(
+    stack: Stack, user: User, db: Database
+) -> None:
+    settings = stack.settings.model_copy(update={"broker_url": SecretStr("memory://")})
+    app = create_app(settings)
+    app.state.conveyor.enqueued = EnqueuedRecorder(app.state.conveyor.db, interval=30.0)
+    with TestClient(app) as client:
+        response = client.post(
+            "/api/v1/jobs", headers=user.headers, json={"kind": "diagnostics.echo", "input": {}}
+        )
+        job_id = uuid.UUID(response.json()["id"])
+        assert enqueued_at(db, [job_id])[job_id] is None  # still waiting out the interval
+
+    assert enqueued_at(db, [job_id])[job_id] is not None
