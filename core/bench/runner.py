@@ -851,12 +851,29 @@ def report(
         *_cpu_line(reset.cpu, len(reset.registered) + len(reset.unregistered), "request"),
         f"pipeline / celery = {ratio:.3f}   job GET / healthz = {poll.ratio:.3f}   "
         "(goal: both >= 0.5)",
+        *_cost_ratios(celery, pipeline, poll),
         f"reset_timing_ratio={reset.ratio:.3f}",
         f"pipeline_jobs_per_s={pipeline.per_second:.2f} "
         f"celery_tasks_per_s={celery.per_second:.2f} "
         f"ratio={ratio:.3f} poll_ratio={poll.ratio:.3f}",
     ]
     say("\n".join(lines))
+
+
+def _cost_ratios(celery: CeleryResult, pipeline: PipelineResult, poll: PollResult) -> list[str]:
+    """The same comparison by CPU per unit, which a busy neighbour moves far less than
+    a rate; and the ratio a job would reach if it cost no more than a bare HTTP request
+    (`GET /healthz`, client included) plus a no-op task: a ceiling set by the client,
+    the web stack and Celery before any job is stored."""
+    if celery.cpu is None or pipeline.cpu is None or poll.health.cpu is None:
+        return []
+    task = celery.cpu.ours() / celery.tasks
+    job = pipeline.cpu.ours() / pipeline.jobs
+    request = poll.health.cpu.ours() / len(poll.health.latencies)
+    return [
+        f"by cpu: no-op task / job = {task / job:.3f}   "
+        f"no-op task / (healthz request + no-op task) = {task / (task + request):.3f}"
+    ]
 
 
 # Above this share of the machine used by unrelated processes, a figure is flagged.
