@@ -1,5 +1,6 @@
 """Every write to a job: a compare-and-set UPDATE plus its event row, in the caller's
-transaction.
+transaction, or as one statement on an autocommit connection for the hot writes
+(claim, succeed, heartbeat, enqueued).
 
 A CAS that matches no row means someone else moved the job first (a duplicate delivery,
 a cancel, the reconciler); callers treat `None` as "not mine" and stop. Writes by a
@@ -399,17 +400,21 @@ def _report(
 
 
 @cache
-def _mark_enqueued_statement() -> Update:
-    return (
-        update(Job)
-        .where(Job.id.in_(bindparam("job_ids", expanding=True)), Job.status == JobStatus.QUEUED)
-        .values(enqueued_at=NOW)
+def _mark_enqueued_statement(unclaimed: bool) -> Update:
+    statement = update(Job).where(
+        Job.id.in_(bindparam("job_ids", expanding=True)), Job.status == JobStatus.QUEUED
     )
+    if unclaimed:
+        statement = statement.where(Job.attempts == 0)
+    return statement.values(enqueued_at=NOW)
 
 
-def mark_enqueued(session: Executor, job_ids: list[uuid.UUID]) -> None:
+def mark_enqueued(session: Executor, job_ids: list[uuid.UUID], *, unclaimed: bool = False) -> None:
+    """Record that these jobs' messages were sent. `unclaimed`: only jobs no attempt
+    has claimed yet, for a record that may come late (a job that has been claimed,
+    failed and requeued since is waiting for another message, not this one)."""
     if job_ids:
-        session.execute(_mark_enqueued_statement(), {"job_ids": job_ids})
+        session.execute(_mark_enqueued_statement(unclaimed), {"job_ids": job_ids})
 
 
 REDACTED = "[redacted]"

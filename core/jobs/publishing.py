@@ -66,10 +66,10 @@ def publish_committed(
     return sent
 
 
-def record_enqueued(db: Database, job_ids: list[uuid.UUID]) -> None:
+def record_enqueued(db: Database, job_ids: list[uuid.UUID], *, unclaimed: bool = False) -> None:
     try:
         with db.autocommit() as session:  # one statement
-            mark_enqueued(session, job_ids)
+            mark_enqueued(session, job_ids, unclaimed=unclaimed)
     except Exception as exc:
         log.warning(
             "could not record the publish of %d job(s) (%s)", len(job_ids), type(exc).__name__
@@ -78,8 +78,10 @@ def record_enqueued(db: Database, job_ids: list[uuid.UUID]) -> None:
 
 class EnqueuedRecorder:
     """Records `enqueued_at` in the background: one UPDATE per `interval` for every
-    job published in it, instead of one per request. Thread-safe; `close` writes what
-    is pending, and records made after it are written at once."""
+    job published in it, instead of one per request. Only for new jobs (a submit's
+    first publish): a late record skips any job an attempt has claimed since.
+    Thread-safe; `close` writes what is pending, and records made after it are
+    written at once."""
 
     def __init__(self, db: Database, interval: float = 0.05) -> None:
         self._db = db
@@ -92,18 +94,25 @@ class EnqueuedRecorder:
 
     def record(self, job_ids: list[uuid.UUID]) -> None:
         with self._lock:
-            closing = self._closing.is_set()
-            if not closing:
+            at_once = self._closing.is_set() or not self._started()
+            if not at_once:
                 self._pending.extend(job_ids)
-                if self._thread is None:  # started on first use
-                    self._thread = threading.Thread(
-                        target=self._run, name="enqueued-recorder", daemon=True
-                    )
-                    self._thread.start()
-        if closing:  # no one would write it later
-            record_enqueued(self._db, job_ids)
+        if at_once:  # shutting down, or no thread to write it later
+            record_enqueued(self._db, job_ids, unclaimed=True)
         else:
             self._wake.set()
+
+    def _started(self) -> bool:
+        """Start the thread on first use; False if it cannot be started."""
+        if self._thread is None:
+            thread = threading.Thread(target=self._run, name="enqueued-recorder", daemon=True)
+            try:
+                thread.start()
+            except RuntimeError as exc:  # "can't start new thread"
+                log.warning("recording publishes as they happen: %s", exc)
+                return False
+            self._thread = thread
+        return True
 
     def close(self) -> None:
         with self._lock:
@@ -127,4 +136,4 @@ class EnqueuedRecorder:
         with self._lock:
             batch, self._pending = self._pending, []
         if batch:
-            record_enqueued(self._db, batch)
+            record_enqueued(self._db, batch, unclaimed=True)

@@ -75,13 +75,15 @@ def test_submit_while_broker_down_answers_202_and_runs_later(
     parts = urlsplit(stack.redis_url)
     via_proxy = urlunsplit(parts._replace(netloc=f"127.0.0.1:{broker_proxy.port}"))
     settings = stack.settings.model_copy(update={"broker_url": SecretStr(via_proxy)})
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+    app = create_app(settings)
+    with TestClient(app, raise_server_exceptions=False) as client:
         user = create_user(client)
         broker_proxy.stop()
 
         job = jobs.submit(client, user.headers, "diagnostics.echo", {"survived": True})
 
         assert job["status"] == "queued"
+        app.state.conveyor.enqueued.close()  # writes every record it holds
         with stack_db(stack) as db, db.transaction() as session:
             # The publish really failed: nothing but the reconciler can send this job.
             assert session.get_one(Job, uuid.UUID(job["id"])).enqueued_at is None
