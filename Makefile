@@ -29,11 +29,11 @@ lint: $(VENV)/.test
 	$(BIN)/mypy .
 
 bench: $(VENV)/.test
-	$(BIN)/conveyor bench $(BENCH_ARGS)
+	$(BIN)/python -m tests.bench pipeline $(BENCH_ARGS)
 
 # moto (the S3 server it starts when S3_ENDPOINT_URL is unset) is in the test extra.
 bench-upload: $(VENV)/.test
-	$(BIN)/conveyor bench-upload $(BENCH_ARGS)
+	$(BIN)/python -m tests.bench upload $(BENCH_ARGS)
 
 migrate: $(VENV)/.runtime
 	$(BIN)/conveyor migrate

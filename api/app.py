@@ -25,10 +25,10 @@ from api.routers import (
 from api.routers.uploads import UPLOAD_BODY_PATHS
 from api.state import AppState
 from core.db import Database
+from core.jobs.celery_app import create_celery
 from core.jobs.publishing import EnqueuedRecorder
 from core.kv import open_kv_store
 from core.logs import configure_logging
-from core.queue import create_celery
 from core.settings import Settings, get_settings
 from core.storage import open_storage
 

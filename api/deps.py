@@ -13,29 +13,26 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from api.schemas.text import Text
+from api.schemas.strings import NulFreeStr
 from api.state import AppState, app_state
-from core import accounts, api_keys
-from core.access import Principal, Scope
 from core.errors import ConveyorError, ErrorCode
-from core.jobs.contracts import JobKind
-from core.jobs.publishing import publish_committed
+from core.identity import accounts, api_keys
+from core.identity.access import Principal, Scope
+from core.identity.credentials import TokenType, decode_token
+from core.jobs.publishing import PendingPublishes
 from core.models import User
-from core.security import TokenType, decode_token
 
 
-class UnitOfWork:
-    """The request's one transaction, and the tasks to publish once it has committed."""
+class UnitOfWork(PendingPublishes):
+    """The request's one transaction; the jobs submitted in it (it is their publisher)
+    are published once it has committed."""
 
     def __init__(self, session: Session) -> None:
+        super().__init__()
         self.session = session
-        self._to_publish: list[tuple[uuid.UUID, JobKind]] = []
-
-    def publish_after_commit(self, job_id: uuid.UUID, kind: JobKind) -> None:
-        self._to_publish.append((job_id, kind))
 
     def flush_publishes(self, state: AppState) -> None:
-        publish_committed(state.celery, state.db, self._to_publish, record=state.enqueued.record)
+        self.flush(state.celery, state.db, record=state.enqueued.record)
 
 
 def _finish(uow: UnitOfWork, state: AppState) -> None:
@@ -82,7 +79,7 @@ async def _bearer_token(token: Annotated[str | None, Depends(_bearer)]) -> str:
 BearerToken = Annotated[str, Depends(_bearer_token)]
 
 IdempotencyKey = Annotated[
-    Text | None,
+    NulFreeStr | None,
     Header(
         alias="Idempotency-Key",
         min_length=1,

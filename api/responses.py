@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from fastapi import Response
 from pydantic import BaseModel
 
-from api.deps import UnitOfWork
 from api.schemas.jobs import JobOut
 from core.jobs.submit import Submitted
 
@@ -28,12 +27,10 @@ def json_response(
     )
 
 
-def accepted(uow: UnitOfWork, submitted: Submitted) -> Response:
-    """`202` with a submitted job and its `Location`; a new job is published once the
-    request's transaction has committed, a replayed one (same Idempotency-Key) never."""
+def accepted(submitted: Submitted) -> Response:
+    """`202` with a submitted job and its `Location`; a replayed one (same
+    Idempotency-Key) says so."""
     headers = {"Location": f"/api/v1/jobs/{submitted.job.id}"}
     if submitted.replayed:
         headers["Idempotent-Replayed"] = "true"
-    else:
-        uow.publish_after_commit(submitted.job.id, submitted.kind)
     return json_response(JobOut.model_validate(submitted.job), 202, headers)

@@ -1,4 +1,4 @@
-"""The `conveyor` command: `dev` (the whole system on one machine), `bench`, `migrate`."""
+"""The `conveyor` command: `dev` (the whole system on one machine), `migrate`, `flower`."""
 
 from __future__ import annotations
 
@@ -41,27 +41,30 @@ def _flower(args: argparse.Namespace) -> int:
     os.execv(celery, argv)  # noqa: S606 - replaces this process with Flower
 
 
+def _no_dev_tooling(_: argparse.Namespace) -> int:
+    print(
+        "conveyor dev: the dev tooling (core/dev) is not installed here; "
+        "run it from a source checkout",
+        file=sys.stderr,
+    )
+    return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="conveyor", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    from core import bench, devstack
-
-    devstack.add_arguments(
-        commands.add_parser(
-            "dev", help="run api, worker, beat and flower; embedded servers unless configured"
-        )
+    dev = commands.add_parser(
+        "dev", help="run api, worker, beat and flower; embedded servers unless configured"
     )
-    bench.add_arguments(
-        commands.add_parser(
-            "bench", help="measure the pipeline against bare Celery on this machine"
-        )
-    )
-    bench.add_upload_arguments(
-        commands.add_parser(
-            "bench-upload", help="measure POST /api/v1/uploads against a plain boto3 upload"
-        )
-    )
+    try:
+        from core.dev import stack
+    except ModuleNotFoundError as exc:
+        if exc.name != "core.dev":
+            raise
+        dev.set_defaults(func=_no_dev_tooling)  # the production image leaves it out
+    else:
+        stack.add_arguments(dev)
     commands.add_parser("migrate", help="alembic upgrade head").set_defaults(func=_migrate)
     flower = commands.add_parser("flower", help="Flower, refusing to start without basic auth")
     flower.add_argument("--address", default="0.0.0.0")  # noqa: S104 - a server's listen address

@@ -16,17 +16,17 @@ from celery import Celery
 from celery.signals import beat_init, worker_process_shutdown
 from sqlalchemy.exc import OperationalError
 
+from core.jobs.celery_app import create_celery
 from core.jobs.contracts import KINDS
 from core.kv import open_kv_store
 from core.logs import configure_logging
-from core.queue import create_celery
 from core.settings import ConfigurationError, get_settings
 from worker.maintenance.housekeeping import INTERVAL_SECONDS as HOUSEKEEPING_INTERVAL
 from worker.maintenance.housekeeping import housekeep
 from worker.maintenance.reconciler import reconcile
+from worker.protocol import run_job
 from worker.registry import Handler, discover_handlers
-from worker.runner import run_job
-from worker.runtime import runtime
+from worker.resources import runtime
 
 log = logging.getLogger("conveyor.worker")
 configure_logging("worker")

@@ -20,7 +20,7 @@ from core.jobs.states import EventType
 from core.settings import Settings
 from core.storage import Storage
 from worker.errors import JobCancelled, LeaseLost
-from worker.runtime import Runtime
+from worker.resources import Runtime
 
 log = logging.getLogger("conveyor.worker")
 

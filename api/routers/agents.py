@@ -12,10 +12,10 @@ from api.responses import accepted
 from api.schemas.agents import RunCreate, WorkflowOut
 from api.schemas.jobs import JobOut
 from api.schemas.problem import problem_responses
-from api.schemas.text import Text
+from api.schemas.strings import NulFreeStr
 from api.state import app_state
-from core.agent_runs import submit_run
-from core.workflows import WORKFLOWS
+from core.agents.runs import submit_run
+from core.agents.workflows import WORKFLOWS
 
 router = APIRouter(tags=["agents"])
 
@@ -42,7 +42,7 @@ def list_workflows(_: TenantScope) -> list[WorkflowOut]:
 )
 def start_run(
     request: Request,
-    workflow: Annotated[Text, Path(max_length=100)],
+    workflow: Annotated[NulFreeStr, Path(max_length=100)],
     body: RunCreate,
     scope: AgentsRun,
     uow: UnitOfWorkDep,
@@ -52,10 +52,11 @@ def start_run(
     happens (agents, model turns with token counts, tool calls, handoffs)."""
     submitted = submit_run(
         uow.session,
+        uow,
         app_state(request).settings,
         scope,
         workflow,
         body.input,
         idempotency_key,
     )
-    return accepted(uow, submitted)
+    return accepted(submitted)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Response, status
 from api.deps import TenantScope, UnitOfWorkDep
 from api.schemas.problem import problem_responses
 from api.schemas.tenants import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
-from core import api_keys, tenants
+from core.identity import api_keys, tenants
 from core.models import Role
 
 router = APIRouter(prefix="/api-keys", tags=["api keys"])

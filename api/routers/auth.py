@@ -21,11 +21,11 @@ from api.schemas.auth import (
     UserOut,
 )
 from api.schemas.problem import problem_responses
-from api.schemas.text import Text
+from api.schemas.strings import NulFreeStr
 from api.state import AppState, app_state
-from core import accounts, password_reset, sessions, tenants, throttle
-from core.jobs.publishing import publish_committed
-from core.throttle import Action
+from core.identity import accounts, password_reset, sessions, tenants, throttle
+from core.identity.throttle import Action
+from core.jobs.publishing import PendingPublishes
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 log = logging.getLogger("conveyor.api")
@@ -61,8 +61,8 @@ def _tokens(pair: sessions.TokenPair) -> TokenResponse:
 @router.post("/login", response_model=TokenResponse, responses=problem_responses(401, 422, 429))
 def login(
     request: Request,
-    username: Annotated[Text, Form(max_length=320, description="The account's email.")],
-    password: Annotated[Text, Form(max_length=MAX_PASSWORD)],
+    username: Annotated[NulFreeStr, Form(max_length=320, description="The account's email.")],
+    password: Annotated[NulFreeStr, Form(max_length=MAX_PASSWORD)],
     uow: UnitOfWorkDep,
 ) -> TokenResponse:
     """OAuth2 password flow (form-encoded): `username` is the email. Answers an access
@@ -115,20 +115,15 @@ def request_password_reset(
 
 
 def _send_reset_code(state: AppState, email: str) -> None:
+    publishes = PendingPublishes()
     try:
         with state.db.transaction() as session:
-            submitted = password_reset.request_code(session, state.settings, state.kv, email)
+            password_reset.request_code(session, publishes, state.settings, state.kv, email)
     except Exception:
         # After the response there is no one to tell; the user can ask again.
         log.exception("could not issue a password reset code")
         return
-    if submitted is not None:
-        publish_committed(
-            state.celery,
-            state.db,
-            [(submitted.job.id, submitted.kind)],
-            record=state.enqueued.record,
-        )
+    publishes.flush(state.celery, state.db, record=state.enqueued.record)
 
 
 @router.post(

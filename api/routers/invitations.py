@@ -10,7 +10,7 @@ from api.routers.tenants import tenant_out
 from api.schemas.problem import problem_responses
 from api.schemas.tenants import TenantOut
 from api.state import app_state
-from core import tenants
+from core.identity import tenants
 
 router = APIRouter(prefix="/invitations", tags=["tenants"])
 

@@ -14,7 +14,7 @@ from api.event_stream import job_event_stream
 from api.responses import accepted, json_response
 from api.schemas.jobs import EventOut, EventPage, JobCreate, JobKindOut, JobOut, JobPage
 from api.schemas.problem import problem_responses
-from api.schemas.text import Text
+from api.schemas.strings import NulFreeStr
 from api.state import app_state
 from core.errors import ConveyorError, ErrorCode
 from core.jobs import lifecycle, queries
@@ -57,6 +57,7 @@ def create_job(
 ) -> Response:
     submitted = submit(
         uow.session,
+        uow,
         tenant_id=scope.tenant_id,
         user_id=scope.user_id,
         kind_name=body.kind,
@@ -65,7 +66,7 @@ def create_job(
         idempotency_key=idempotency_key,
         by_client=True,
     )
-    return accepted(uow, submitted)
+    return accepted(submitted)
 
 
 @router.get("/jobs", response_model=JobPage, responses=problem_responses(401, 422))
@@ -73,9 +74,9 @@ def list_jobs(
     scope: JobsRead,
     uow: UnitOfWorkDep,
     status: JobStatus | None = None,
-    kind: Annotated[Text | None, Query(max_length=100)] = None,
+    kind: Annotated[NulFreeStr | None, Query(max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
-    cursor: Annotated[Text | None, Query(max_length=200)] = None,
+    cursor: Annotated[NulFreeStr | None, Query(max_length=200)] = None,
 ) -> JobPage:
     """Newest first, `limit` at a time; follow `next_cursor` for more."""
     page = queries.list_jobs(

@@ -14,11 +14,11 @@ from api.deps import CurrentLogin, UnitOfWorkDep, client_ip, tenant_principal
 from api.schemas.problem import problem_responses
 from api.schemas.tenants import MemberCreate, MemberOut, MemberUpdate, TenantCreate, TenantOut
 from api.state import app_state
-from core import tenants, throttle
-from core.accounts import tenants_of
-from core.mail import invitation_email, queue_email
+from core.identity import tenants, throttle
+from core.identity.accounts import tenants_of
+from core.identity.mail import invitation_email, queue_email
+from core.identity.throttle import Action
 from core.models import Role, Tenant
-from core.throttle import Action
 
 router = APIRouter(prefix="/tenants", tags=["tenants"])
 
@@ -103,8 +103,7 @@ def add_member(
         subject, text = invitation_email(
             tenant.name, login.user.email, added.member.role.value, added.invitation_token
         )
-        submitted = queue_email(uow.session, state.settings, to=email, subject=subject, text=text)
-        uow.publish_after_commit(submitted.job.id, submitted.kind)
+        queue_email(uow.session, uow, state.settings, to=email, subject=subject, text=text)
     return MemberOut.model_validate(added.member)
 
 

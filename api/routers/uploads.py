@@ -18,7 +18,7 @@ from starlette.requests import ClientDisconnect
 from api.deps import UnitOfWorkDep, UploadsRead, UploadsWrite
 from api.schemas.jobs import JobOut
 from api.schemas.problem import problem_responses
-from api.schemas.text import Text
+from api.schemas.strings import NulFreeStr
 from api.schemas.uploads import (
     DerivedOut,
     PresignedUpload,
@@ -31,8 +31,8 @@ from api.schemas.uploads import (
 from api.state import AppState, app_state
 from api.upload_stream import receive_file
 from core.errors import ConveyorError, ErrorCode
+from core.identity.credentials import upload_signature
 from core.models import Upload, UploadStatus
-from core.security import upload_signature
 from core.storage import (
     DERIVED_NAME,
     StorageError,
@@ -43,7 +43,7 @@ from core.storage import (
     upload_key,
     upload_prefix,
 )
-from core.uploads import records
+from core.uploads import service as upload_service
 from core.uploads.sniff import SNIFF_BYTES, sniff
 
 router = APIRouter(prefix="/uploads", tags=["uploads"])
@@ -93,9 +93,9 @@ async def create_upload(
         )
     except StorageError as exc:
         raise _storage_unavailable(exc) from exc
-    new = records.NewUpload(
+    new = upload_service.NewUpload(
         upload_id=upload_id,
-        filename=records.display_filename(received.filename),
+        filename=upload_service.display_filename(received.filename),
         content_type=received.content_type,
         declared_content_type=received.declared_type,
         size=received.size,
@@ -104,7 +104,7 @@ async def create_upload(
     )
     try:
         upload, submitted = await run_in_threadpool(
-            records.add_stored, uow.session, state.settings, principal, new
+            upload_service.add_stored, uow.session, uow, state.settings, principal, new
         )
         # Committed here, so a failed commit still removes the stored object.
         await run_in_threadpool(uow.session.commit)
@@ -114,7 +114,6 @@ async def create_upload(
             state.storage.delete_prefix, upload_prefix(principal.tenant_id, upload_id)
         )
         raise
-    uow.publish_after_commit(submitted.job.id, submitted.kind)
     return UploadCreated(
         upload=UploadOut.model_validate(upload), job=JobOut.model_validate(submitted.job)
     )
@@ -157,12 +156,12 @@ def presign_upload(
         headers = {"Content-Type": body.content_type, "Content-Length": str(body.size)}
     else:
         url, headers = presigned.url, presigned.headers
-    records.add_pending(
+    upload_service.add_pending(
         uow.session,
         principal,
-        records.NewUpload(
+        upload_service.NewUpload(
             upload_id=upload_id,
-            filename=records.display_filename(body.filename),
+            filename=upload_service.display_filename(body.filename),
             content_type="application/octet-stream",  # sniffed on completion
             declared_content_type=body.content_type,
             size=body.size,
@@ -188,7 +187,7 @@ async def put_upload_data(
     request: Request,
     upload_id: uuid.UUID,
     expires: Annotated[int, Query()],
-    signature: Annotated[Text, Query(max_length=128)],
+    signature: Annotated[NulFreeStr, Query(max_length=128)],
 ) -> Response:
     """The local-disk stand-in for a presigned PUT: the signature is the authority."""
     state = app_state(request)
@@ -241,8 +240,8 @@ def complete_upload(
     """Check the directly uploaded object is there with the announced size, then
     process it. Completing twice answers the same upload and job."""
     state = app_state(request)
-    upload = records.get(uow.session, principal.tenant_id, upload_id, lock=True)
-    job = records.latest_job(uow.session, upload)
+    upload = upload_service.get(uow.session, principal.tenant_id, upload_id, lock=True)
+    job = upload_service.latest_job(uow.session, upload)
     if upload.status == UploadStatus.STORED and job is not None:
         return UploadCreated(
             upload=UploadOut.model_validate(upload), job=JobOut.model_validate(job)
@@ -250,7 +249,7 @@ def complete_upload(
     incoming = incoming_key(upload.tenant_id, upload.id)
     try:
         info = state.storage.head(incoming)
-        records.check_size(upload, info.size if info is not None else None)
+        upload_service.check_size(upload, info.size if info is not None else None)
         # Moved before it is read, so later PUTs to the same URL cannot change it.
         state.storage.move(incoming, upload.storage_key, "application/octet-stream")
         chunks = state.storage.iter_chunks(upload.storage_key, SNIFF_BYTES)
@@ -258,8 +257,9 @@ def complete_upload(
         chunks.close()
     except StorageError as exc:
         raise _storage_unavailable(exc) from exc
-    submitted = records.complete(uow.session, state.settings, upload, sniff(head, upload.filename))
-    uow.publish_after_commit(submitted.job.id, submitted.kind)
+    submitted = upload_service.complete(
+        uow.session, uow, state.settings, upload, sniff(head, upload.filename)
+    )
     return UploadCreated(
         upload=UploadOut.model_validate(upload), job=JobOut.model_validate(submitted.job)
     )
@@ -270,10 +270,10 @@ def list_uploads(
     principal: UploadsRead,
     uow: UnitOfWorkDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
-    cursor: Annotated[Text | None, Query(max_length=200)] = None,
+    cursor: Annotated[NulFreeStr | None, Query(max_length=200)] = None,
 ) -> UploadPage:
     """Newest first, `limit` at a time; follow `next_cursor` for more."""
-    page = records.list_uploads(uow.session, principal.tenant_id, limit=limit, cursor=cursor)
+    page = upload_service.list_uploads(uow.session, principal.tenant_id, limit=limit, cursor=cursor)
     return UploadPage(
         items=[UploadOut.model_validate(u) for u in page.items], next_cursor=page.next_cursor
     )
@@ -284,14 +284,14 @@ def get_upload(
     request: Request, upload_id: uuid.UUID, principal: UploadsRead, uow: UnitOfWorkDep
 ) -> UploadDetail:
     """The upload, its latest processing job, and the files derived from it."""
-    upload = records.get(uow.session, principal.tenant_id, upload_id)
-    job = records.latest_job(uow.session, upload)
+    upload = upload_service.get(uow.session, principal.tenant_id, upload_id)
+    job = upload_service.latest_job(uow.session, upload)
     derived = [
         DerivedOut(
-            **item,
-            url=request.url_for("get_derived", upload_id=str(upload.id), name=item["name"]).path,
+            **item.model_dump(),
+            url=request.url_for("get_derived", upload_id=str(upload.id), name=item.name).path,
         )
-        for item in records.derived_files(job)
+        for item in upload_service.derived_files(job)
     ]
     return UploadDetail(
         **UploadOut.model_validate(upload).model_dump(),
@@ -332,7 +332,7 @@ def get_content(
     request: Request, upload_id: uuid.UUID, principal: UploadsRead, uow: UnitOfWorkDep
 ) -> Response:
     """The original file, as uploaded."""
-    upload = records.get(uow.session, principal.tenant_id, upload_id)
+    upload = upload_service.get(uow.session, principal.tenant_id, upload_id)
     if upload.status != UploadStatus.STORED:
         raise ConveyorError(ErrorCode.UPLOAD_NOT_READY)
     return _download(app_state(request), upload.storage_key, upload.filename, upload.content_type)
@@ -350,9 +350,9 @@ def get_derived(
     uow: UnitOfWorkDep,
 ) -> Response:
     """A file derived by processing (`text.txt`, `thumbnail.png`, …)."""
-    upload = records.get(uow.session, principal.tenant_id, upload_id)
-    job = records.latest_job(uow.session, upload)
-    listed = {item["name"]: item["content_type"] for item in records.derived_files(job)}
+    upload = upload_service.get(uow.session, principal.tenant_id, upload_id)
+    job = upload_service.latest_job(uow.session, upload)
+    listed = {item.name: item.content_type for item in upload_service.derived_files(job)}
     if name not in listed:
         raise ConveyorError(ErrorCode.DERIVED_NOT_FOUND)
     stem = upload.filename.rsplit(".", 1)[0]
@@ -374,7 +374,7 @@ def delete_upload(
 ) -> Response:
     """Cancel the upload's jobs, delete every object it has in storage, then the row."""
     state = app_state(request)
-    upload = records.remove(uow.session, principal.tenant_id, upload_id)
+    upload = upload_service.remove(uow.session, principal.tenant_id, upload_id)
     # The row stays locked until the commit, so a job finishing meanwhile waits, then
     # finds it gone and removes anything it stored after this.
     try:

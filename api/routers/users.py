@@ -5,7 +5,7 @@ from fastapi import APIRouter
 from api.deps import CurrentLogin, UnitOfWork, UnitOfWorkDep
 from api.schemas.auth import TenantMembership, UserOut
 from api.schemas.problem import problem_responses
-from core.accounts import tenants_of
+from core.identity.accounts import tenants_of
 from core.models import User
 
 router = APIRouter(prefix="/users", tags=["users"])

@@ -5,7 +5,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, EmailStr, Field
 
-from api.schemas.text import Text
+from api.schemas.strings import NulFreeStr
 
 MIN_PASSWORD = 8
 MAX_PASSWORD = 256
@@ -15,7 +15,7 @@ MAX_TOKEN = 4096
 
 class RegisterRequest(BaseModel):
     email: EmailStr
-    password: Text = Field(min_length=MIN_PASSWORD, max_length=MAX_PASSWORD)
+    password: NulFreeStr = Field(min_length=MIN_PASSWORD, max_length=MAX_PASSWORD)
     invitation_token: str | None = Field(
         default=None,
         min_length=1,
@@ -46,12 +46,12 @@ class ResetAccepted(BaseModel):
 class ResetConfirm(BaseModel):
     email: EmailStr
     code: str = Field(pattern=r"^[0-9]{6,8}$", description="The code from the email.")
-    new_password: Text = Field(min_length=MIN_PASSWORD, max_length=MAX_PASSWORD)
+    new_password: NulFreeStr = Field(min_length=MIN_PASSWORD, max_length=MAX_PASSWORD)
 
 
 class PasswordChange(BaseModel):
-    current_password: Text = Field(min_length=1, max_length=MAX_PASSWORD)
-    new_password: Text = Field(min_length=MIN_PASSWORD, max_length=MAX_PASSWORD)
+    current_password: NulFreeStr = Field(min_length=1, max_length=MAX_PASSWORD)
+    new_password: NulFreeStr = Field(min_length=MIN_PASSWORD, max_length=MAX_PASSWORD)
 
 
 class TenantMembership(BaseModel):

@@ -6,14 +6,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.schemas.text import Text
+from api.schemas.strings import NulFreeStr
 from core.jobs.states import JobStatus
 
 
 class JobCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    kind: Text = Field(max_length=100, examples=["diagnostics.echo"])
+    kind: NulFreeStr = Field(max_length=100, examples=["diagnostics.echo"])
     input: dict[str, Any] = Field(default_factory=dict, examples=[{"hello": "world"}])
 
 

@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
-from api.schemas.text import Name
-from core.access import Scope
+from api.schemas.strings import Name
+from core.identity.access import Scope
 from core.models import Role
 
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.schemas.jobs import JobOut
-from api.schemas.text import Name
+from api.schemas.strings import Name
 
 
 class DerivedOut(BaseModel):

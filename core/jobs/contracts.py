@@ -13,7 +13,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
-from core.workflows import AgentRunInput, AgentRunOutput
+from core.agents.workflows import AgentRunInput, AgentRunOutput
+
+# The kinds' names, for every module that names one (handlers, submitters, tests).
+ECHO = "diagnostics.echo"
+SLEEP = "diagnostics.sleep"
+UPLOAD_PROCESS = "uploads.process"
+AGENT_RUN = "agents.run"
+EMAIL_SEND = "email.send"
 
 
 class Queue(StrEnum):
@@ -128,7 +135,7 @@ KINDS: dict[str, JobKind] = {
     kind.name: kind
     for kind in (
         JobKind(
-            name="diagnostics.echo",
+            name=ECHO,
             queue=Queue.DEFAULT,
             description="Returns its input. Checks the pipeline end to end.",
             input_model=EchoInput,
@@ -136,7 +143,7 @@ KINDS: dict[str, JobKind] = {
             time_limit_seconds=60,
         ),
         JobKind(
-            name="diagnostics.sleep",
+            name=SLEEP,
             queue=Queue.DEFAULT,
             description="Sleeps, with a progress event every second; stops on cancel.",
             input_model=SleepInput,
@@ -144,7 +151,7 @@ KINDS: dict[str, JobKind] = {
             time_limit_seconds=MAX_SLEEP_SECONDS + 60,
         ),
         JobKind(
-            name="uploads.process",
+            name=UPLOAD_PROCESS,
             queue=Queue.UPLOADS,
             description="Reads an uploaded file by its type: what it is and what is in it, "
             "with derived files (extracted text, a thumbnail).",
@@ -154,7 +161,7 @@ KINDS: dict[str, JobKind] = {
             internal=True,
         ),
         JobKind(
-            name="agents.run",
+            name=AGENT_RUN,
             queue=Queue.AGENTS,
             description="Runs an agent workflow (see GET /api/v1/agents) against the "
             "configured model; submitted through POST /api/v1/agents/{workflow}/runs.",
@@ -164,7 +171,7 @@ KINDS: dict[str, JobKind] = {
             internal=True,
         ),
         JobKind(
-            name="email.send",
+            name=EMAIL_SEND,
             queue=Queue.DEFAULT,
             description="Sends one account email (reset code, invitation) over SMTP.",
             input_model=EmailInput,

@@ -23,14 +23,30 @@ from celery import Celery
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from core.db import Database
+from core.jobs.celery_app import publish_job
 from core.jobs.contracts import JobKind
 from core.jobs.lifecycle import mark_enqueued
-from core.queue import publish_job
 
 log = logging.getLogger("conveyor.publish")
 
 
 Record = Callable[[list[uuid.UUID]], None]
+
+
+class PendingPublishes:
+    """The jobs a transaction submitted (a `core.jobs.submit.Publisher`), published by
+    `flush` once it has committed."""
+
+    def __init__(self) -> None:
+        self._jobs: list[tuple[uuid.UUID, JobKind]] = []
+
+    def publish_after_commit(self, job_id: uuid.UUID, kind: JobKind) -> None:
+        self._jobs.append((job_id, kind))
+
+    def flush(self, celery: Celery, db: Database, record: Record | None = None) -> None:
+        jobs, self._jobs = self._jobs, []
+        if jobs:
+            publish_committed(celery, db, jobs, record=record)
 
 
 def publish_committed(

@@ -1,7 +1,6 @@
-"""Creating a job: validate against its kind's contract, insert it queued.
-
-Publishing is the caller's business and happens after the commit (see
-`core.queue.publish_job`); a job whose publish fails stays queued for the reconciler.
+"""Creating a job: validate against its kind's contract, insert it queued, and hand it
+to the caller's publisher, which sends it once the transaction has committed (see
+`core.jobs.publishing`); a job whose publish fails stays queued for the reconciler.
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 from sqlalchemy import Select, bindparam, literal, select
@@ -24,6 +23,13 @@ from core.errors import ConveyorError, ErrorCode
 from core.jobs.contracts import JobKind, get_kind, public_kinds
 from core.jobs.states import EventType, JobStatus
 from core.models import Job, JobEvent
+
+
+class Publisher(Protocol):
+    """Takes a new job to publish once the transaction that inserted it has committed:
+    the request's unit of work in the API, a `PendingPublishes` elsewhere."""
+
+    def publish_after_commit(self, job_id: uuid.UUID, kind: JobKind) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -163,6 +169,7 @@ def _insert_job_statement() -> Select[Job]:
 
 def submit(
     session: Session,
+    publisher: Publisher,
     *,
     tenant_id: uuid.UUID | None,
     user_id: uuid.UUID | None,
@@ -174,7 +181,8 @@ def submit(
 ) -> Submitted:
     """Insert a queued job; `tenant_id=None` makes a system job no tenant can see.
     `by_client`: the kind comes from a client (POST /jobs), which may not name an
-    internal kind."""
+    internal kind. A new job goes to `publisher`; a replayed one (same
+    Idempotency-Key) is never published again."""
     kind, job_input = validate_input(kind_name, raw_input, allow_internal=not by_client)
     job_id = uuid.uuid4()
     fingerprint = _fingerprint(kind.name, job_input) if idempotency_key else None
@@ -197,4 +205,5 @@ def submit(
         if existing.request_fingerprint != fingerprint:
             raise ConveyorError(ErrorCode.IDEMPOTENCY_CONFLICT, existing_job_id=str(existing.id))
         return Submitted(job=existing, kind=kind, replayed=True)
+    publisher.publish_after_commit(job.id, kind)
     return Submitted(job=job, kind=kind, replayed=False)

@@ -22,7 +22,7 @@ from typing import IO, Any, TypeVar
 import httpx
 import pytest
 
-from core.devstack import SECRET_KEY_FILE
+from core.dev.stack import SECRET_KEY_FILE
 
 pytestmark = [
     pytest.mark.slow,

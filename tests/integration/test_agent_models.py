@@ -12,8 +12,8 @@ from typing import Any
 import openai
 import pytest
 
+from core.agents.workflows import DocumentSummaryInput, TriageInput
 from core.settings import Environment, OpenAIApi, Settings
-from core.workflows import DocumentSummaryInput, TriageInput
 from tests.support.openai_server import OpenAIServer, error, text, tool_call
 from tests.unit.test_agent_workflows import Recorder
 from worker.errors import PermanentJobError, TransientJobError

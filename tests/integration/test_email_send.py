@@ -21,18 +21,20 @@ import pytest
 from celery import Celery
 from pydantic import SecretStr
 
-import worker.runtime
+import worker.resources
 from core.db import Database
+from core.jobs.contracts import EMAIL_SEND
 from core.jobs.lifecycle import mark_enqueued
+from core.jobs.publishing import PendingPublishes
 from core.jobs.submit import submit
 from core.models import Job, JobEvent
 from core.settings import Environment, Settings, SmtpTls
 from tests.conftest import Stack
 from tests.support.rows import job_state
 from tests.support.smtp import SmtpServer, free_port
+from worker.protocol import run_job
 from worker.registry import discover_handlers
-from worker.runner import run_job
-from worker.runtime import Runtime
+from worker.resources import Runtime
 
 TO = "ada@example.com"
 SUBJECT = "Your Conveyor code — für Ada"
@@ -70,7 +72,7 @@ def run(db: Database, monkeypatch: pytest.MonkeyPatch) -> RunJob:
 
     def run_once(settings: Settings, job_id: uuid.UUID) -> tuple[Job, list[JobEvent]]:
         rt = Runtime(settings=settings, db=db, pid=os.getpid())
-        monkeypatch.setattr(worker.runtime, "_runtime", rt)
+        monkeypatch.setattr(worker.resources, "_runtime", rt)
         run_job(celery, handler, str(job_id))
         return job_state(db, job_id)
 
@@ -81,9 +83,10 @@ def new_email_job(db: Database, max_attempts: int = 3) -> uuid.UUID:
     with db.transaction() as session:
         submitted = submit(
             session,
+            PendingPublishes(),  # published (or held back) by the test itself
             tenant_id=None,
             user_id=None,
-            kind_name="email.send",
+            kind_name=EMAIL_SEND,
             raw_input={"to": TO, "subject": SUBJECT, "text": TEXT},
             max_attempts=max_attempts,
         )

@@ -13,7 +13,8 @@ from sqlalchemy import func, select, update
 
 from api.app import create_app
 from core.db import Database
-from core.jobs.publishing import EnqueuedRecorder
+from core.jobs.contracts import ECHO
+from core.jobs.publishing import EnqueuedRecorder, PendingPublishes
 from core.jobs.submit import submit
 from core.models import Job
 from tests.conftest import Stack, User
@@ -26,9 +27,10 @@ def queued_jobs(db: Database, count: int) -> list[uuid.UUID]:
         job_ids = [
             submit(
                 session,
+                PendingPublishes(),  # published (or held back) by the test itself
                 tenant_id=None,
                 user_id=None,
-                kind_name="diagnostics.echo",
+                kind_name=ECHO,
                 raw_input={"n": n},
                 max_attempts=3,
             ).job.id

@@ -16,7 +16,7 @@ from core.kv.sql_store import SqlStore
 from core.models import AuthSession, KvEntry, RefreshToken
 from tests.conftest import Stack, User
 from worker.maintenance.housekeeping import housekeep
-from worker.runtime import runtime
+from worker.resources import runtime
 
 
 def _login(client: TestClient, user: User) -> dict[str, str]:

@@ -16,14 +16,16 @@ from celery import Celery
 from sqlalchemy import func, update
 
 from core.db import Database
+from core.jobs.contracts import ECHO
 from core.jobs.lifecycle import mark_enqueued
+from core.jobs.publishing import PendingPublishes
 from core.jobs.submit import submit
 from core.models import Job
 from tests.conftest import Stack, User
 from tests.support.rows import job_state
 from worker.context import JobContext
 from worker.errors import PermanentJobError, TransientJobError
-from worker.runner import run_job
+from worker.protocol import run_job
 
 
 @pytest.fixture
@@ -36,9 +38,10 @@ def new_job(db: Database, user: User, app_client: Any, max_attempts: int = 3) ->
     with db.transaction() as session:
         submitted = submit(
             session,
+            PendingPublishes(),  # published (or held back) by the test itself
             tenant_id=uuid.UUID(me["personal_tenant_id"]),
             user_id=uuid.UUID(me["id"]),
-            kind_name="diagnostics.echo",
+            kind_name=ECHO,
             raw_input={"v": 1},
             max_attempts=max_attempts,
         )

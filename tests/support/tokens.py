@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from core.security import TokenType, create_token
+from core.identity.credentials import TokenType, create_token
 from core.settings import Settings
 
 

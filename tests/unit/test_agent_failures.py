@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from core.storage.local import LocalStorage
-from core.uploads.text import UploadText
+from core.uploads.extracted_text import UploadText
 from worker.jobs.agents_run import library
 from worker.jobs.agents_run.failures import MAX_RETRY_AFTER_SECONDS, retry_after
 

@@ -16,8 +16,8 @@ from agents.usage import Usage
 from openai.types.responses import ResponseOutputMessage, ResponseOutputRefusal
 from pydantic import BaseModel
 
+from core.agents.workflows import AskFilesInput, DocumentSummaryInput, TriageInput
 from core.jobs.states import EventType
-from core.workflows import AskFilesInput, DocumentSummaryInput, TriageInput
 from worker.errors import JobCancelled, PermanentJobError, TransientJobError
 from worker.jobs.agents_run.execute import own_cause
 from worker.jobs.agents_run.failures import run_failure

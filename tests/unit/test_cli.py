@@ -4,10 +4,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from core.cli import main
-
 CONVEYOR = str(Path(sys.executable).with_name("conveyor"))
 
 
@@ -24,19 +20,14 @@ def test_flower_refuses_to_start_without_basic_auth() -> None:
         assert "FLOWER_BASIC_AUTH" in result.stderr
 
 
-@pytest.mark.parametrize(
-    ("args", "named"),
-    [
-        (["--size-mib", "0"], "--size-mib"),
-        (["--repeats", "0"], "--repeats"),
-        # The bench drops its database first: it must never accept one it does not own.
-        (["--database-name", "postgres"], "--database-name"),
-    ],
-)
-def test_bench_upload_refuses_bad_arguments_before_starting_anything(
-    args: list[str], named: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        main(["bench-upload", *args])
-    assert exit_info.value.code == 2
-    assert named in capsys.readouterr().err
+def test_dev_without_the_dev_tooling_says_so() -> None:
+    # The production image leaves core/dev out; `conveyor dev` must say why it cannot run.
+    code = (
+        "import sys; sys.modules['core.dev'] = None; "
+        "from core.cli import main; sys.exit(main(['dev']))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert "dev tooling" in result.stderr

@@ -7,7 +7,7 @@ import pytest
 from pydantic import SecretStr
 
 from core.errors import ConveyorError
-from core.security import (
+from core.identity.credentials import (
     TokenType,
     create_token,
     decode_token,

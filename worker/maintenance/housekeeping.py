@@ -19,7 +19,7 @@ from core.jobs.contracts import KINDS
 from core.kv import KeyValueStore
 from core.models import AuthSession, Invitation, Job, RefreshToken, Upload, UploadStatus
 from core.storage import upload_prefix
-from worker.runtime import runtime
+from worker.resources import runtime
 
 log = logging.getLogger("conveyor.housekeeping")
 

@@ -25,7 +25,7 @@ from core.jobs.publishing import publish_committed
 from core.jobs.states import JobStatus
 from core.models import Job
 from core.settings import Settings
-from worker.runtime import runtime
+from worker.resources import runtime
 
 log = logging.getLogger("conveyor.reconciler")
 

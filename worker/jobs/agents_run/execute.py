@@ -12,10 +12,10 @@ import uuid
 from agents import AgentsException, UserError
 from pydantic import BaseModel
 
+from core.agents.workflows import WORKFLOWS, AgentRunInput, AgentRunOutput
 from core.errors import ConveyorError
 from core.storage import StorageError
-from core.uploads.text import texts_of
-from core.workflows import WORKFLOWS, AgentRunInput, AgentRunOutput
+from core.uploads.extracted_text import texts_of
 from worker.context import JobContext
 from worker.errors import PermanentJobError, storage_failure
 from worker.jobs.agents_run.failures import run_failure

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from core.workflows import AgentRunInput, AgentRunOutput
+from core.agents.workflows import AgentRunInput, AgentRunOutput
+from core.jobs.contracts import AGENT_RUN
 from worker.context import JobContext
 
-KIND = "agents.run"
+KIND = AGENT_RUN
 
 
 def handle(ctx: JobContext, data: AgentRunInput) -> AgentRunOutput:

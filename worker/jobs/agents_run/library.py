@@ -16,7 +16,7 @@ from functools import cached_property
 from typing import Any
 
 from core.storage import Storage
-from core.uploads.text import UploadText
+from core.uploads.extracted_text import UploadText
 
 PAGE_CHARS = 6000
 MAX_TEXT_CHARS = 2_000_000

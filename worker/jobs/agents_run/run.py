@@ -6,8 +6,8 @@ from __future__ import annotations
 from agents import Model, ModelSettings, RunConfig, Runner
 from pydantic import BaseModel, ValidationError
 
+from core.agents.workflows import WORKFLOWS, AgentRunOutput, Usage
 from core.jobs.submit import find_unstorable
-from core.workflows import WORKFLOWS, AgentRunOutput, Usage
 from worker.errors import PermanentJobError
 from worker.jobs.agents_run.library import Library
 from worker.jobs.agents_run.observer import ObservingHooks, RunObserver

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from core.jobs.contracts import EchoInput, EchoOutput
+from core.jobs.contracts import ECHO, EchoInput, EchoOutput
 from worker.context import JobContext
 
-KIND = "diagnostics.echo"
+KIND = ECHO
 
 
 def handle(_ctx: JobContext, data: EchoInput) -> EchoOutput:

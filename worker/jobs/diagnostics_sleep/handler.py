@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 
-from core.jobs.contracts import SleepInput, SleepOutput
+from core.jobs.contracts import SLEEP, SleepInput, SleepOutput
 from worker.context import JobContext
 
-KIND = "diagnostics.sleep"
+KIND = SLEEP
 
 
 def handle(ctx: JobContext, data: SleepInput) -> SleepOutput:

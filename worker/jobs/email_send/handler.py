@@ -19,13 +19,13 @@ from pathlib import Path
 
 from email_validator import EmailNotValidError, validate_email
 
-from core.jobs.contracts import EmailInput, EmailOutput
+from core.jobs.contracts import EMAIL_SEND, EmailInput, EmailOutput
 from core.settings import Settings
 from worker.context import JobContext
 from worker.errors import PermanentJobError
 from worker.jobs.email_send import smtp
 
-KIND = "email.send"
+KIND = EMAIL_SEND
 
 log = logging.getLogger("conveyor.worker")
 

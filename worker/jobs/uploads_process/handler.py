@@ -10,14 +10,14 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from core.jobs.contracts import DerivedFile, UploadProcessInput, UploadProcessOutput
+from core.jobs.contracts import UPLOAD_PROCESS, DerivedFile, UploadProcessInput, UploadProcessOutput
 from core.models import Upload
 from core.storage import StorageError, derived_key, upload_prefix
 from worker.context import JobContext
 from worker.errors import PermanentJobError, storage_failure
 from worker.jobs.uploads_process.processors import process
 
-KIND = "uploads.process"
+KIND = UPLOAD_PROCESS
 HASH_CHUNK = 1 << 20
 
 

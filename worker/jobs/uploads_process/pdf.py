@@ -13,7 +13,7 @@ from typing import Any
 
 from pypdf import DocumentInformation, PasswordType, PdfReader
 
-from core.uploads.text import EXTRACTED_TEXT_NAME
+from core.uploads.extracted_text import EXTRACTED_TEXT_NAME
 from worker.errors import PermanentJobError
 from worker.jobs.uploads_process.classify import UNSUPPORTED, describe, is_file_fault, reading
 from worker.jobs.uploads_process.results import Derived, Processed, Progress

@@ -1,4 +1,4 @@
-"""The agents behind each workflow of `core.workflows`, by name."""
+"""The agents behind each workflow of `core.agents.workflows`, by name."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 from agents import Agent
 from pydantic import BaseModel
 
-from core.workflows import WORKFLOWS
+from core.agents.workflows import WORKFLOWS
 from worker.jobs.agents_run.library import Library
 from worker.jobs.agents_run.workflows import ask_files, document_summary, triage
 from worker.jobs.agents_run.workflows.deps import RunDeps

@@ -4,7 +4,7 @@ import json
 
 from agents import Agent
 
-from core.workflows import DocumentSummaryInput, DocumentSummaryOutput
+from core.agents.workflows import DocumentSummaryInput, DocumentSummaryOutput
 from worker.jobs.agents_run.library import Library
 from worker.jobs.agents_run.workflows.deps import RunDeps
 from worker.jobs.agents_run.workflows.tools import read_page

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from agents import Agent
 
-from core.workflows import TriageInput, TriageOutput
+from core.agents.workflows import TriageInput, TriageOutput
 from worker.jobs.agents_run.library import Library
 from worker.jobs.agents_run.workflows.deps import RunDeps
 

@@ -1,4 +1,4 @@
-"""The upload bench itself (see UPLOAD_DESCRIPTION in core/bench/__init__.py).
+"""The upload bench itself (see UPLOAD_DESCRIPTION in tests/bench/__init__.py).
 
 Order of a run: S3 (moto started, or the configured endpoint checked), a fresh database
 and Redis database, the api, a registered user; then a small untimed upload each way,
@@ -30,8 +30,11 @@ from typing import TYPE_CHECKING
 import httpx
 import psutil
 
-from core.bench import cpu
-from core.bench.runner import (
+from core.settings import Settings
+from core.storage import StorageError
+from core.storage.s3 import S3Storage
+from tests.bench import cpu
+from tests.bench.runner import (
     HTTP_TIMEOUT_SECONDS,
     REPO_ROOT,
     BenchError,
@@ -48,10 +51,7 @@ from core.bench.runner import (
     say,
     wait_ready,
 )
-from core.bench.s3 import S3Target, start_s3
-from core.settings import Settings
-from core.storage import StorageError
-from core.storage.s3 import S3Storage
+from tests.bench.s3 import S3Target, start_s3
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

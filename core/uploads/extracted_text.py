@@ -12,9 +12,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.errors import ConveyorError, ErrorCode
-from core.jobs.states import JobStatus
 from core.models import Job, Upload
 from core.storage import derived_key
+from core.uploads.service import processing_output
 
 # The derived object holding a PDF's extracted text (UTF-8, pages split by form feeds).
 EXTRACTED_TEXT_NAME = "text.txt"
@@ -33,14 +33,14 @@ class UploadText:
 def text_of(upload: Upload, job: Job | None) -> UploadText | None:
     """The upload's text, once its processing job has succeeded; None for an image, or
     an upload not (yet) processed."""
-    if job is None or job.status != JobStatus.SUCCEEDED or not job.result:
+    output = processing_output(job)
+    if output is None:
         return None
-    derived = {item.get("name") for item in job.result.get("derived", [])}
-    if EXTRACTED_TEXT_NAME in derived:
+    if any(item.name == EXTRACTED_TEXT_NAME for item in output.derived):
         key = derived_key(upload.tenant_id, upload.id, EXTRACTED_TEXT_NAME)
         return UploadText(upload.id, upload.filename, key, "utf-8")
-    if job.result.get("kind") in TEXT_KINDS:
-        encoding = job.result.get("summary", {}).get("encoding") or "utf-8"
+    if output.kind in TEXT_KINDS:
+        encoding = output.summary.get("encoding") or "utf-8"
         return UploadText(upload.id, upload.filename, upload.storage_key, str(encoding))
     return None
 

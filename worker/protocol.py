@@ -23,7 +23,7 @@ from core.settings import Settings
 from worker.context import JobContext
 from worker.errors import JobCancelled, LeaseLost, PermanentJobError, TransientJobError
 from worker.registry import Handler
-from worker.runtime import runtime
+from worker.resources import runtime
 
 log = logging.getLogger("conveyor.worker")
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from core.accounts import normalize_email
 from core.errors import ConveyorError, ErrorCode
+from core.identity.accounts import normalize_email
+from core.identity.credentials import sha256_hex
 from core.kv import KeyValueStore
-from core.security import sha256_hex
 from core.settings import Settings
 
 

@@ -10,15 +10,14 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.access import Principal
+from core.agents.workflows import WORKFLOWS, Workflow
 from core.errors import ConveyorError, ErrorCode
-from core.jobs.submit import Submitted, invalid_input, submit
+from core.identity.access import Principal
+from core.jobs.contracts import AGENT_RUN
+from core.jobs.submit import Publisher, Submitted, invalid_input, submit
 from core.models import Job
 from core.settings import Settings
-from core.uploads.text import texts_of
-from core.workflows import WORKFLOWS, Workflow
-
-RUN_KIND = "agents.run"
+from core.uploads.extracted_text import texts_of
 
 
 def get_workflow(name: str) -> Workflow:
@@ -45,6 +44,7 @@ def _key_used(session: Session, principal: Principal, idempotency_key: str) -> b
 
 def submit_run(
     session: Session,
+    publisher: Publisher,
     settings: Settings,
     principal: Principal,
     workflow_name: str,
@@ -64,9 +64,10 @@ def submit_run(
         texts_of(session, principal.tenant_id, workflow.upload_ids(data))
     return submit(
         session,
+        publisher,
         tenant_id=principal.tenant_id,
         user_id=principal.user_id,
-        kind_name=RUN_KIND,
+        kind_name=AGENT_RUN,
         raw_input={"workflow": workflow.name, "input": data.model_dump(mode="json")},
         max_attempts=settings.job_max_attempts,
         idempotency_key=idempotency_key,

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from core import sessions
-from core.accounts import find_active_user, normalize_email
 from core.errors import ConveyorError, ErrorCode
-from core.jobs.submit import Submitted
+from core.identity import sessions
+from core.identity.accounts import find_active_user, normalize_email
+from core.identity.credentials import hash_password, new_reset_code, reset_code_hash, sha256_hex
+from core.identity.mail import queue_email, reset_code_email
+from core.jobs.submit import Publisher, Submitted
 from core.kv import CodeCheck, KeyValueStore
-from core.mail import queue_email, reset_code_email
-from core.security import hash_password, new_reset_code, reset_code_hash, sha256_hex
 from core.settings import Settings
 
 
@@ -24,7 +24,7 @@ def _code_key(email: str) -> str:
 
 
 def request_code(
-    session: Session, settings: Settings, kv: KeyValueStore, email: str
+    session: Session, publisher: Publisher, settings: Settings, kv: KeyValueStore, email: str
 ) -> Submitted | None:
     """Store a new code and queue its email; None (and nothing done) for an email with
     no active account. Callers answer the same either way."""
@@ -39,7 +39,7 @@ def request_code(
     )
     subject, text = reset_code_email(code, settings.password_reset_minutes)
     return queue_email(
-        session, settings, to=user.email, subject=subject, text=text, user_id=user.id
+        session, publisher, settings, to=user.email, subject=subject, text=text, user_id=user.id
     )
 
 

@@ -10,10 +10,10 @@ from functools import cache
 from sqlalchemy import Select, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
-from core.access import Principal, Scope
 from core.errors import ConveyorError, ErrorCode
+from core.identity.access import Principal, Scope
+from core.identity.credentials import API_KEY_PREFIX, API_KEY_VISIBLE_CHARS, new_api_key, sha256_hex
 from core.models import ApiKey, User
-from core.security import API_KEY_PREFIX, API_KEY_VISIBLE_CHARS, new_api_key, sha256_hex
 
 # last_used_at is written at most this often per key, not on every request.
 LAST_USED_RESOLUTION = timedelta(minutes=1)

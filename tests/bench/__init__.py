@@ -26,7 +26,7 @@ DEFAULT_DATABASE_NAME = "conveyor_bench"
 DEFAULT_UPLOAD_DATABASE_NAME = "conveyor_bench_upload"
 DEFAULT_UPLOAD_PORT = 8201
 
-# Shared by the bench and its no-op worker (core/bench/noop.py), which must not import
+# Shared by the bench and its no-op worker (tests/bench/noop.py), which must not import
 # each other: the worker module builds a Celery app from the environment at import.
 NOOP_TASK = "conveyor.bench.noop"
 
@@ -116,7 +116,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # Imported here so that other `conveyor` commands do not load the bench's clients.
-    from core.bench.runner import BenchOptions, main
+    from tests.bench.runner import BenchOptions, main
 
     return main(BenchOptions.from_args(args))
 
@@ -190,6 +190,6 @@ def add_upload_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_upload(args: argparse.Namespace) -> int:
     # Imported here, like `run`, so other commands do not load the bench's clients.
-    from core.bench.upload import UploadOptions, main
+    from tests.bench.upload import UploadOptions, main
 
     return main(UploadOptions.from_args(args))

@@ -24,9 +24,9 @@ from types import FrameType
 
 from pydantic import ValidationError
 
-from core.embedded import EmbeddedPostgres
+from core.dev.embedded_postgres import EmbeddedPostgres
+from core.dev.processes import ProcessGroup
 from core.jobs.contracts import Queue
-from core.processes import ProcessGroup
 from core.settings import DEFAULT_SECRET_KEY, ConfigurationError, Environment, Settings
 
 DATABASE_NAME = "conveyor"

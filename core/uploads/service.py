@@ -10,20 +10,20 @@ import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from core.access import Principal
 from core.errors import ConveyorError, ErrorCode
+from core.identity.access import Principal
 from core.jobs import lifecycle
-from core.jobs.submit import Submitted, submit
+from core.jobs.contracts import UPLOAD_PROCESS, DerivedFile, UploadProcessOutput
+from core.jobs.states import JobStatus
+from core.jobs.submit import Publisher, Submitted, submit
 from core.models import Job, Upload, UploadStatus
 from core.pagination import decode_cursor, encode_cursor
 from core.settings import Settings
 
-PROCESS_KIND = "uploads.process"
 MAX_FILENAME = 255
 
 
@@ -54,12 +54,16 @@ class NewUpload:
 
 
 def add_stored(
-    session: Session, settings: Settings, principal: Principal, new: NewUpload
+    session: Session,
+    publisher: Publisher,
+    settings: Settings,
+    principal: Principal,
+    new: NewUpload,
 ) -> tuple[Upload, Submitted]:
     """The row of a file already in storage, with its processing job."""
     upload = _insert(session, principal, new, UploadStatus.STORED)
     upload.completed_at = datetime.now(UTC)
-    return upload, enqueue_processing(session, settings, upload)
+    return upload, enqueue_processing(session, publisher, settings, upload)
 
 
 def add_pending(session: Session, principal: Principal, new: NewUpload) -> Upload:
@@ -85,12 +89,15 @@ def _insert(session: Session, principal: Principal, new: NewUpload, status: str)
     return upload
 
 
-def enqueue_processing(session: Session, settings: Settings, upload: Upload) -> Submitted:
+def enqueue_processing(
+    session: Session, publisher: Publisher, settings: Settings, upload: Upload
+) -> Submitted:
     submitted = submit(
         session,
+        publisher,
         tenant_id=upload.tenant_id,
         user_id=upload.user_id,
-        kind_name=PROCESS_KIND,
+        kind_name=UPLOAD_PROCESS,
         raw_input={"upload_id": str(upload.id)},
         max_attempts=settings.job_max_attempts,
     )
@@ -111,12 +118,14 @@ def check_size(upload: Upload, stored_size: int | None) -> None:
         )
 
 
-def complete(session: Session, settings: Settings, upload: Upload, content_type: str) -> Submitted:
+def complete(
+    session: Session, publisher: Publisher, settings: Settings, upload: Upload, content_type: str
+) -> Submitted:
     """Mark a checked direct upload stored and queue its processing."""
     upload.status = UploadStatus.STORED
     upload.content_type = content_type
     upload.completed_at = datetime.now(UTC)
-    return enqueue_processing(session, settings, upload)
+    return enqueue_processing(session, publisher, settings, upload)
 
 
 def get(session: Session, tenant_id: uuid.UUID, upload_id: uuid.UUID, lock: bool = False) -> Upload:
@@ -137,12 +146,17 @@ def latest_job(session: Session, upload: Upload) -> Job | None:
     )
 
 
-def derived_files(job: Job | None) -> list[dict[str, Any]]:
-    """What a processing job derived from its upload (name, content_type, size), once
-    it has succeeded."""
-    if job is None or job.result is None:
-        return []
-    return list(job.result.get("derived", []))
+def processing_output(job: Job | None) -> UploadProcessOutput | None:
+    """What processing found in the upload, once its job has succeeded."""
+    if job is None or job.status != JobStatus.SUCCEEDED or job.result is None:
+        return None
+    return UploadProcessOutput.model_validate(job.result)
+
+
+def derived_files(job: Job | None) -> list[DerivedFile]:
+    """The files processing derived from the upload (extracted text, a thumbnail)."""
+    output = processing_output(job)
+    return output.derived if output is not None else []
 
 
 @dataclass(frozen=True)
@@ -176,7 +190,7 @@ def remove(session: Session, tenant_id: uuid.UUID, upload_id: uuid.UUID) -> Uplo
     jobs = session.scalars(
         select(Job.id).where(
             Job.tenant_id == tenant_id,
-            Job.kind == PROCESS_KIND,
+            Job.kind == UPLOAD_PROCESS,
             Job.input["upload_id"].astext == str(upload_id),
         )
     ).all()

@@ -14,8 +14,8 @@ from typing import Any
 
 import httpx
 
-from core.bench.runner import STARTUP_SECONDS, BenchError, LoggedGroup
 from core.settings import Settings
+from tests.bench.runner import STARTUP_SECONDS, BenchError, LoggedGroup
 
 # moto accepts any credentials; they never leave this machine.
 FAKE_KEY = "bench-access-key"

@@ -9,10 +9,10 @@ from sqlalchemy import Select, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.access import ALL_SCOPES, Principal
 from core.errors import ConveyorError, ErrorCode
+from core.identity.access import ALL_SCOPES, Principal
+from core.identity.credentials import hash_password, verify_password
 from core.models import AuthSession, Membership, Role, Tenant, User
-from core.security import hash_password, verify_password
 
 TENANT_NAME_LENGTH = 200
 

@@ -8,14 +8,14 @@ import uuid
 
 from sqlalchemy.orm import Session
 
-from core.jobs.submit import Submitted, submit
+from core.jobs.contracts import EMAIL_SEND
+from core.jobs.submit import Publisher, Submitted, submit
 from core.settings import Settings
-
-EMAIL_KIND = "email.send"
 
 
 def queue_email(
     session: Session,
+    publisher: Publisher,
     settings: Settings,
     *,
     to: str,
@@ -23,12 +23,12 @@ def queue_email(
     text: str,
     user_id: uuid.UUID | None = None,
 ) -> Submitted:
-    """Insert the job; the caller publishes it after the commit."""
     return submit(
         session,
+        publisher,
         tenant_id=None,  # a system job: no tenant can list or read it
         user_id=user_id,
-        kind_name=EMAIL_KIND,
+        kind_name=EMAIL_SEND,
         raw_input={"to": to, "subject": subject, "text": text},
         max_attempts=settings.job_max_attempts,
     )

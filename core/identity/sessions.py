@@ -16,8 +16,8 @@ from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
 from core.errors import ConveyorError, ErrorCode
+from core.identity.credentials import TokenType, create_token, decode_token, sha256_hex
 from core.models import AuthSession, RefreshToken, User
-from core.security import TokenType, create_token, decode_token, sha256_hex
 from core.settings import Settings
 
 

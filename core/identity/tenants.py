@@ -14,12 +14,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core import api_keys
-from core.access import Principal, outranks
-from core.accounts import normalize_email
 from core.errors import ConveyorError, ErrorCode
+from core.identity import api_keys
+from core.identity.access import Principal, outranks
+from core.identity.accounts import normalize_email
+from core.identity.credentials import new_invitation_token, sha256_hex
 from core.models import Invitation, Membership, Role, Tenant, User
-from core.security import new_invitation_token, sha256_hex
 from core.settings import Settings
 
 

@@ -1,4 +1,4 @@
-"""The baseline of `conveyor bench`: `celery -A core.bench.noop worker`.
+"""The baseline of `conveyor bench`: `celery -A tests.bench.noop worker`.
 
 The same Celery configuration as the job worker (`create_celery`), logging set up the
 same way, and the same time limits as `diagnostics.echo`; the task's only work is one
@@ -13,16 +13,16 @@ import time
 import redis
 from celery import Celery
 
-from core.bench import NOOP_TASK, noop_done_key
-from core.jobs.contracts import KINDS
+from core.jobs.celery_app import create_celery
+from core.jobs.contracts import ECHO, KINDS
 from core.logs import configure_logging
-from core.queue import create_celery
 from core.settings import get_settings
+from tests.bench import NOOP_TASK, noop_done_key
 
 # worker/app.py's margin; core may not import worker/, and the limits must match so the
 # prefork pool does the same per-task time-limit bookkeeping for both workers.
 _SOFT_LIMIT_MARGIN_SECONDS = 10
-_ECHO = KINDS["diagnostics.echo"]
+_ECHO = KINDS[ECHO]
 
 configure_logging("bench-noop")
 settings = get_settings()

@@ -2,7 +2,7 @@
 
 Phases, in this order, each with its own warm-up:
 
-1. celery: a no-op worker alone (`core.bench.noop`); publish N tasks from as many
+1. celery: a no-op worker alone (`tests.bench.noop`); publish N tasks from as many
    threads as the client's concurrency and time first publish → last executed.
 2. pipeline: api + job worker; submit N `diagnostics.echo` jobs over HTTP and time first
    submit → last `finished_at`; latency is `created_at → finished_at` per job.
@@ -46,21 +46,21 @@ from sqlalchemy import ColumnElement, Engine, create_engine, func, select, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import NullPool
 
-from core.bench import NOOP_TASK, cpu, noop_done_key
-from core.jobs.contracts import Queue
+from core.dev.processes import ProcessGroup
+from core.jobs.celery_app import create_celery
+from core.jobs.contracts import ECHO, Queue
 from core.jobs.states import TERMINAL, JobStatus
 from core.migrate import upgrade
 from core.models import Job
-from core.processes import ProcessGroup
-from core.queue import create_celery
 from core.settings import Settings
+from tests.bench import NOOP_TASK, cpu, noop_done_key
 
 DEFAULT_DATABASE_SERVER = "postgresql://postgres@127.0.0.1:5432"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/13"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOG_DIR = Path(".conveyor") / "bench"
 
-ECHO = "diagnostics.echo"
+
 QUEUES = ",".join(q.value for q in Queue)
 STARTUP_SECONDS = 60.0
 HTTP_TIMEOUT_SECONDS = 30.0
@@ -78,7 +78,7 @@ TAIL_LINES = 30
 T = TypeVar("T")
 
 if TYPE_CHECKING:
-    from core.bench.s3 import S3Target
+    from tests.bench.s3 import S3Target
 
 
 class BenchError(Exception):
@@ -441,7 +441,7 @@ def measure_celery(stack: Stack) -> CeleryResult:
         stack.group() as group,
     ):
         group.start(
-            "noop", celery_worker_argv("core.bench.noop", "bench-noop", opts.worker_concurrency)
+            "noop", celery_worker_argv("tests.bench.noop", "bench-noop", opts.worker_concurrency)
         )
         say(f"celery: warming up with {opts.warmup} no-op tasks (includes worker start-up)")
         _noop_batch(app, client, group, "warmup", opts.warmup, opts.concurrency, STARTUP_SECONDS)
@@ -772,9 +772,9 @@ async def drive_stack(
 
 
 def _start_storage(stack: Stack, group: LoggedGroup) -> S3Target:
-    # Imported here: core.bench.s3 builds on this module.
-    from core.bench.s3 import start_s3
+    # Imported here: tests.bench.s3 builds on this module.
     from core.storage.s3 import S3Storage
+    from tests.bench.s3 import start_s3
 
     target = start_s3(group)
     if target.moto:

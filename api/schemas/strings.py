@@ -14,7 +14,7 @@ def _no_nul(value: str) -> str:
     return value
 
 
-Text = Annotated[str, AfterValidator(_no_nul)]
+NulFreeStr = Annotated[str, AfterValidator(_no_nul)]
 
 # A display name: surrounding whitespace dropped, so a blank name is an empty one.
 Name = Annotated[
