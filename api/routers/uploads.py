@@ -33,17 +33,9 @@ from api.upload_stream import receive_file
 from core.errors import ConveyorError, ErrorCode
 from core.identity.credentials import upload_signature
 from core.models import Upload, UploadStatus
-from core.storage import (
-    DERIVED_NAME,
-    StorageError,
-    UploadSink,
-    content_disposition,
-    derived_key,
-    incoming_key,
-    upload_key,
-    upload_prefix,
-)
+from core.storage import StorageError, UploadSink, content_disposition
 from core.uploads import service as upload_service
+from core.uploads.keys import DERIVED_NAME, derived_key, incoming_key, upload_key, upload_prefix
 from core.uploads.sniff import SNIFF_BYTES, sniff
 
 router = APIRouter(prefix="/uploads", tags=["uploads"])

@@ -5,7 +5,7 @@ for the embedded default, which runs with no servers. Both adapters take the sam
 check them the same way and report failures as StorageError, so code that works on one
 works on the other. Calls are synchronous: the API runs them in its thread pool.
 
-Keys are server-generated (see upload_key); the checks in check_key are there so that a
+Keys are server-generated (see core.uploads.keys); the checks in check_key are there so that a
 key built wrongly fails loudly on both adapters instead of escaping the local root.
 """
 
@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import errno
 import mmap
-import re
-import uuid
 from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +28,6 @@ if TYPE_CHECKING:
 MAX_KEY_BYTES = 1024
 # SigV4 presigned URLs live at most a week.
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
-
-DERIVED_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -153,38 +149,6 @@ def open_storage(settings: Settings) -> Storage:
     from core.storage.local import LocalStorage
 
     return LocalStorage(settings.storage_dir)
-
-
-def upload_prefix(tenant_id: uuid.UUID, upload_id: uuid.UUID) -> str:
-    """Every object of one upload: its original and what was derived from it."""
-    return f"tenants/{_uuid(tenant_id)}/uploads/{_uuid(upload_id)}/"
-
-
-def upload_key(tenant_id: uuid.UUID, upload_id: uuid.UUID) -> str:
-    return upload_prefix(tenant_id, upload_id) + "original"
-
-
-def incoming_key(tenant_id: uuid.UUID, upload_id: uuid.UUID) -> str:
-    """Where a direct upload lands. It moves to `upload_key` once checked, so bytes
-    PUT again with the same URL afterwards never replace what was checked."""
-    return upload_prefix(tenant_id, upload_id) + "incoming"
-
-
-def derived_key(tenant_id: uuid.UUID, upload_id: uuid.UUID, name: str) -> str:
-    """A file a processor made from the upload (a thumbnail, extracted text, ...)."""
-    if not DERIVED_NAME.fullmatch(name):
-        raise ValueError(
-            f"derived name {name!r} must match {DERIVED_NAME.pattern}: lower-case letters, "
-            "digits, '.', '_' or '-', starting with a letter or digit, at most 64 characters"
-        )
-    return upload_prefix(tenant_id, upload_id) + "derived/" + name
-
-
-def _uuid(value: uuid.UUID) -> str:
-    # A string here could be anything, "../" included; the canonical form cannot.
-    if not isinstance(value, uuid.UUID):
-        raise TypeError(f"expected a uuid.UUID, got {type(value).__name__}")
-    return str(value)
 
 
 def check_key(key: str) -> None:

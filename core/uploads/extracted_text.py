@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from core.errors import ConveyorError, ErrorCode
 from core.models import Job, Upload
-from core.storage import derived_key
+from core.uploads.keys import derived_key
 from core.uploads.service import processing_output
 
 # The derived object holding a PDF's extracted text (UTF-8, pages split by form feeds).

@@ -74,7 +74,8 @@ def test_housekeeping_removes_direct_uploads_never_completed(
     app_client: TestClient, stack: Stack, user: User
 ) -> None:
     from core.models import Upload
-    from core.storage import incoming_key, open_storage
+    from core.storage import open_storage
+    from core.uploads.keys import incoming_key
 
     data = b"never completed\n"
     presigned = app_client.post(

@@ -25,13 +25,11 @@ from core.storage import (
     StorageError,
     check_key,
     content_disposition,
-    derived_key,
     open_storage,
-    upload_key,
-    upload_prefix,
 )
 from core.storage.local import TEMP_PREFIX, LocalStorage
 from core.storage.s3 import S3Storage
+from core.uploads.keys import derived_key, upload_key, upload_prefix
 from tests.support.s3 import FAKE_SECRET, MotoS3Server, new_bucket_name, s3_settings
 from tests.support.smtp import free_port
 

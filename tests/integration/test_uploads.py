@@ -19,7 +19,8 @@ from PIL import Image
 from pydantic import SecretStr
 
 from core.settings import Settings
-from core.storage import derived_key, open_storage, upload_key
+from core.storage import open_storage
+from core.uploads.keys import derived_key, upload_key
 from tests.conftest import Stack, User, create_user
 from tests.integration.test_http_errors import assert_problem
 from tests.support import jobs, samples

@@ -18,7 +18,7 @@ from core.jobs import lifecycle
 from core.jobs.contracts import KINDS
 from core.kv import KeyValueStore
 from core.models import AuthSession, Invitation, Job, RefreshToken, Upload, UploadStatus
-from core.storage import upload_prefix
+from core.uploads.keys import upload_prefix
 from worker.resources import runtime
 
 log = logging.getLogger("conveyor.housekeeping")

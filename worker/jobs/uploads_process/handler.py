@@ -12,7 +12,8 @@ from sqlalchemy import select
 
 from core.jobs.contracts import UPLOAD_PROCESS, DerivedFile, UploadProcessInput, UploadProcessOutput
 from core.models import Upload
-from core.storage import StorageError, derived_key, upload_prefix
+from core.storage import StorageError
+from core.uploads.keys import derived_key, upload_prefix
 from worker.context import JobContext
 from worker.errors import PermanentJobError, storage_failure
 from worker.jobs.uploads_process.processors import process

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.storage import DERIVED_NAME
+from core.uploads.keys import DERIVED_NAME
 
 # progress(fraction, message): reports how far the work is (0..1). The job's progress is
 # also where a cancelled job stops, so processors call it as their work advances.
