@@ -64,6 +64,10 @@ _JSON_SCALAR_START = tuple('"-0123456789tfn')
 
 CSV_DELIMITERS = ",;\t|"
 _CSV_LINES = 20
+# csv.Sniffer's quote regex backtracks over each line: quadratic in a long line (8 KiB
+# of `,"` cost about a second). It sees at most this many characters, in whole lines;
+# the delimiter count below is linear and sees the whole sample.
+_SNIFFER_CHARS = 1024
 
 _NUMBER = re.compile(r"\s*[-+]?(?:\d[\d,.]*|\.\d+)(?:[eE][-+]?\d+)?\s*")
 
@@ -180,10 +184,14 @@ def csv_dialect(sample: str) -> type[csv.Dialect] | None:
     """The CSV dialect of `sample` (whole lines), or None if no delimiter splits its
     first line. csv.Sniffer first; it gives up unless nearly every line agrees, so then
     the delimiter that splits the most lines like the first one."""
-    try:
-        return csv.Sniffer().sniff(sample, delimiters=CSV_DELIMITERS)
-    except csv.Error:
-        pass
+    head = sample
+    if len(sample) > _SNIFFER_CHARS:
+        head = sample[: sample.rfind("\n", 0, _SNIFFER_CHARS) + 1]
+    if head.strip():
+        try:
+            return csv.Sniffer().sniff(head, delimiters=CSV_DELIMITERS)
+        except csv.Error:
+            pass
     lines = sample.splitlines()[:_CSV_LINES]
     best, best_score = "", (0, 0)
     for delimiter in CSV_DELIMITERS:

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import codecs
+import csv
 import gzip
 import io
 import random
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -112,3 +114,27 @@ def test_legacy_encodings() -> None:
     assert detect_encoding(russian.encode("cp1251"), complete=True) == "cp1251"
     assert detect_encoding(b"plain ascii", complete=True) == "utf-8"
     assert detect_encoding(b"\x00\x01\x02", complete=True) is None
+
+
+@pytest.mark.parametrize("head", [b',"' * (SNIFF_BYTES // 2), (b',"' * 300 + b"\n") * 13])
+def test_the_csv_sniffer_reads_a_bounded_sample_of_a_crafted_file(
+    head: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # csv.Sniffer is quadratic in a line's length: 8 KiB of `,"` cost a second of CPU.
+    # The cost is bounded by what it is given, so that is what is checked here.
+    seen: list[int] = []
+    real_sniff = csv.Sniffer.sniff
+
+    def measured(self: csv.Sniffer, sample: str, delimiters: str | None = None) -> Any:
+        seen.append(len(sample))
+        return real_sniff(self, sample, delimiters)
+
+    monkeypatch.setattr(csv.Sniffer, "sniff", measured)
+    assert sniff(head, "data.csv") == "text/csv"
+    assert all(length <= 1024 for length in seen), seen
+
+
+def test_a_wide_csv_is_still_read_as_csv() -> None:
+    header = ",".join(f"column_{n}" for n in range(60)) + "\n"
+    rows = "".join(",".join(str(n * row) for n in range(60)) + "\n" for row in range(40))
+    assert sniff((header + rows).encode()[:SNIFF_BYTES], "wide.bin") == "text/csv"
