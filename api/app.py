@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from api.middleware import RequestContextMiddleware
@@ -56,7 +57,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.kv.close()
         state.db.dispose()
 
-    app = FastAPI(
+    # /docs and /redoc load Swagger UI and ReDoc from the package's own copies, served
+    # under /static-offline-docs: no CDN, so they work offline and behind strict egress.
+    app = FastAPIOffline(
         title="Conveyor",
         summary="Submit jobs, follow them, get their results.",
         lifespan=lifespan,
