@@ -80,24 +80,36 @@ def invalid_input(exc: ValidationError, contract: str) -> ConveyorError:
 MAX_INPUT_DEPTH = 32
 
 
-def find_unstorable(value: Any, path: str, depth: int = 0) -> tuple[str, str] | None:
+def find_unstorable(value: Any, path: str) -> tuple[str, str] | None:
     """Where a JSON value holds something PostgreSQL's JSONB cannot store (NUL, lone
-    surrogates) or nests deeper than any job needs; (field, message) or None."""
+    surrogates) or nests deeper than any job needs; (field, message) or None. The
+    field's path is built only for a value that has a problem: a large input costs a
+    walk, not a string per element."""
+    found = _unstorable(value, 0)
+    if found is None:
+        return None
+    parts, message = found
+    return ".".join([path, *reversed(parts)]), message
+
+
+def _unstorable(value: Any, depth: int) -> tuple[list[str], str] | None:
+    """(the path's parts, innermost first; the problem) or None."""
     if depth > MAX_INPUT_DEPTH:
-        return path, f"nests deeper than {MAX_INPUT_DEPTH} levels"
+        return [], f"nests deeper than {MAX_INPUT_DEPTH} levels"
     if isinstance(value, str):
-        return (path, problem) if (problem := _bad_text(value)) else None
-    items: list[tuple[str, Any]] = []
+        return ([], problem) if (problem := _bad_text(value)) else None
     if isinstance(value, dict):
         for key, item in value.items():
             if problem := _bad_text(key):
-                return f"{path}.{key!r}", problem
-            items.append((f"{path}.{key}", item))
+                return [repr(key)], problem
+            if found := _unstorable(item, depth + 1):
+                found[0].append(str(key))
+                return found
     elif isinstance(value, list):
-        items = [(f"{path}.{index}", item) for index, item in enumerate(value)]
-    for item_path, item in items:
-        if found := find_unstorable(item, item_path, depth + 1):
-            return found
+        for index, item in enumerate(value):
+            if found := _unstorable(item, depth + 1):
+                found[0].append(str(index))
+                return found
     return None
 
 
