@@ -40,7 +40,7 @@ def test_the_field_with_a_problem_is_named_by_its_path(
 def test_a_large_clean_input_is_walked_without_building_paths() -> None:
     # 1 MiB of `[[],[],...]` once cost seconds of API time building a path string for
     # each element before any error existed. Memory is the deterministic witness.
-    value = {"a": [[] for _ in range(200_000)]}
+    value: dict[str, list[list[int]]] = {"a": [[] for _ in range(200_000)]}
     tracemalloc.start()
     try:
         assert find_unstorable(value, "input") is None
