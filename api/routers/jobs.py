@@ -12,7 +12,15 @@ from fastapi.responses import StreamingResponse
 from api.deps import IdempotencyKey, JobsRead, JobsWrite, UnitOfWorkDep, reauthorize
 from api.event_stream import job_event_stream
 from api.responses import accepted, json_response
-from api.schemas.jobs import EventOut, EventPage, JobCreate, JobKindOut, JobOut, JobPage
+from api.schemas.jobs import (
+    EventOut,
+    EventPage,
+    JobCreate,
+    JobKindOut,
+    JobOut,
+    JobPage,
+    JobSummary,
+)
 from api.schemas.problem import problem_responses
 from api.schemas.strings import NulFreeStr
 from api.state import app_state
@@ -78,12 +86,13 @@ def list_jobs(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
     cursor: Annotated[NulFreeStr | None, Query(max_length=200)] = None,
 ) -> JobPage:
-    """Newest first, `limit` at a time; follow `next_cursor` for more."""
+    """Newest first, `limit` at a time; follow `next_cursor` for more. Items leave out
+    `input` and `result` so that a page stays small: `GET /jobs/{id}` has them."""
     page = queries.list_jobs(
         uow.session, scope.tenant_id, limit=limit, cursor=cursor, status=status, kind=kind
     )
     return JobPage(
-        items=[JobOut.model_validate(j) for j in page.items], next_cursor=page.next_cursor
+        items=[JobSummary.model_validate(j) for j in page.items], next_cursor=page.next_cursor
     )
 
 

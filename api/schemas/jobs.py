@@ -17,15 +17,16 @@ class JobCreate(BaseModel):
     input: dict[str, Any] = Field(default_factory=dict, examples=[{"hello": "world"}])
 
 
-class JobOut(BaseModel):
+class JobSummary(BaseModel):
+    """A job as listings show it: everything but its input and result, which can be
+    large; `GET /jobs/{id}` has them."""
+
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
     kind: str
     status: JobStatus
     progress: float
-    input: dict[str, Any]
-    result: dict[str, Any] | None
     error: dict[str, Any] | None
     attempts: int
     max_attempts: int
@@ -35,8 +36,17 @@ class JobOut(BaseModel):
     cancel_requested_at: datetime | None
 
 
+class JobOut(JobSummary):
+    """A job in full."""
+
+    input: dict[str, Any]
+    result: dict[str, Any] | None
+
+
 class JobPage(BaseModel):
-    items: list[JobOut]
+    items: list[JobSummary] = Field(
+        description="Without `input` and `result`: read a job for those."
+    )
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
 
 

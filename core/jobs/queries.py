@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from sqlalchemy import Select, and_, bindparam, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from core.errors import ConveyorError, ErrorCode
 from core.jobs.states import JobStatus
@@ -43,8 +43,12 @@ def list_jobs(
     status: JobStatus | None = None,
     kind: str | None = None,
 ) -> Page:
-    """Newest first; the cursor is the (created_at, id) of the last row seen."""
-    query = select(Job).where(Job.tenant_id == tenant_id)
+    """Newest first; the cursor is the (created_at, id) of the last row seen. The rows
+    come without their input and result (deferred: read on access), which listings
+    leave out."""
+    query = (
+        select(Job).options(defer(Job.input), defer(Job.result)).where(Job.tenant_id == tenant_id)
+    )
     if status is not None:
         query = query.where(Job.status == status)
     if kind is not None:

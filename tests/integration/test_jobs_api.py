@@ -153,6 +153,23 @@ def test_list_is_newest_first_with_cursor_pages(app_client: TestClient, user: Us
     assert seen == list(reversed(ids))
 
 
+def test_list_items_leave_out_input_and_result(app_client: TestClient, user: User) -> None:
+    # Forty jobs with 1 MB inputs once made one page a 52 MB answer.
+    big = {"blob": "x" * 200_000}
+    job = jobs.submit(app_client, user.headers, "diagnostics.echo", big)
+
+    page = app_client.get("/api/v1/jobs", headers=user.headers, params={"limit": 5})
+
+    assert page.status_code == 200
+    assert len(page.content) < 10_000
+    (item,) = [i for i in page.json()["items"] if i["id"] == job["id"]]
+    assert "input" not in item
+    assert "result" not in item
+    assert item["kind"] == "diagnostics.echo"
+    full = app_client.get(f"/api/v1/jobs/{job['id']}", headers=user.headers).json()
+    assert full["input"] == big
+
+
 def test_list_filters_by_status(app_client: TestClient, user: User) -> None:
     # Long enough that a worker, if one runs, cannot finish it before the cancel lands.
     job = jobs.submit(app_client, user.headers, "diagnostics.sleep", {"seconds": 60})
