@@ -78,6 +78,16 @@ def revoke_created_by(session: Session, tenant_id: uuid.UUID, user_id: uuid.UUID
     )
 
 
+def revoke_all_created_by(session: Session, user_id: uuid.UUID) -> None:
+    """Every key the user made, in every tenant: a password reset is how the owner of
+    a mailbox takes an account back, and keys made by whoever held it must go too."""
+    session.execute(
+        update(ApiKey)
+        .where(ApiKey.created_by == user_id, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=datetime.now(UTC))
+    )
+
+
 @cache
 def _by_secret() -> Select[ApiKey]:
     # Built once: every request made with a key runs it.

@@ -38,8 +38,10 @@ def reset_code_email(code: str, minutes: int) -> tuple[str, str]:
     subject = "Your Conveyor password reset code"
     text = (
         f"Your password reset code is {code}\n\n"
-        f"It works once, for {minutes} minutes. If you did not ask to reset your "
-        "password, ignore this message: your password has not changed.\n"
+        f"It works once, for {minutes} minutes. Resetting your password signs out every "
+        "session and revokes every API key you created: make new keys afterwards.\n\n"
+        "If you did not ask to reset your password, ignore this message: your password "
+        "has not changed.\n"
     )
     return subject, text
 

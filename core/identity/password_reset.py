@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from core.errors import ConveyorError, ErrorCode
-from core.identity import sessions
+from core.identity import api_keys, sessions
 from core.identity.accounts import find_active_user, normalize_email
 from core.identity.credentials import hash_password, new_reset_code, reset_code_hash, sha256_hex
 from core.identity.mail import queue_email, reset_code_email
@@ -61,7 +61,11 @@ def confirm(
     if user is None:
         raise ConveyorError(ErrorCode.INVALID_RESET_CODE)
     user.password_hash = hash_password(new_password)
+    # A reset proves the mailbox, not the account's history: whoever else held the
+    # account loses every way in, sessions and API keys alike (a voluntary password
+    # change keeps the keys).
     sessions.end_all(session, user.id, "password_reset")
+    api_keys.revoke_all_created_by(session, user.id)
 
 
 def discard_code(kv: KeyValueStore, email: str) -> None:

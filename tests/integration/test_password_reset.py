@@ -205,3 +205,40 @@ def test_changing_the_password_kills_a_pending_code(
     assert changed.status_code == 204
     assert _confirm(app_client, user, code) == 400
     assert _login(app_client, user, "changed on purpose") == 200
+
+
+def _api_key(client: TestClient, user: User) -> dict[str, str]:
+    created = client.post(
+        "/api/v1/api-keys", headers=user.headers, json={"name": "ci", "scopes": ["jobs:read"]}
+    )
+    assert created.status_code == 201, created.text
+    return {"Authorization": f"Bearer {created.json()['secret']}"}
+
+
+def test_a_reset_revokes_the_api_keys_and_the_email_says_so(
+    app_client: TestClient, stack: Stack, worker: WorkerProcess
+) -> None:
+    user = create_user(app_client)
+    key = _api_key(app_client, user)
+    assert app_client.get("/api/v1/jobs", headers=key).status_code == 200
+
+    code = _request_code(app_client, stack, user)
+    mail = stack.smtp.received[-1].message.get_content()
+    assert "revokes every API key" in mail
+    assert _confirm(app_client, user, code) == 204
+
+    assert_problem(app_client.get("/api/v1/jobs", headers=key), 401, "invalid_token")
+
+
+def test_a_password_change_keeps_the_api_keys(app_client: TestClient) -> None:
+    user = create_user(app_client)
+    key = _api_key(app_client, user)
+
+    changed = app_client.post(
+        "/api/v1/auth/password/change",
+        headers=user.headers,
+        json={"current_password": user.password, "new_password": "changed on purpose"},
+    )
+
+    assert changed.status_code == 204
+    assert app_client.get("/api/v1/jobs", headers=key).status_code == 200
