@@ -7,21 +7,29 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from tests import bench
+from tests.bench import pipeline, upload
+from tests.bench.options import (
+    PipelineOptions,
+    UploadOptions,
+    add_pipeline_arguments,
+    add_upload_arguments,
+    options_from,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    bench.add_arguments(
+    add_pipeline_arguments(
         commands.add_parser("pipeline", help="the job pipeline against bare Celery")
     )
-    bench.add_upload_arguments(
+    add_upload_arguments(
         commands.add_parser("upload", help="POST /api/v1/uploads against a plain boto3 upload")
     )
     args = parser.parse_args(argv)
-    result: int = args.func(args)
-    return result
+    if args.command == "pipeline":
+        return pipeline.main(options_from(PipelineOptions, args))
+    return upload.main(options_from(UploadOptions, args))
 
 
 if __name__ == "__main__":

@@ -179,3 +179,28 @@ def usage(
     # Everything else, including processes that came and went between the snapshots.
     seconds["other"] = max(0.0, busy - sum(seconds.values()))
     return Usage(seconds=seconds, busy=busy, wall=end.wall - start.wall)
+
+
+# Above this share of the machine used by unrelated processes, a figure is flagged.
+DISTURBED_SHARE = 0.10
+
+
+def report_lines(usage: Usage | None, count: int, unit: str) -> list[str]:
+    """A phase's CPU for a report: per unit of work, per consumer, and a warning when
+    other processes took enough of the machine to lower the phase's figure."""
+    if usage is None:
+        return []
+    lines = [f"  {usage.describe_cost(count, unit)}", f"  {usage.describe()}"]
+    if usage.others_share > DISTURBED_SHARE:
+        lines.append(
+            f"  WARNING: other processes used {usage.others_share:.0%} of the machine during "
+            "this phase; the figure is lower than on a quiet machine"
+        )
+    return lines
+
+
+def load_average() -> str:
+    try:
+        return " ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "unknown"

@@ -1,4 +1,4 @@
-"""The baseline of `conveyor bench`: `celery -A tests.bench.noop worker`.
+"""The worker of `make bench`'s Celery baseline: `celery -A tests.bench.noop_worker worker`.
 
 The same Celery configuration as the job worker (`create_celery`), logging set up the
 same way, and the same time limits as `diagnostics.echo`; the task's only work is one
@@ -17,7 +17,7 @@ from core.jobs.celery_app import create_celery
 from core.jobs.contracts import ECHO, KINDS
 from core.logs import configure_logging
 from core.settings import get_settings
-from tests.bench import NOOP_TASK, noop_done_key
+from tests.bench.noop_task import NOOP_TASK, noop_done_key
 
 # worker/app.py's margin; core may not import worker/, and the limits must match so the
 # prefork pool does the same per-task time-limit bookkeeping for both workers.

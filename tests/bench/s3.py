@@ -15,7 +15,8 @@ from typing import Any
 import httpx
 
 from core.settings import Settings
-from tests.bench.runner import STARTUP_SECONDS, BenchError, LoggedGroup
+from tests.bench.failures import BenchError
+from tests.bench.stack import STARTUP_SECONDS, LoggedGroup
 
 # moto accepts any credentials; they never leave this machine.
 FAKE_KEY = "bench-access-key"
@@ -89,12 +90,13 @@ def wait_moto(endpoint_url: str, group: LoggedGroup) -> None:
 
 def start_s3(group: LoggedGroup) -> S3Target:
     """The configured endpoint, or moto started in `group` (its own process: in a thread
-    of the bench it would compete with the bench's client for the GIL)."""
-    configured = S3Target.configured()
-    if configured is not None:
-        return configured
-    port = free_port()
-    target = S3Target.for_moto(port)
-    group.start("s3", moto_argv(port))
-    wait_moto(target.overrides["S3_ENDPOINT_URL"], group)
+    of the bench it would compete with the bench's client for the GIL). The processes
+    the group starts next get the endpoint's settings."""
+    target = S3Target.configured()
+    if target is None:
+        port = free_port()
+        target = S3Target.for_moto(port)
+        group.start("s3", moto_argv(port))
+        wait_moto(target.overrides["S3_ENDPOINT_URL"], group)
+    group.env = {**group.env, **target.overrides}
     return target

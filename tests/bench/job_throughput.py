@@ -1,0 +1,127 @@
+"""Phase 2 of `make bench`, the pipeline: N `diagnostics.echo` jobs submitted over HTTP,
+timed from the first submit to the last `finished_at`; each job's latency is
+`created_at → finished_at`."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass
+
+import httpx
+from sqlalchemy import ColumnElement, Engine, func, select
+
+from core.jobs.contracts import ECHO
+from core.jobs.states import TERMINAL, JobStatus
+from core.models import Job
+from tests.bench import cpu
+from tests.bench.api_client import expect
+from tests.bench.failures import BenchError
+from tests.bench.http_load import run_concurrently
+from tests.bench.options import PipelineOptions
+from tests.bench.output import say
+from tests.bench.stack import STARTUP_SECONDS, LoggedGroup
+
+POLL_INTERVAL_SECONDS = 0.25
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    jobs: int
+    submit_seconds: float
+    submit_latencies: list[float]
+    total_seconds: float
+    job_latencies: list[float]
+    cpu: cpu.Usage | None
+
+    @property
+    def per_second(self) -> float:
+        return self.jobs / self.total_seconds
+
+
+async def submit_jobs(
+    client: httpx.AsyncClient, label: str, count: int, opts: PipelineOptions
+) -> tuple[list[uuid.UUID], list[float], float]:
+    async def submit(i: int) -> uuid.UUID:
+        response = await client.post(
+            "/api/v1/jobs", json={"kind": ECHO, "input": {"bench": label, "seq": i}}
+        )
+        return uuid.UUID(expect(response, 202).json()["id"])
+
+    return await run_concurrently(count, opts.concurrency, opts.timeout, submit)
+
+
+def _in_batch(label: str) -> ColumnElement[bool]:
+    # Selected by the label in their input, not by a list of ids: a 2000-id IN list ten
+    # times a second would be load on PostgreSQL that the bench then measures.
+    matches: ColumnElement[bool] = Job.input["bench"].astext == label
+    return matches
+
+
+async def wait_jobs_finished(
+    db: Engine, label: str, count: int, group: LoggedGroup, timeout: float
+) -> None:
+    deadline = time.monotonic() + timeout
+    counts: dict[str, int] = {}
+    while time.monotonic() < deadline:
+        group.check_alive()
+        with db.connect() as conn:
+            rows = conn.execute(
+                select(Job.status, func.count()).where(_in_batch(label)).group_by(Job.status)
+            ).all()
+        counts = {status: n for status, n in rows}
+        if sum(n for status, n in counts.items() if status in TERMINAL) == count:
+            unsuccessful = count - counts.get(JobStatus.SUCCEEDED, 0)
+            if unsuccessful:
+                raise BenchError(
+                    f"{unsuccessful} jobs did not succeed: {counts} {_an_error(db, label)}"
+                )
+            return
+        await asyncio.sleep(POLL_INTERVAL_SECONDS)
+    raise BenchError(f"jobs not finished after {timeout:.0f} s: {counts}")
+
+
+def _an_error(db: Engine, label: str) -> str:
+    with db.connect() as conn:
+        error = conn.execute(
+            select(Job.error).where(_in_batch(label), Job.error.is_not(None)).limit(1)
+        ).scalar_one_or_none()
+    return f"(for example {error})" if error else ""
+
+
+def job_timings(db: Engine, label: str, count: int) -> tuple[float, list[float]]:
+    """The last `finished_at` (epoch seconds) and each job's created → finished."""
+    with db.connect() as conn:
+        rows = conn.execute(select(Job.created_at, Job.finished_at).where(_in_batch(label))).all()
+    finished = [row.finished_at for row in rows if row.finished_at is not None]
+    if len(finished) != count:
+        raise BenchError(f"{count} jobs submitted, {len(finished)} with a finished_at")
+    latencies = [(row.finished_at - row.created_at).total_seconds() for row in rows]
+    return max(finished).timestamp(), latencies
+
+
+async def measure_jobs(
+    client: httpx.AsyncClient, db: Engine, group: LoggedGroup, opts: PipelineOptions
+) -> tuple[PipelineResult, list[uuid.UUID]]:
+    """The timed batch's result, and its jobs' ids for the polling phase."""
+    say(f"pipeline: warming up with {opts.warmup} jobs (includes worker start-up)")
+    await submit_jobs(client, "warmup", opts.warmup, opts)
+    await wait_jobs_finished(db, "warmup", opts.warmup, group, STARTUP_SECONDS)
+
+    say(f"pipeline: timing {opts.jobs} jobs")
+    before = cpu.snapshot(time.monotonic())
+    started = time.time()
+    ids, submit_latencies, submit_seconds = await submit_jobs(client, "timed", opts.jobs, opts)
+    await wait_jobs_finished(db, "timed", opts.jobs, group, opts.timeout)
+    used = cpu.usage(before, cpu.snapshot(time.monotonic()), group.roots(), opts.database_name)
+    last_finished, job_latencies = job_timings(db, "timed", opts.jobs)
+    result = PipelineResult(
+        jobs=opts.jobs,
+        submit_seconds=submit_seconds,
+        submit_latencies=submit_latencies,
+        total_seconds=last_finished - started,
+        job_latencies=job_latencies,
+        cpu=used,
+    )
+    return result, ids

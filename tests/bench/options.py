@@ -1,0 +1,214 @@
+"""The command line of each bench: what it measures, the arguments it takes and the
+options they make."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import TypeVar
+
+from tests.bench.output import MIB
+
+PIPELINE_DESCRIPTION = """\
+`make bench`: how far the job pipeline is from bare Celery on this machine.
+
+It starts the real stack (api + worker) on a fresh PostgreSQL database and a flushed
+Redis database, submits `diagnostics.echo` jobs over HTTP and times them until they have
+succeeded; in the same run it times a no-op Celery task with the same broker, settings,
+pool and concurrency, and compares `GET /api/v1/jobs/{id}` with `GET /healthz`.
+
+Last, it times `POST /api/v1/auth/password-reset/request` for one registered email
+against a fresh unregistered one each time, one request in flight, and prints
+`reset_timing_ratio=<median registered / median unregistered>`: 1.0 means the response
+time does not tell whether an email has an account; far from 1.0 means it does.
+
+The last line of output is machine-readable:
+
+    pipeline_jobs_per_s=<f> celery_tasks_per_s=<f> ratio=<f> poll_ratio=<f>
+"""
+
+UPLOAD_DESCRIPTION = """\
+`make bench-upload`: how far `POST /api/v1/uploads` is from a plain boto3 upload.
+
+It makes a file of random bytes, then in turn streams it as multipart/form-data
+through the api (uvicorn, one worker, on a fresh PostgreSQL database and a flushed Redis
+database) into S3, and uploads it to the same S3 endpoint with boto3's upload_fileobj
+and its default TransferConfig. S3 is S3_ENDPOINT_URL with DO_SPACES_BUCKET and the
+credentials from the environment if set, else a moto server started for the run, in a
+fresh bucket. No job worker is started: the processing jobs of the uploads stay queued.
+Each upload is deleted after it is timed. While the api receives a file, its resident
+memory (with any children) is sampled every 50 ms; the peak reported is the larger of
+the highest sample and the kernel's high-water mark of the process (VmHWM, reset before
+each upload), which also catches a peak between two samples.
+
+The last line of output is machine-readable:
+
+    upload_mib_per_s=<f> boto3_mib_per_s=<f> ratio=<f> api_peak_rss_mib=<f>
+"""
+
+DEFAULT_DATABASE_NAME = "conveyor_bench"
+DEFAULT_PORT = 8200
+# Its own database and port, so `bench-upload` never drops the one a `bench` is using.
+DEFAULT_UPLOAD_DATABASE_NAME = "conveyor_bench_upload"
+DEFAULT_UPLOAD_PORT = 8201
+
+_DATABASE_NAME = re.compile(r"^conveyor_bench[a-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    jobs: int
+    concurrency: int
+    worker_concurrency: int
+    poll_requests: int
+    reset_requests: int
+    api_workers: int
+    warmup: int
+    environment: str
+    port: int
+    database_name: str
+    timeout: float
+    verbose: bool
+
+
+@dataclass(frozen=True)
+class UploadOptions:
+    size_mib: int
+    repeats: int
+    environment: str
+    port: int
+    database_name: str
+    timeout: float
+    profile_api: Path | None
+    verbose: bool
+
+    @property
+    def size(self) -> int:
+        return self.size_mib * MIB
+
+
+Options = TypeVar("Options", PipelineOptions, UploadOptions)
+
+
+def options_from(kind: type[Options], args: argparse.Namespace) -> Options:
+    """The options of one bench from its parsed arguments (each field is an argument's
+    destination)."""
+    return kind(**{option.name: getattr(args, option.name) for option in fields(kind)})
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _database_name(text: str) -> str:
+    # The bench drops this database first, so it only accepts names that are its own.
+    if not _DATABASE_NAME.match(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: must start with {DEFAULT_DATABASE_NAME!r} (lower case, digits, _)"
+        )
+    return text
+
+
+def _add_stack_arguments(
+    parser: argparse.ArgumentParser, *, started: str, port: int, database: str, timeout_help: str
+) -> None:
+    """The arguments both benches take for the stack they start."""
+    parser.add_argument(
+        "--environment",
+        choices=["production", "dev"],
+        default="production",
+        help=f"ENVIRONMENT of {started} (production)",
+    )
+    parser.add_argument("--port", type=int, default=port, help=f"port of the api ({port})")
+    parser.add_argument(
+        "--database-name",
+        type=_database_name,
+        default=database,
+        help=f"database created (dropped first) on the DATABASE_URL server ({database})",
+    )
+    parser.add_argument("--timeout", type=float, default=600.0, help=timeout_help)
+
+
+def _add_verbose(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--verbose", action="store_true", help="show the output of the processes started"
+    )
+
+
+def _describe(parser: argparse.ArgumentParser, description: str) -> None:
+    parser.description = description
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+
+
+def _add_count(parser: argparse.ArgumentParser, flag: str, default: int, meaning: str) -> None:
+    """A whole number of at least 1; its help ends with the default."""
+    parser.add_argument(flag, type=_positive, default=default, help=f"{meaning} ({default})")
+
+
+def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
+    _describe(parser, PIPELINE_DESCRIPTION)
+    _add_count(parser, "--jobs", 2000, "jobs and no-op tasks to time")
+    _add_count(parser, "--concurrency", 16, "client requests in flight")
+    _add_count(
+        parser,
+        "--worker-concurrency",
+        2,
+        "prefork processes of the job worker and of the no-op worker",
+    )
+    _add_count(
+        parser,
+        "--poll-requests",
+        3000,
+        "GET /api/v1/jobs/{id} and GET /healthz requests to time, each",
+    )
+    _add_count(
+        parser,
+        "--reset-requests",
+        300,
+        "password reset requests to time for a registered email and for unregistered ones, each",
+    )
+    _add_count(parser, "--api-workers", 1, "uvicorn --workers")
+    _add_count(
+        parser, "--warmup", 100, "untimed jobs, tasks and requests sent first to warm each path up"
+    )
+    _add_stack_arguments(
+        parser,
+        started="the processes started",
+        port=DEFAULT_PORT,
+        database=DEFAULT_DATABASE_NAME,
+        timeout_help="upper bound in seconds on each wait: a batch to finish, a request "
+        "round (600)",
+    )
+    _add_verbose(parser)
+
+
+def add_upload_arguments(parser: argparse.ArgumentParser) -> None:
+    _describe(parser, UPLOAD_DESCRIPTION)
+    _add_count(parser, "--size-mib", 512, "size of the file in MiB")
+    _add_count(
+        parser,
+        "--repeats",
+        3,
+        "timed uploads of each kind, api and boto3 in turn; the medians count",
+    )
+    _add_stack_arguments(
+        parser,
+        started="the api",
+        port=DEFAULT_UPLOAD_PORT,
+        database=DEFAULT_UPLOAD_DATABASE_NAME,
+        timeout_help="upper bound in seconds on each request and each start-up wait (600)",
+    )
+    parser.add_argument(
+        "--profile-api",
+        metavar="FILE",
+        type=Path,
+        default=None,
+        help="run the api under cProfile, write its stats to FILE and print the top "
+        "functions; it profiles the event loop's thread only and slows the api down",
+    )
+    _add_verbose(parser)

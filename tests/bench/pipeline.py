@@ -1,0 +1,97 @@
+"""`make bench`, the run: prepare the servers, run each phase, print the figures.
+
+Phases, in this order, each with its own warm-up:
+
+1. celery (celery_baseline.py): a no-op worker alone.
+2. pipeline (job_throughput.py): api + job worker, jobs submitted over HTTP.
+3. poll (polling.py): on the same stack, GET /healthz against GET /api/v1/jobs/{id}.
+4. reset (reset_timing.py): on the same stack, password reset requests one at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+from sqlalchemy import Engine
+
+from core.storage.s3 import S3Storage
+from tests.bench.api_client import HTTP_TIMEOUT_SECONDS, api_url, sign_in_when_ready
+from tests.bench.celery_baseline import measure_celery
+from tests.bench.failures import failures_explained
+from tests.bench.job_throughput import PipelineResult, measure_jobs
+from tests.bench.options import PipelineOptions
+from tests.bench.output import say
+from tests.bench.pipeline_report import report
+from tests.bench.polling import PollResult, measure_polling
+from tests.bench.reset_timing import UNTHROTTLED_ENV, ResetResult, measure_resets
+from tests.bench.s3 import start_s3
+from tests.bench.stack import (
+    LoggedGroup,
+    Stack,
+    api_argv,
+    celery_worker_argv,
+    check_port_free,
+)
+
+LOG_DIR = Path(".conveyor") / "bench"
+
+
+async def drive_stack(
+    opts: PipelineOptions, group: LoggedGroup, db: Engine
+) -> tuple[PipelineResult, PollResult, ResetResult]:
+    limits = httpx.Limits(
+        max_connections=opts.concurrency, max_keepalive_connections=opts.concurrency
+    )
+    async with httpx.AsyncClient(
+        base_url=api_url(opts.port), limits=limits, timeout=HTTP_TIMEOUT_SECONDS
+    ) as client:
+        await sign_in_when_ready(client, group)
+        pipeline, job_ids = await measure_jobs(client, db, group, opts)
+        roots = group.roots()
+        poll = await measure_polling(client, job_ids, opts, roots)
+        reset = await measure_resets(client, opts, roots)
+    return pipeline, poll, reset
+
+
+def measure_stack(
+    stack: Stack, opts: PipelineOptions
+) -> tuple[PipelineResult, PollResult, ResetResult]:
+    db = stack.servers.engine(pool_size=1)
+    try:
+        with stack.group() as group:
+            # In production the api refuses to start without object storage, and
+            # /readyz checks it, though no job here touches it.
+            target = start_s3(group)
+            if target.moto:
+                settings = target.settings(
+                    environment=opts.environment, secret_key=stack.secret_key
+                )
+                S3Storage(settings).ensure_bucket()
+            group.start("api", api_argv(opts.port, opts.api_workers))
+            group.start(
+                "worker", celery_worker_argv("worker.app", "bench-worker", opts.worker_concurrency)
+            )
+            return asyncio.run(drive_stack(opts, group, db))
+    finally:
+        db.dispose()
+
+
+def main(opts: PipelineOptions) -> int:
+    stack = Stack.for_run(opts, LOG_DIR, UNTHROTTLED_ENV)
+    with failures_explained("bench", stack.groups) as outcome:
+        check_port_free(opts.port)
+        say(
+            f"make bench: {opts.jobs} jobs, client concurrency {opts.concurrency}, "
+            f"worker concurrency {opts.worker_concurrency} (prefork), api workers "
+            f"{opts.api_workers}, environment {opts.environment}"
+        )
+        stack.say_where()
+        stack.servers.prepare()
+        celery = measure_celery(stack, opts)
+        pipeline, poll, reset = measure_stack(stack, opts)
+    if outcome.code:
+        return outcome.code
+    report(celery, pipeline, poll, reset)
+    return 0
