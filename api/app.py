@@ -10,6 +10,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
+from api import access_log
 from api.middleware import RequestContextMiddleware
 from api.problems import install_problem_handlers
 from api.routers import (
@@ -37,6 +38,7 @@ from core.storage import open_storage
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging("api")
+    access_log.install()
     db = Database(settings, "api")
     state = AppState(
         settings=settings,

@@ -1,4 +1,5 @@
-"""Pure ASGI middleware: request ids, the body-size limit, and the last-resort 500.
+"""Pure ASGI middleware: request ids, security headers, the body-size limit, and the
+last-resort 500.
 
 It sits outside FastAPI's exception handling, so an unexpected exception still
 becomes a problem+json 500 carrying `X-Request-ID`, with no stack trace to the client.
@@ -20,6 +21,17 @@ from core.errors import ErrorCode
 log = logging.getLogger("conveyor.api")
 
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+# On every answer: no MIME sniffing, never framed (the /docs pages included).
+_SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+)
+# Answers carry tokens, secrets and tenants' data: no cache keeps them unless a route
+# says otherwise (the docs' static assets, which are the same for everyone).
+_NO_STORE = (b"cache-control", b"no-store")
+_CACHEABLE_PREFIXES = ("/static-offline-docs/",)
 
 
 class _BodyTooLarge(StarletteHTTPException):
@@ -53,14 +65,20 @@ class RequestContextMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         started = False
 
+        cacheable = scope["path"].startswith(_CACHEABLE_PREFIXES)
+
         async def send_with_id(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                message["headers"] = [
+                headers = [
                     *message.get("headers", []),
                     (b"x-request-id", request_id.encode()),
+                    *_SECURITY_HEADERS,
                 ]
+                if not cacheable and not any(name == b"cache-control" for name, _ in headers):
+                    headers.append(_NO_STORE)
+                message["headers"] = headers
             await send(message)
 
         async def send_problem(error: ErrorCode, detail: str | None = None) -> None:
