@@ -1,11 +1,10 @@
-# One image for every Conveyor process. The default command is the API; the others
-# override it (see docker-compose.yml):
-#   migrate  alembic upgrade head
-#   worker   celery -A worker.app worker -Q default,uploads,agents --loglevel INFO
-#   beat     celery -A worker.app beat --loglevel INFO --schedule /tmp/celerybeat-schedule
-#   flower   celery -A worker.app flower --port=5555   (needs FLOWER_BASIC_AUTH)
-# Nothing secret is baked in: SECRET_KEY, DATABASE_URL, REDIS_URL come from the
-# environment at run time.
+# One image for every Conveyor process. Its default command is the API: the Procfile's
+# `web` on port 8000. docker-compose.yml runs the other processes from the same image
+# with the Procfile's commands (migrate = `release`, worker, agents, beat, flower), and
+# Procfile platforms that build this file find the Procfile in /app.
+# Nothing secret is baked in: SECRET_KEY, DATABASE_URL, REDIS_URL and the storage
+# settings come from the environment at run time. The dev tooling (core/dev) and the
+# tests are left out by .dockerignore. See docs/deployment.md.
 
 ARG PYTHON_IMAGE=python:3.11-slim
 
