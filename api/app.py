@@ -10,9 +10,11 @@ from fastapi import APIRouter, FastAPI
 from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
-from api import access_log
+from api import access_log, openapi
+from api.cors import Cors
 from api.middleware import RequestContextMiddleware
 from api.problems import install_problem_handlers
+from api.readiness import ReadinessCache
 from api.routers import (
     agents,
     api_keys,
@@ -24,8 +26,10 @@ from api.routers import (
     uploads,
     users,
 )
+from api.routers.health import probe
 from api.routers.uploads import UPLOAD_BODY_PATHS
 from api.state import AppState
+from api.streams import StreamSlots
 from core.db import Database
 from core.jobs.celery_app import create_celery
 from core.jobs.publishing import EnqueuedRecorder
@@ -47,6 +51,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         kv=open_kv_store(settings, db),
         storage=open_storage(settings),
         enqueued=EnqueuedRecorder(db),
+        readiness=ReadinessCache(lambda: probe(state)),
+        streams=StreamSlots(settings.event_streams_per_caller),
     )
 
     @asynccontextmanager
@@ -68,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.conveyor = state
     install_problem_handlers(app)
+    openapi.install(app)
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_request_bytes,
@@ -76,6 +83,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         upload_body_bytes=settings.max_upload_bytes + 1024 * 1024,
         upload_paths=UPLOAD_BODY_PATHS,
     )
+    if settings.cors_origins:
+        # Outermost, so that every answer (the last-resort 500 included) carries it.
+        app.add_middleware(Cors, origins=settings.cors_origins)
 
     v1 = APIRouter(prefix="/api/v1")
     for module in (auth, users, tenants, invitations, api_keys, jobs, uploads, agents):

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from celery import Celery
 from starlette.requests import HTTPConnection
 
+from api.readiness import ReadinessCache
+from api.streams import StreamSlots
 from core.db import Database
 from core.jobs.publishing import EnqueuedRecorder
 from core.kv import KeyValueStore
@@ -26,6 +28,10 @@ class AppState:
     storage: Storage
     # When each job was published, written in batches off the request path.
     enqueued: EnqueuedRecorder
+    # The last readiness check, shared by /readyz calls for a moment.
+    readiness: ReadinessCache
+    # Open event streams per caller.
+    streams: StreamSlots
 
 
 def app_state(conn: HTTPConnection) -> AppState:

@@ -49,10 +49,16 @@ class ErrorCode(Enum):
         "The uploaded object is missing or the wrong size",
     )
     PAYLOAD_TOO_LARGE = ("payload_too_large", 413, "The request body is too large")
+    CORS_REFUSED = ("cors_refused", 400, "This cross-origin request is not allowed")
     EMPTY_FILE = ("empty_file", 422, "The file is empty")
     NO_FILE = ("no_file", 422, "The request has no file part")
     UPLOAD_HAS_NO_TEXT = ("upload_has_no_text", 422, "The upload has no text to read yet")
     TOO_MANY_REQUESTS = ("too_many_requests", 429, "Too many attempts; try again later")
+    TOO_MANY_STREAMS = (
+        "too_many_streams",
+        429,
+        "Too many open event streams; close one or poll the JSON listing",
+    )
     SERVICE_UNAVAILABLE = ("service_unavailable", 503, "A backing service is unavailable")
     AGENTS_NOT_CONFIGURED = (
         "agents_not_configured",

@@ -6,6 +6,7 @@ the URL forms (`DATABASE_URL`, `REDIS_URL`, `BROKER_URL`) take precedence over t
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Annotated
 from urllib.parse import quote
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SECRET_KEY = "changethis"  # noqa: S105 - the value refused in production
 MIN_SECRET_KEY_LENGTH = 32
@@ -47,6 +48,7 @@ class ConfigurationError(RuntimeError):
 
 
 Seconds = Annotated[float, Field(gt=0)]
+_ORIGIN = re.compile(r"https?://[^/\s:]+(:\d{1,5})?")
 # Rate-limit windows; the SQL key-value store keeps hits for a day at most.
 Window = Annotated[float, Field(gt=0, le=86400)]
 
@@ -111,6 +113,13 @@ class Settings(BaseSettings):
 
     # HTTP.
     max_request_bytes: int = Field(default=1024 * 1024, gt=0)
+    # Open event streams (SSE) one caller (a login or an API key) may hold on one API
+    # process; each polls the database while it is open.
+    event_streams_per_caller: int = Field(default=10, ge=1)
+    # Browser origins allowed to call the API (CORS), comma-separated, e.g.
+    # `https://app.example.com,https://admin.example.com`. Empty: no cross-origin calls.
+    # Credentials are bearer tokens in a header, never cookies, so none are allowed.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # Job protocol: see the job lifecycle in the README.
     job_lease_seconds: Seconds = 60.0
@@ -181,6 +190,24 @@ class Settings(BaseSettings):
         if isinstance(raw, str) and not raw.strip():
             return None
         return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins_only(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            if origin != "*" and not _ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f"{origin!r} is not an origin: scheme://host[:port], no path "
+                    "(or * for any origin)"
+                )
+        return origins
 
     @model_validator(mode="after")
     def _refuse_unsafe_secrets(self) -> Settings:

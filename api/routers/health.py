@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from api.problems import PROBLEM_JSON, problem_body
-from api.state import app_state
+from api.readiness import run_checks
+from api.state import AppState, app_state
 from core.errors import ErrorCode
 
 log = logging.getLogger("conveyor.api")
@@ -36,31 +36,34 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"content": {PROBLEM_JSON: {}}}})
-def readyz(request: Request) -> JSONResponse:
-    """Readiness: the database, the broker, the key-value store and storage answer."""
-    state = app_state(request)
-    checks: dict[str, Any] = {}
-    try:
+def probe(state: AppState) -> dict[str, str]:
+    def database() -> None:
         with state.db.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
-        checks["database"] = "ok"
-    except Exception as exc:
-        checks["database"] = f"unavailable ({type(exc).__name__})"
-    try:
+
+    def broker() -> None:
         with state.celery.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=3)
-        checks["broker"] = "ok"
-    except Exception as exc:
-        checks["broker"] = f"unavailable ({type(exc).__name__})"
-    for name, ping in (("kv_store", state.kv.ping), ("storage", state.storage.ping)):
-        try:
-            ping()
-            checks[name] = "ok"
-        except Exception as exc:
-            checks[name] = f"unavailable ({type(exc).__name__})"
-    if all(value == "ok" for value in checks.values()):
-        return JSONResponse({"status": "ok", "checks": checks})
+
+    return run_checks(
+        {
+            "database": database,
+            "broker": broker,
+            "kv_store": state.kv.ping,
+            "storage": state.storage.ping,
+        }
+    )
+
+
+@router.get("/readyz", responses={503: {"content": {PROBLEM_JSON: {}}}})
+def readyz(request: Request) -> JSONResponse:
+    """Readiness: the database, the broker, the key-value store and storage answer.
+    Checked at most once every two seconds per API process; `checked_at` says when."""
+    readiness = app_state(request).readiness.get()
+    checks = readiness.checks
+    checked_at = readiness.checked_at.isoformat()
+    if readiness.ready:
+        return JSONResponse({"status": "ok", "checks": checks, "checked_at": checked_at})
     log.warning("not ready: %s", checks)
     body = problem_body(
         ErrorCode.SERVICE_UNAVAILABLE,
@@ -68,5 +71,6 @@ def readyz(request: Request) -> JSONResponse:
         detail="A backing service is down",
         instance="/readyz",
         checks=checks,
+        checked_at=checked_at,
     )
     return JSONResponse(body, status_code=503, media_type=PROBLEM_JSON)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+import weakref
 from functools import partial
 from typing import Annotated
 
@@ -29,10 +30,13 @@ from core.jobs import lifecycle, queries
 from core.jobs.contracts import public_kinds
 from core.jobs.states import JobStatus
 from core.jobs.submit import submit
+from core.jobs.visibility import event_visible, withholds_uploads
 
 router = APIRouter(tags=["jobs"])
 
 MAX_PAGE = 100
+# What a caller at the stream cap is told to wait before trying again.
+STREAM_RETRY_SECONDS = 5
 
 
 @router.get("/job-kinds", response_model=list[JobKindOut])
@@ -99,13 +103,13 @@ def list_jobs(
 @router.get("/jobs/{job_id}", response_model=JobOut, responses=problem_responses(401, 404))
 def get_job(job_id: uuid.UUID, scope: JobsRead, uow: UnitOfWorkDep) -> Response:
     job = queries.get_job(uow.session, scope.tenant_id, job_id)
-    return json_response(JobOut.model_validate(job))
+    return json_response(JobOut.seen_by(job, withholds_uploads(scope, job.kind)))
 
 
 @router.get(
     "/jobs/{job_id}/events",
     response_model=EventPage,
-    responses={200: {"content": {"text/event-stream": {}}}, **problem_responses(401, 404)},
+    responses={200: {"content": {"text/event-stream": {}}}, **problem_responses(401, 404, 429)},
 )
 def list_events(
     request: Request,
@@ -120,25 +124,38 @@ def list_events(
 
     With `Accept: text/event-stream` the answer is a server-sent event stream that
     follows the job until its terminal event; a reconnecting client's `Last-Event-ID`
-    resumes it where it stopped.
+    resumes it where it stopped. A caller (a user, or an API key) holds at most
+    `EVENT_STREAMS_PER_CALLER` streams open per API process; one more is a 429.
     """
-    queries.get_job(uow.session, scope.tenant_id, job_id)
+    job = queries.get_job(uow.session, scope.tenant_id, job_id)
+    withheld = withholds_uploads(scope, job.kind)
     if "text/event-stream" in request.headers.get("accept", ""):
+        state = app_state(request)
+        caller = ("key", scope.api_key_id) if scope.api_key_id else ("user", scope.user_id)
+        slot = state.streams.acquire(caller)
+        if slot is None:
+            raise ConveyorError(ErrorCode.TOO_MANY_STREAMS, retry_after=STREAM_RETRY_SECONDS)
         start = last_event_id if last_event_id is not None else after
+        stream = job_event_stream(
+            state.db,
+            partial(reauthorize, principal=scope),
+            scope.tenant_id,
+            job_id,
+            start,
+            slot.release,
+            partial(event_visible, withheld=withheld),
+        )
+        # A stream never started (the answer failed before its body) runs no `finally`:
+        # the slot then goes back when the stream is collected.
+        weakref.finalize(stream, slot.release)
         return StreamingResponse(
-            job_event_stream(
-                app_state(request).db,
-                partial(reauthorize, principal=scope),
-                scope.tenant_id,
-                job_id,
-                start,
-            ),
+            stream,
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
     events = queries.list_events(uow.session, scope.tenant_id, job_id, after=after, limit=limit)
     return EventPage(
-        items=[EventOut.model_validate(e) for e in events],
+        items=[EventOut.model_validate(e) for e in events if event_visible(e.type, withheld)],
         next_after=events[-1].seq if events else after,
     )
 
@@ -162,4 +179,4 @@ def cancel_job(
         raise ConveyorError(
             ErrorCode.JOB_FINISHED, f"The job has already {job.status}", job_status=job.status
         )
-    return JobOut.model_validate(job)
+    return JobOut.seen_by(job, withholds_uploads(scope, job.kind))

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.schemas.strings import NulFreeStr
 from core.jobs.states import JobStatus
+from core.jobs.visibility import WITHHELD_FIELDS
 
 
 class JobCreate(BaseModel):
@@ -41,6 +42,18 @@ class JobOut(JobSummary):
 
     input: dict[str, Any]
     result: dict[str, Any] | None
+    withheld: list[str] = Field(
+        default_factory=list,
+        description="What this answer leaves out: `result` and `step_events` of a job "
+        "about uploads, for an API key without the uploads:read scope.",
+    )
+
+    @classmethod
+    def seen_by(cls, job: Any, withhold: bool) -> JobOut:
+        out = cls.model_validate(job)
+        if withhold:
+            out = out.model_copy(update={"result": None, "withheld": list(WITHHELD_FIELDS)})
+        return out
 
 
 class JobPage(BaseModel):

@@ -44,6 +44,9 @@ class JobKind:
     # Input fields that hold secrets (a reset code in an email body): overwritten once
     # the job has finished, so the database keeps them only while they are needed.
     secret_fields: tuple[str, ...] = ()
+    # Its result and its step events hold what is in the tenant's uploads (rows of a
+    # CSV, text an agent read): an API key needs the uploads:read scope to see them.
+    reveals_uploads: bool = False
 
     @property
     def task_name(self) -> str:
@@ -159,6 +162,7 @@ KINDS: dict[str, JobKind] = {
             output_model=UploadProcessOutput,
             time_limit_seconds=UPLOAD_TIME_LIMIT_SECONDS,
             internal=True,
+            reveals_uploads=True,
         ),
         JobKind(
             name=AGENT_RUN,
@@ -169,6 +173,7 @@ KINDS: dict[str, JobKind] = {
             output_model=AgentRunOutput,
             time_limit_seconds=AGENT_RUN_TIME_LIMIT_SECONDS,
             internal=True,
+            reveals_uploads=True,
         ),
         JobKind(
             name=EMAIL_SEND,
