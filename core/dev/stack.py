@@ -151,7 +151,15 @@ def _start_processes(group: ProcessGroup, args: argparse.Namespace, data_dir: Pa
     queues = ",".join(queue.value for queue in Queue if queue is not Queue.AGENTS)
     group.start(
         "api",
-        [str(bin_dir / "uvicorn"), "api.main:app", "--host", args.host, "--port", str(args.port)],
+        [
+            str(bin_dir / "uvicorn"),
+            "api.main:app",
+            "--host",
+            args.host,
+            "--port",
+            str(args.port),
+            "--no-server-header",
+        ],
     )
     group.start(
         "worker",

@@ -256,6 +256,8 @@ def test_procfile_runs_under_honcho_as_documented(
             )
             ready = api.get("/readyz")
             assert ready.status_code == 200, ready.text
+            # The web process tells no one which server software answers.
+            assert "server" not in ready.headers
             _job_and_upload_succeed(
                 api, settings["S3_ENDPOINT_URL"], settings["DO_SPACES_BUCKET"], log
             )
