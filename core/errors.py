@@ -54,6 +54,11 @@ class ErrorCode(Enum):
     NO_FILE = ("no_file", 422, "The request has no file part")
     UPLOAD_HAS_NO_TEXT = ("upload_has_no_text", 422, "The upload has no text to read yet")
     TOO_MANY_REQUESTS = ("too_many_requests", 429, "Too many attempts; try again later")
+    STORAGE_QUOTA_EXCEEDED = (
+        "storage_quota_exceeded",
+        429,
+        "The tenant's storage quota is used up; delete uploads to make room",
+    )
     TOO_MANY_STREAMS = (
         "too_many_streams",
         429,

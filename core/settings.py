@@ -151,6 +151,9 @@ class Settings(BaseSettings):
     # streaming upload holds one part in memory.
     s3_part_size_mib: int = Field(default=8, ge=5, le=64)
     max_upload_bytes: int = Field(default=1 << 30, gt=0)
+    # What one tenant's uploads and the files derived from them may take in storage;
+    # 0 for no limit. Past it, uploads and their processing are refused.
+    storage_quota_bytes: int = Field(default=10 << 30, ge=0)
     # Lifetime of presigned upload and download URLs; SigV4 allows at most 7 days.
     upload_url_seconds: int = Field(default=900, ge=1, le=7 * 24 * 3600)
 

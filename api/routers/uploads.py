@@ -34,6 +34,7 @@ from core.errors import ConveyorError, ErrorCode
 from core.identity.credentials import upload_signature
 from core.models import Upload, UploadStatus
 from core.storage import StorageError, UploadSink, content_disposition
+from core.uploads import quota
 from core.uploads import service as upload_service
 from core.uploads.keys import DERIVED_NAME, derived_key, incoming_key, upload_key, upload_prefix
 from core.uploads.sniff import SNIFF_BYTES, sniff
@@ -57,7 +58,7 @@ def _storage_unavailable(exc: StorageError) -> ConveyorError:
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=UploadCreated,
-    responses=problem_responses(401, 403, 404, 413, 422, 503),
+    responses=problem_responses(401, 403, 404, 413, 422, 429, 503),
 )
 async def create_upload(
     request: Request, principal: UploadsWrite, uow: UnitOfWorkDep
@@ -66,6 +67,16 @@ async def create_upload(
     It streams to storage as it arrives; the answer is the upload and its processing
     job. The content type is sniffed from the bytes; the file name is kept for display."""
     state = app_state(request)
+    declared = _declared_file_bytes(request)
+    if declared:  # a body that cannot fit is refused before it is read
+        await run_in_threadpool(
+            quota.check_room,
+            uow.session,
+            state.settings,
+            principal.tenant_id,
+            declared,
+            lock=False,
+        )
     # The caller is known: end the transaction so no database connection is held
     # while the body streams, which can take minutes.
     await run_in_threadpool(uow.session.commit)
@@ -111,11 +122,24 @@ async def create_upload(
     )
 
 
+# More than the multipart envelope around a file ever takes: what is left of a declared
+# Content-Length is a floor on the file's size.
+_ENVELOPE_BYTES = 64 * 1024
+
+
+def _declared_file_bytes(request: Request) -> int:
+    try:
+        length = int(request.headers.get("content-length", ""))
+    except ValueError:
+        return 0
+    return max(0, length - _ENVELOPE_BYTES)
+
+
 @router.post(
     "/presign",
     status_code=status.HTTP_201_CREATED,
     response_model=PresignedUpload,
-    responses=problem_responses(401, 403, 404, 413, 422, 503),
+    responses=problem_responses(401, 403, 404, 413, 422, 429, 503),
 )
 def presign_upload(
     request: Request, body: PresignRequest, principal: UploadsWrite, uow: UnitOfWorkDep
@@ -150,6 +174,7 @@ def presign_upload(
         url, headers = presigned.url, presigned.headers
     upload_service.add_pending(
         uow.session,
+        state.settings,
         principal,
         upload_service.NewUpload(
             upload_id=upload_id,

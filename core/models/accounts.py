@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from enum import StrEnum
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, String, text
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.models.base import Base, CreatedAt, new_id
@@ -23,6 +23,9 @@ class Tenant(CreatedAt, Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200))
     personal: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    # This tenant's storage quota in bytes, in place of STORAGE_QUOTA_BYTES (0: none).
+    # Set by an operator; NULL for the setting's.
+    storage_quota_bytes: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class User(CreatedAt, Base):

@@ -25,6 +25,7 @@ class Upload(CreatedAt, Base):
     __table_args__ = (
         CheckConstraint("status IN ('pending', 'stored')", name="status"),
         CheckConstraint("size >= 0", name="size"),
+        CheckConstraint("derived_bytes >= 0", name="derived_bytes"),
         # Listing: a tenant's uploads, newest first, with a stable tie-break for cursors.
         Index("ix_uploads_tenant_created", "tenant_id", text("created_at DESC"), text("id DESC")),
     )
@@ -42,6 +43,9 @@ class Upload(CreatedAt, Base):
     sha256: Mapped[str | None] = mapped_column(String(64))
     storage_key: Mapped[str] = mapped_column(String(1024))
     status: Mapped[str] = mapped_column(String(16))
+    # What processing stored beside it (extracted text, a thumbnail): with `size`, what
+    # the upload counts against its tenant's storage quota.
+    derived_bytes: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
     # The latest processing job.
     job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
     completed_at: Mapped[datetime | None] = mapped_column(TZDateTime)

@@ -23,6 +23,7 @@ from core.jobs.submit import Publisher, Submitted, submit
 from core.models import Job, Upload, UploadStatus
 from core.pagination import decode_cursor, encode_cursor
 from core.settings import Settings
+from core.uploads import quota
 
 MAX_FILENAME = 255
 
@@ -60,14 +61,20 @@ def add_stored(
     principal: Principal,
     new: NewUpload,
 ) -> tuple[Upload, Submitted]:
-    """The row of a file already in storage, with its processing job."""
+    """The row of a file already in storage, with its processing job; 429 if it does not
+    fit in the tenant's storage quota."""
+    quota.check_room(session, settings, principal.tenant_id, new.size)
     upload = _insert(session, principal, new, UploadStatus.STORED)
     upload.completed_at = datetime.now(UTC)
     return upload, enqueue_processing(session, publisher, settings, upload)
 
 
-def add_pending(session: Session, principal: Principal, new: NewUpload) -> Upload:
-    """The row of a direct upload the client is about to PUT to storage."""
+def add_pending(
+    session: Session, settings: Settings, principal: Principal, new: NewUpload
+) -> Upload:
+    """The row of a direct upload the client is about to PUT to storage. Its announced
+    size counts against the storage quota from now on (429 if it does not fit)."""
+    quota.check_room(session, settings, principal.tenant_id, new.size)
     return _insert(session, principal, new, UploadStatus.PENDING)
 
 

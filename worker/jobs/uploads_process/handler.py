@@ -8,11 +8,13 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from core.errors import ConveyorError
 from core.jobs.contracts import UPLOAD_PROCESS, DerivedFile, UploadProcessInput, UploadProcessOutput
 from core.models import Upload
 from core.storage import StorageError
+from core.uploads import quota
 from core.uploads.keys import derived_key, upload_prefix
 from worker.context import JobContext
 from worker.errors import PermanentJobError, storage_failure
@@ -57,6 +59,7 @@ def handle(ctx: JobContext, data: UploadProcessInput) -> UploadProcessOutput:
         # Streamed uploads were hashed by the API on the way in; direct ones are here.
         sha256 = upload.sha256 or _digest(ctx, original)
         processed = process(original, upload.content_type, work_dir, ctx.progress)
+        _count_against_quota(ctx, upload, sum(i.path.stat().st_size for i in processed.derived))
         derived = []
         for item in processed.derived:
             key = derived_key(upload.tenant_id, upload.id, item.name)
@@ -76,6 +79,30 @@ def handle(ctx: JobContext, data: UploadProcessInput) -> UploadProcessOutput:
         summary=processed.summary,
         derived=derived,
     )
+
+
+def _count_against_quota(ctx: JobContext, upload: Upload, derived_bytes: int) -> None:
+    """Count the derived files against the tenant's storage quota before storing them,
+    in place of what an earlier attempt counted; past the quota the job fails and
+    stores nothing."""
+    tenant_id = upload.tenant_id
+    with ctx.db.transaction() as session:
+        counted = session.scalar(
+            select(Upload.derived_bytes).where(
+                Upload.id == upload.id, Upload.tenant_id == tenant_id
+            )
+        )
+        if counted is None:
+            return  # deleted meanwhile: _record_digest cleans up
+        try:
+            quota.check_room(session, ctx.settings, tenant_id, derived_bytes - counted)
+        except ConveyorError as exc:
+            raise PermanentJobError(str(exc), type="storage_quota_exceeded") from exc
+        session.execute(
+            update(Upload)
+            .where(Upload.id == upload.id, Upload.tenant_id == tenant_id)
+            .values(derived_bytes=derived_bytes)
+        )
 
 
 def _record_digest(ctx: JobContext, upload: Upload, sha256: str) -> None:
