@@ -5,7 +5,6 @@ section, whose variables must be read somewhere in the repository)."""
 from __future__ import annotations
 
 from enum import Enum
-from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
@@ -104,7 +103,3 @@ def test_variables_read_outside_settings_are_read_somewhere() -> None:
     for name in outside:
         assert name not in settings, f"{name} is a setting: move it to its section"
         assert any(name in text for text in texts), f"nothing in {READERS} reads {name}"
-
-
-def test_the_page_is_linked_from_the_readme() -> None:
-    assert Path("docs/configuration.md").as_posix() in read(REPO / "README.md")

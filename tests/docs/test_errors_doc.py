@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterator
-from pathlib import Path
 
 from api.problems import _BY_STATUS
 from core.errors import ErrorCode
@@ -126,7 +125,3 @@ def test_every_job_error_type_is_listed() -> None:
     assert not documented - actual, (
         f"docs/errors.md (Job errors) lists types no code raises: {sorted(documented - actual)}"
     )
-
-
-def test_the_page_is_where_the_readme_says() -> None:
-    assert Path("docs/errors.md").as_posix() in read(REPO / "README.md")
