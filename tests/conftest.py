@@ -1,112 +1,62 @@
-"""Session-wide test services: one fresh migrated database, the broker, and settings
-exported to the environment so in-process code and worker subprocesses agree."""
+"""Session-wide test services, and a clean database for every test that uses one.
+
+The services (tests/support/stack.py): one fresh database built by the migrations, the
+broker, S3 and SMTP servers, per pytest process; under pytest-xdist, per worker.
+
+Isolation: every test that uses the database starts with every table empty; the rows
+are deleted before it runs (tests/support/rows.py `empty_tables`), and its mailbox is
+emptied too. Not a transaction rolled back at the end of the test: what these tests
+check is written by code that commits on connections of its own (the API's requests
+and its background writer, the job protocol's autocommit statements, and real worker
+and beat subprocesses), so a transaction held open by the test would hide their writes
+from the test and the test's rows from them, and a race between two requests would run
+on one connection. Emptying costs a few milliseconds when the tables hold one test's
+rows. A job the previous test left running loses its row: its worker stops at its next
+checkpoint, and its broker message, if any is left, finds nothing to claim.
+
+So no fixture wider than a test may hold rows: make them per test with the factories
+(tests/support/factories.py), which write users, tenants, keys and jobs directly.
+Redis is not flushed between tests (it is the live broker of the session's worker);
+tests that use it directly use keys of their own.
+"""
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
-import redis
 from fastapi.testclient import TestClient
 
 from core.db import Database
-from core.migrate import upgrade
-from core.settings import Settings, get_settings
-from core.storage import open_storage
-from tests.support import services
-from tests.support.s3 import FAKE_KEY, FAKE_SECRET, REGION, MotoS3Server, new_bucket_name
-from tests.support.smtp import SmtpServer
+from tests.support.factories import User, create_user
+from tests.support.rows import empty_tables
+from tests.support.stack import Stack, running_stack
+
+# Where test modules used to import them from.
+__all__ = ["Stack", "User"]
 from tests.support.worker import WorkerProcess
-
-TEST_SETTINGS = {
-    "ENVIRONMENT": "test",
-    "SECRET_KEY": "test-secret-key-that-is-long-enough-for-hs256",
-    # Short clocks so recovery paths finish within a test's patience.
-    "JOB_LEASE_SECONDS": "3",
-    "RECONCILE_INTERVAL_SECONDS": "1",
-    "UNPUBLISHED_GRACE_SECONDS": "1",
-    "RETRY_BACKOFF_BASE_SECONDS": "0.2",
-    "RETRY_BACKOFF_MAX_SECONDS": "1",
-    "LOG_LEVEL": "INFO",
-    # Every test logs in from the same address; throttling has its own tests.
-    "LOGIN_LIMIT_PER_IP": "1000000",
-    "LOGIN_LIMIT_PER_ACCOUNT": "1000000",
-    "RESET_LIMIT_PER_IP": "1000000",
-    "RESET_LIMIT_PER_ACCOUNT": "1000000",
-    "REGISTER_LIMIT_PER_IP": "1000000",
-    "INVITE_LIMIT_PER_IP": "1000000",
-    "INVITE_LIMIT_PER_RECIPIENT": "1000000",
-    "SMTP_TLS": "none",
-}
-
-
-@dataclass(frozen=True)
-class Stack:
-    settings: Settings
-    env: dict[str, str]
-    database_url: str
-    redis_url: str | None
-    data_dir: Path
-    # The real SMTP server account email goes to (from the API's jobs via the worker).
-    smtp: SmtpServer
-    # The real S3 HTTP endpoint (moto) uploads go to.
-    s3: MotoS3Server
 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    base = tmp_path_factory.mktemp("stack")
-    with services.postgres_server(base) as server, SmtpServer() as smtp, MotoS3Server() as s3:
-        yield from _stack(base, server, smtp, s3)
+    with running_stack(tmp_path_factory.mktemp("stack")) as services:
+        yield services
 
 
-def _stack(base: Path, server: str, smtp: SmtpServer, s3: MotoS3Server) -> Iterator[Stack]:
-    database_url = services.create_database(server)
-    redis_url = services.redis_url()
-    if redis_url:
-        # The tests own this Redis database: stale messages would be run by our worker.
-        redis.Redis.from_url(redis_url).flushdb()
-    env_updates = {
-        **TEST_SETTINGS,
-        "DATABASE_URL": database_url,
-        "DATA_DIR": str(base),
-        "SMTP_HOST": smtp.host,
-        "SMTP_PORT": str(smtp.port),
-        "S3_ENDPOINT_URL": s3.endpoint_url,
-        "S3_REGION": REGION,
-        "S3_ADDRESSING_STYLE": "path",
-        "DO_SPACES_BUCKET": new_bucket_name(),
-        "DO_SPACES_KEY": FAKE_KEY,
-        "DO_SPACES_SECRET": FAKE_SECRET,
-        # The smallest part S3 allows, so multipart uploads need little data.
-        "S3_PART_SIZE_MIB": "5",
-    }
-    # Agent runs are configured per test module, against a local stand-in: never OpenAI.
-    for name in ("BROKER_URL", "DB_HOST", "REDIS_HOST", "OPENAI_API_KEY", "OPENAI_BASE_URL"):
-        os.environ.pop(name, None)
-    if redis_url:
-        env_updates["REDIS_URL"] = redis_url
-    else:
-        os.environ.pop("REDIS_URL", None)
-    os.environ.update(env_updates)
-    get_settings.cache_clear()
-    settings = get_settings()
-    upgrade(settings.sqlalchemy_url())
-    open_storage(settings).ensure_bucket()
-    yield Stack(settings, dict(os.environ), database_url, redis_url, base, smtp, s3)
-    services.drop_database(server, database_url)
+@pytest.fixture(scope="session")
+def db(stack: Stack) -> Database:
+    """A connection pool on the test database, for factories and for reading rows a
+    client cannot see."""
+    return stack.db
 
 
-@pytest.fixture
-def db(stack: Stack) -> Iterator[Database]:
-    """A connection pool on the test database, for reading rows a client cannot see."""
-    database = Database(stack.settings, "tests")
-    yield database
-    database.dispose()
+@pytest.fixture(autouse=True)
+def _clean_database(request: pytest.FixtureRequest) -> None:
+    if "stack" not in request.fixturenames:
+        return  # a test without the database
+    stack: Stack = request.getfixturevalue("stack")
+    empty_tables(stack.db)
+    stack.smtp.clear()
 
 
 @pytest.fixture(scope="session")
@@ -124,33 +74,11 @@ def worker(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[W
     proc.stop()
 
 
-@dataclass(frozen=True)
-class User:
-    email: str
-    password: str
-    token: str
-    refresh_token: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-
-def create_user(client: TestClient, password: str = "correct horse battery") -> User:
-    email = f"user-{uuid.uuid4().hex[:12]}@example.com"
-    response = client.post("/api/v1/auth/register", json={"email": email, "password": password})
-    assert response.status_code == 201, response.text
-    response = client.post("/api/v1/auth/login", data={"username": email, "password": password})
-    assert response.status_code == 200, response.text
-    tokens = response.json()
-    return User(email, password, tokens["access_token"], tokens["refresh_token"])
+@pytest.fixture
+def user(stack: Stack) -> User:
+    return create_user(stack)
 
 
 @pytest.fixture
-def user(app_client: TestClient) -> User:
-    return create_user(app_client)
-
-
-@pytest.fixture
-def other_user(app_client: TestClient) -> User:
-    return create_user(app_client)
+def other_user(stack: Stack) -> User:
+    return create_user(stack)

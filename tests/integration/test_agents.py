@@ -13,9 +13,10 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from tests.conftest import Stack, User, create_user
 from tests.support import jobs, samples
+from tests.support.factories import User, create_user
 from tests.support.openai_server import OpenAIServer, error, text, tool_call
+from tests.support.stack import Stack
 from tests.support.tenancy import create_key
 from tests.support.worker import WorkerProcess
 
@@ -62,8 +63,8 @@ def agents_worker(
 
 
 @pytest.fixture
-def runner(agents_api: TestClient, agents_worker: WorkerProcess) -> User:
-    return create_user(agents_api)
+def runner(agents_api: TestClient, agents_worker: WorkerProcess, stack: Stack) -> User:
+    return create_user(stack)
 
 
 def start(client: TestClient, user: User, workflow: str, run_input: dict[str, Any]) -> Any:
@@ -247,9 +248,9 @@ def test_a_cancelled_run_stops_after_the_current_model_turn(
 
 
 def test_an_unprocessed_or_foreign_upload_is_refused_at_submit(
-    agents_api: TestClient, runner: User, worker: WorkerProcess
+    agents_api: TestClient, runner: User, worker: WorkerProcess, stack: Stack
 ) -> None:
-    stranger = create_user(agents_api)
+    stranger = create_user(stack)
     theirs = text_upload(agents_api, stranger, DOCUMENT, worker)
     response = agents_api.post(
         f"{API}/uploads",
@@ -363,7 +364,7 @@ def test_a_run_over_the_responses_api(
     proc = WorkerProcess(env, folder, beat=False, queues="agents", pool="threads")
     try:
         with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-            user = create_user(client)
+            user = create_user(stack)
             answer = {"category": "technical", "answer": "Update the app.", "confidence": 0.6}
             openai_server.script(tool_call("transfer_to_technical", {}), text(json.dumps(answer)))
             job = started(client, user, "triage", {"message": "The app crashes on start."})

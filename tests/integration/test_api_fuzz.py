@@ -12,12 +12,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis.generation import GenerationMode
 
-from tests.conftest import create_user
+from tests.support.factories import create_user
+from tests.support.stack import Stack
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
-def test_no_server_errors_and_problem_json(app_client: TestClient, mode: GenerationMode) -> None:
-    user = create_user(app_client)
+def test_no_server_errors_and_problem_json(
+    app_client: TestClient, mode: GenerationMode, stack: Stack
+) -> None:
+    user = create_user(stack)
     schema = schemathesis.openapi.from_asgi("/openapi.json", app_client.app)
     checked = []
     for result in schema.get_all_operations():

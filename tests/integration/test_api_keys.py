@@ -4,24 +4,25 @@ their scopes and their tenant, and dead the moment they are revoked."""
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import datetime
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import Stack, User, create_user
-from tests.integration.test_http_errors import assert_problem
+from core.models import Role
 from tests.support import jobs
+from tests.support.factories import User, add_member, create_tenant, create_user
+from tests.support.problems import assert_problem
+from tests.support.stack import Stack
 from tests.support.tenancy import (
     API,
     bearer,
     create_key,
-    create_tenant,
     in_tenant,
     job_ids,
     list_keys,
-    personal_tenant,
 )
 
 SECRET = re.compile(r"cvk_[A-Za-z0-9_-]{43}")
@@ -35,7 +36,7 @@ def _key_in(keys: list[Any], key_id: str) -> dict[str, Any]:
 
 
 def test_the_secret_is_shown_once(app_client: TestClient, user: User) -> None:
-    tenant = personal_tenant(app_client, user)
+    tenant = str(user.personal_tenant_id)
     response = app_client.post(
         f"{API}/api-keys",
         headers=user.headers,
@@ -155,9 +156,9 @@ def test_a_revoked_key_fails_at_once(app_client: TestClient, user: User) -> None
     )
 
 
-def test_a_key_is_bound_to_its_tenant(app_client: TestClient, user: User) -> None:
-    team = create_tenant(app_client, user)
-    personal = personal_tenant(app_client, user)
+def test_a_key_is_bound_to_its_tenant(app_client: TestClient, stack: Stack, user: User) -> None:
+    team = str(create_tenant(stack, user))
+    personal = str(user.personal_tenant_id)
     key = bearer(create_key(app_client, user.headers, team)["secret"])
 
     assert app_client.get(f"{API}/jobs", headers=in_tenant(key, team)).status_code == 200
@@ -167,32 +168,23 @@ def test_a_key_is_bound_to_its_tenant(app_client: TestClient, user: User) -> Non
 
 
 @pytest.fixture
-def team(app_client: TestClient, user: User) -> str:
-    return create_tenant(app_client, user, "Key team")
+def team(stack: Stack, user: User) -> str:
+    return str(create_tenant(stack, user, "Key team"))
 
 
-def _join(client: TestClient, owner: User, tenant: str, role: str) -> User:
-    person = create_user(client)
-    response = client.post(
-        f"{API}/tenants/{tenant}/members",
-        headers=owner.headers,
-        json={"email": person.email, "role": role},
-    )
-    assert response.status_code == 201, response.text
+def _join(stack: Stack, tenant: str, role: Role) -> User:
+    """A new user, a member of the tenant."""
+    person = create_user(stack)
+    add_member(stack, uuid.UUID(tenant), person, role)
     return person
 
 
-def _user_id(client: TestClient, person: User) -> str:
-    user_id: str = client.get(f"{API}/users/me", headers=person.headers).json()["id"]
-    return user_id
-
-
 def test_members_cannot_manage_keys_and_admins_can(
-    app_client: TestClient, user: User, team: str
+    app_client: TestClient, user: User, team: str, stack: Stack
 ) -> None:
     owners_key = create_key(app_client, user.headers, team, name="owner's")
-    member = _join(app_client, user, team, "member")
-    admin = _join(app_client, user, team, "admin")
+    member = _join(stack, team, Role.MEMBER)
+    admin = _join(stack, team, Role.ADMIN)
     as_member = in_tenant(member.headers, team)
     as_admin = in_tenant(admin.headers, team)
     # A member works in the tenant...
@@ -224,7 +216,7 @@ def test_members_cannot_manage_keys_and_admins_can(
     assert_problem(response, 401, "invalid_token")
 
     promoted = app_client.patch(
-        f"{API}/tenants/{team}/members/{_user_id(app_client, member)}",
+        f"{API}/tenants/{team}/members/{member.id}",
         headers=user.headers,
         json={"role": "admin"},
     )
@@ -307,9 +299,11 @@ def test_invalid_bodies_are_validation_problems(
     assert list_keys(app_client, user.headers, None) == []
 
 
-def test_a_removed_members_keys_are_revoked(app_client: TestClient, user: User, team: str) -> None:
-    admin = _join(app_client, user, team, "admin")
-    leaver = _join(app_client, user, team, "admin")
+def test_a_removed_members_keys_are_revoked(
+    app_client: TestClient, user: User, team: str, stack: Stack
+) -> None:
+    admin = _join(stack, team, Role.ADMIN)
+    leaver = _join(stack, team, Role.ADMIN)
     removed_key = create_key(app_client, admin.headers, team, name="admin's")
     leavers_key = create_key(app_client, leaver.headers, team, name="leaver's")
     owners_key = create_key(app_client, user.headers, team, name="owner's")
@@ -317,12 +311,8 @@ def test_a_removed_members_keys_are_revoked(app_client: TestClient, user: User, 
     for created in (removed_key, leavers_key, owners_key, admins_personal_key):
         assert app_client.get(f"{API}/jobs", headers=bearer(created["secret"])).status_code == 200
 
-    removed = app_client.delete(
-        f"{API}/tenants/{team}/members/{_user_id(app_client, admin)}", headers=user.headers
-    )
-    left = app_client.delete(
-        f"{API}/tenants/{team}/members/{_user_id(app_client, leaver)}", headers=leaver.headers
-    )
+    removed = app_client.delete(f"{API}/tenants/{team}/members/{admin.id}", headers=user.headers)
+    left = app_client.delete(f"{API}/tenants/{team}/members/{leaver.id}", headers=leaver.headers)
 
     assert removed.status_code == 204, removed.text
     assert left.status_code == 204, left.text
@@ -339,13 +329,13 @@ def test_a_removed_members_keys_are_revoked(app_client: TestClient, user: User, 
 
 
 def test_an_admin_demoted_to_member_loses_their_keys(
-    app_client: TestClient, user: User, team: str
+    app_client: TestClient, user: User, team: str, stack: Stack
 ) -> None:
-    admin = _join(app_client, user, team, "admin")
+    admin = _join(stack, team, Role.ADMIN)
     key = create_key(app_client, admin.headers, team, name="admin's")
 
     demoted = app_client.patch(
-        f"{API}/tenants/{team}/members/{_user_id(app_client, admin)}",
+        f"{API}/tenants/{team}/members/{admin.id}",
         headers=user.headers,
         json={"role": "member"},
     )
@@ -360,21 +350,14 @@ def test_a_key_dies_with_its_creators_account(
 ) -> None:
     from sqlalchemy import update
 
-    from core.db import Database
     from core.models import User as UserRow
 
-    admin = _join(app_client, user, team, "admin")
+    admin = _join(stack, team, Role.ADMIN)
     key = create_key(app_client, admin.headers, team, name="admin's")
     assert app_client.get(f"{API}/jobs", headers=bearer(key["secret"])).status_code == 200
 
-    db = Database(stack.settings, "test")
-    try:
-        with db.transaction() as session:
-            session.execute(
-                update(UserRow).where(UserRow.email == admin.email).values(is_active=False)
-            )
-    finally:
-        db.dispose()
+    with stack.db.transaction() as session:
+        session.execute(update(UserRow).where(UserRow.id == admin.id).values(is_active=False))
 
     response = app_client.get(f"{API}/jobs", headers=bearer(key["secret"]))
     assert_problem(response, 401, "invalid_token")

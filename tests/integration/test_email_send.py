@@ -29,9 +29,9 @@ from core.jobs.publishing import PendingPublishes
 from core.jobs.submit import submit
 from core.models import Job, JobEvent
 from core.settings import Environment, Settings, SmtpTls
-from tests.conftest import Stack
 from tests.support.rows import job_state
 from tests.support.smtp import SmtpServer, free_port
+from tests.support.stack import Stack
 from worker.protocol import run_job
 from worker.registry import discover_handlers
 from worker.resources import Runtime

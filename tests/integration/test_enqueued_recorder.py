@@ -17,7 +17,8 @@ from core.jobs.contracts import ECHO
 from core.jobs.publishing import EnqueuedRecorder, PendingPublishes
 from core.jobs.submit import submit
 from core.models import Job
-from tests.conftest import Stack, User
+from tests.support.factories import User
+from tests.support.stack import Stack
 
 
 def queued_jobs(db: Database, count: int) -> list[uuid.UUID]:

@@ -14,17 +14,10 @@ from sqlalchemy import select, update
 from core.kv import CodeCheck
 from core.kv.sql_store import SqlStore
 from core.models import AuthSession, KvEntry, RefreshToken
-from tests.conftest import Stack, User
+from tests.support.factories import User, log_in
+from tests.support.stack import Stack
 from worker.maintenance.housekeeping import housekeep
 from worker.resources import runtime
-
-
-def _login(client: TestClient, user: User) -> dict[str, str]:
-    response = client.post(
-        "/api/v1/auth/login", data={"username": user.email, "password": user.password}
-    )
-    body: dict[str, str] = response.json()
-    return body
 
 
 def test_housekeeping_removes_only_what_expired(
@@ -35,8 +28,8 @@ def test_housekeeping_removes_only_what_expired(
     gone, live = f"test:{uuid.uuid4().hex}", f"test:{uuid.uuid4().hex}"
     kv.put_code(gone, "h", 0.05)
     kv.put_code(live, "h", 60)
-    ended = jwt.get_unverified_claims(_login(app_client, user)["refresh_token"])
-    expired = jwt.get_unverified_claims(_login(app_client, user)["refresh_token"])
+    ended = jwt.get_unverified_claims(log_in(stack, user).refresh_token)
+    expired = jwt.get_unverified_claims(log_in(stack, user).refresh_token)
     long_ago = datetime.now(UTC) - timedelta(days=stack.settings.refresh_token_days + 1)
     with db.transaction() as session:
         session.execute(
@@ -85,9 +78,7 @@ def test_housekeeping_removes_direct_uploads_never_completed(
     ).json()
     storage = open_storage(stack.settings)
     upload_id = uuid.UUID(presigned["upload_id"])
-    tenant = uuid.UUID(
-        app_client.get("/api/v1/users/me", headers=user.headers).json()["personal_tenant_id"]
-    )
+    tenant = user.personal_tenant_id
     storage.put_bytes(incoming_key(tenant, upload_id), data, "text/plain")
     db = runtime().db
     long_ago = datetime.now(UTC) - timedelta(seconds=stack.settings.upload_url_seconds, hours=2)

@@ -6,13 +6,14 @@ import base64
 import json
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from jose import jwt
 
-from tests.conftest import Stack, User
+from tests.support.factories import User
+from tests.support.problems import assert_problem
+from tests.support.stack import Stack
 from tests.support.tokens import access_token
 
 
@@ -22,17 +23,6 @@ def _b64(data: dict[str, object]) -> str:
 
 def _b64_raw(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
-
-
-def assert_problem(response: Any, status: int, code: str) -> dict[str, object]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    assert response.headers["x-request-id"]
-    body: dict[str, object] = response.json()
-    assert body["code"] == code
-    assert body["status"] == status
-    assert {"type", "title", "detail"} <= set(body)
-    return body
 
 
 def test_health_and_root(app_client: TestClient) -> None:

@@ -7,8 +7,8 @@ import uuid
 
 from fastapi.testclient import TestClient
 
-from tests.conftest import User
 from tests.support import jobs
+from tests.support.factories import User
 
 
 def test_submit_answers_202_with_location(app_client: TestClient, user: User) -> None:

@@ -23,8 +23,8 @@ from core.db import Database
 from core.kv import MAX_KEY_LENGTH, CodeCheck, KeyValueStore
 from core.kv.redis_store import CODE_PREFIX, HITS_PREFIX, RedisStore
 from core.kv.sql_store import SqlStore
-from tests.conftest import Stack
 from tests.support import services
+from tests.support.stack import Stack
 
 T = TypeVar("T")
 

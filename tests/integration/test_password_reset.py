@@ -12,9 +12,10 @@ from fastapi.testclient import TestClient
 
 from core.db import Database
 from core.models import Job
-from tests.conftest import Stack, User, create_user
-from tests.integration.test_http_errors import assert_problem
+from tests.support.factories import User, create_api_key, create_user
+from tests.support.problems import assert_problem
 from tests.support.smtp import Received
+from tests.support.stack import Stack
 from tests.support.worker import WorkerProcess
 
 NEW_PASSWORD = "a brand new password"
@@ -61,7 +62,7 @@ def _wrong(code: str) -> str:
 def test_reset_by_emailed_code_logs_every_old_session_out(
     app_client: TestClient, stack: Stack, worker: WorkerProcess
 ) -> None:
-    user = create_user(app_client)
+    user = create_user(stack)
     code = _request_code(app_client, stack, user)
 
     assert _confirm(app_client, user, code) == 204
@@ -79,7 +80,7 @@ def test_reset_by_emailed_code_logs_every_old_session_out(
 def test_two_concurrent_confirms_give_exactly_one_success(
     app_client: TestClient, stack: Stack, worker: WorkerProcess
 ) -> None:
-    user = create_user(app_client)
+    user = create_user(stack)
     code = _request_code(app_client, stack, user)
 
     with ThreadPoolExecutor(4) as pool:
@@ -91,7 +92,7 @@ def test_two_concurrent_confirms_give_exactly_one_success(
 def test_five_wrong_tries_kill_the_code(
     app_client: TestClient, stack: Stack, worker: WorkerProcess
 ) -> None:
-    user = create_user(app_client)
+    user = create_user(stack)
     code = _request_code(app_client, stack, user)
 
     for _ in range(5):
@@ -104,7 +105,7 @@ def test_five_wrong_tries_kill_the_code(
 def test_a_new_code_replaces_the_old_one(
     app_client: TestClient, stack: Stack, worker: WorkerProcess
 ) -> None:
-    user = create_user(app_client)
+    user = create_user(stack)
     first = _request_code(app_client, stack, user)
     second = _request_code(app_client, stack, user)
 
@@ -116,7 +117,7 @@ def test_a_new_code_replaces_the_old_one(
 def test_a_code_is_only_good_for_its_own_account(
     app_client: TestClient, stack: Stack, worker: WorkerProcess
 ) -> None:
-    owner, other = create_user(app_client), create_user(app_client)
+    owner, other = create_user(stack), create_user(stack)
     code = _request_code(app_client, stack, owner)
 
     assert _confirm(app_client, other, code) == 400
@@ -152,7 +153,7 @@ def test_a_confirm_with_no_code_requested_is_400(app_client: TestClient, user: U
 def test_reset_email_jobs_are_invisible_to_the_user(
     app_client: TestClient, stack: Stack, worker: WorkerProcess
 ) -> None:
-    user = create_user(app_client)
+    user = create_user(stack)
     _request_code(app_client, stack, user)
 
     jobs = app_client.get("/api/v1/jobs", headers=user.headers).json()["items"]
@@ -168,7 +169,7 @@ def test_reset_email_jobs_are_invisible_to_the_user(
 def test_the_code_leaves_the_database_once_the_email_is_sent(
     app_client: TestClient, stack: Stack, worker: WorkerProcess
 ) -> None:
-    user = create_user(app_client)
+    user = create_user(stack)
     code = _request_code(app_client, stack, user)
     mail = stack.smtp.received[-1].message
     job_id = uuid.UUID(mail["Message-ID"].strip("<>").split("@")[0])
@@ -193,7 +194,7 @@ def test_the_code_leaves_the_database_once_the_email_is_sent(
 def test_changing_the_password_kills_a_pending_code(
     app_client: TestClient, stack: Stack, worker: WorkerProcess
 ) -> None:
-    user = create_user(app_client)
+    user = create_user(stack)
     code = _request_code(app_client, stack, user)
 
     changed = app_client.post(
@@ -207,19 +208,11 @@ def test_changing_the_password_kills_a_pending_code(
     assert _login(app_client, user, "changed on purpose") == 200
 
 
-def _api_key(client: TestClient, user: User) -> dict[str, str]:
-    created = client.post(
-        "/api/v1/api-keys", headers=user.headers, json={"name": "ci", "scopes": ["jobs:read"]}
-    )
-    assert created.status_code == 201, created.text
-    return {"Authorization": f"Bearer {created.json()['secret']}"}
-
-
 def test_a_reset_revokes_the_api_keys_and_the_email_says_so(
     app_client: TestClient, stack: Stack, worker: WorkerProcess
 ) -> None:
-    user = create_user(app_client)
-    key = _api_key(app_client, user)
+    user = create_user(stack)
+    key = create_api_key(stack, user.personal_tenant_id, user).headers
     assert app_client.get("/api/v1/jobs", headers=key).status_code == 200
 
     code = _request_code(app_client, stack, user)
@@ -230,9 +223,9 @@ def test_a_reset_revokes_the_api_keys_and_the_email_says_so(
     assert_problem(app_client.get("/api/v1/jobs", headers=key), 401, "invalid_token")
 
 
-def test_a_password_change_keeps_the_api_keys(app_client: TestClient) -> None:
-    user = create_user(app_client)
-    key = _api_key(app_client, user)
+def test_a_password_change_keeps_the_api_keys(app_client: TestClient, stack: Stack) -> None:
+    user = create_user(stack)
+    key = create_api_key(stack, user.personal_tenant_id, user).headers
 
     changed = app_client.post(
         "/api/v1/auth/password/change",

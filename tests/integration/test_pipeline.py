@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from tests.conftest import User
 from tests.support import jobs
+from tests.support.factories import User
 from tests.support.worker import WorkerProcess
 
 

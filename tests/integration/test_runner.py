@@ -17,12 +17,10 @@ from sqlalchemy import func, update
 
 from core.db import Database
 from core.jobs.contracts import ECHO
-from core.jobs.lifecycle import mark_enqueued
-from core.jobs.publishing import PendingPublishes
-from core.jobs.submit import submit
 from core.models import Job
-from tests.conftest import Stack, User
+from tests.support.factories import User, create_job
 from tests.support.rows import job_state
+from tests.support.stack import Stack
 from worker.context import JobContext
 from worker.errors import PermanentJobError, TransientJobError
 from worker.protocol import run_job
@@ -33,21 +31,12 @@ def celery() -> Celery:
     return Celery("tests", broker="memory://", set_as_current=False)
 
 
-def new_job(db: Database, user: User, app_client: Any, max_attempts: int = 3) -> uuid.UUID:
-    me = app_client.get("/api/v1/users/me", headers=user.headers).json()
-    with db.transaction() as session:
-        submitted = submit(
-            session,
-            PendingPublishes(),  # published (or held back) by the test itself
-            tenant_id=uuid.UUID(me["personal_tenant_id"]),
-            user_id=uuid.UUID(me["id"]),
-            kind_name=ECHO,
-            raw_input={"v": 1},
-            max_attempts=max_attempts,
-        )
-        # Recorded as published, so a running reconciler leaves it to this test.
-        mark_enqueued(session, [submitted.job.id])
-        return submitted.job.id
+def new_job(stack: Stack, user: User, max_attempts: int = 3) -> uuid.UUID:
+    """A queued echo job, recorded as published, so a running reconciler leaves it to
+    this test."""
+    return create_job(
+        stack, user.personal_tenant_id, user, ECHO, {"v": 1}, max_attempts=max_attempts
+    )
 
 
 def transient(_: JobContext, __: Any) -> dict[str, Any]:
@@ -67,9 +56,9 @@ def works(_: JobContext, data: Any) -> dict[str, Any]:
 
 
 def test_transient_error_requeues_then_succeeds(
-    db: Database, stack: Stack, user: User, app_client: Any, celery: Celery
+    db: Database, stack: Stack, user: User, celery: Celery
 ) -> None:
-    job_id = new_job(db, user, app_client)
+    job_id = new_job(stack, user)
 
     run_job(celery, transient, str(job_id))
 
@@ -92,9 +81,9 @@ def test_transient_error_requeues_then_succeeds(
 
 
 def test_transient_error_on_the_last_attempt_fails(
-    db: Database, stack: Stack, user: User, app_client: Any, celery: Celery
+    db: Database, stack: Stack, user: User, celery: Celery
 ) -> None:
-    job_id = new_job(db, user, app_client, max_attempts=2)
+    job_id = new_job(stack, user, max_attempts=2)
 
     run_job(celery, transient, str(job_id))
     run_job(celery, transient, str(job_id))
@@ -108,9 +97,9 @@ def test_transient_error_on_the_last_attempt_fails(
 
 
 def test_permanent_error_fails_at_once(
-    db: Database, stack: Stack, user: User, app_client: Any, celery: Celery
+    db: Database, stack: Stack, user: User, celery: Celery
 ) -> None:
-    job_id = new_job(db, user, app_client)
+    job_id = new_job(stack, user)
 
     run_job(celery, permanent, str(job_id))
 
@@ -125,9 +114,9 @@ def test_permanent_error_fails_at_once(
 
 
 def test_unexpected_exception_fails_without_leaking(
-    db: Database, stack: Stack, user: User, app_client: Any, celery: Celery
+    db: Database, stack: Stack, user: User, celery: Celery
 ) -> None:
-    job_id = new_job(db, user, app_client)
+    job_id = new_job(stack, user)
 
     run_job(celery, crashes, str(job_id))
 
@@ -141,9 +130,9 @@ def test_unexpected_exception_fails_without_leaking(
 
 
 def test_duplicate_delivery_while_running_does_nothing(
-    db: Database, stack: Stack, user: User, app_client: Any, celery: Celery
+    db: Database, stack: Stack, user: User, celery: Celery
 ) -> None:
-    job_id = new_job(db, user, app_client)
+    job_id = new_job(stack, user)
     calls: list[str] = []
 
     def duplicate(_: JobContext, __: Any) -> dict[str, Any]:
@@ -166,7 +155,7 @@ def test_duplicate_delivery_while_running_does_nothing(
 def test_cancel_requested_then_transient_error_ends_cancelled(
     db: Database, stack: Stack, user: User, app_client: Any, celery: Celery
 ) -> None:
-    job_id = new_job(db, user, app_client)
+    job_id = new_job(stack, user)
 
     def cancelled_then_fails(_: JobContext, __: Any) -> dict[str, Any]:
         app_client.post(f"/api/v1/jobs/{job_id}/cancel", headers=user.headers)
@@ -179,12 +168,10 @@ def test_cancel_requested_then_transient_error_ends_cancelled(
     assert events[-1].data["status"] == "cancelled"
 
 
-def test_a_write_from_a_replaced_attempt_is_refused(
-    db: Database, stack: Stack, user: User, app_client: Any
-) -> None:
+def test_a_write_from_a_replaced_attempt_is_refused(db: Database, stack: Stack, user: User) -> None:
     from core.jobs import lifecycle
 
-    job_id = new_job(db, user, app_client)
+    job_id = new_job(stack, user)
     with db.transaction() as session:
         first = lifecycle.claim(session, job_id, lease_seconds=60)
         session.execute(update(Job).where(Job.id == job_id).values(lease_until=func.now()))
@@ -206,7 +193,7 @@ def test_reconciler_dead_letters_a_lost_job_out_of_attempts(
     from core.jobs import lifecycle
     from worker.maintenance.reconciler import reconcile
 
-    job_id = new_job(db, user, app_client, max_attempts=1)
+    job_id = new_job(stack, user, max_attempts=1)
     with db.transaction() as session:
         assert lifecycle.claim(session, job_id, lease_seconds=60) is not None
         # The worker holding it died: nobody extends the lease.
@@ -225,13 +212,13 @@ def test_reconciler_dead_letters_a_lost_job_out_of_attempts(
 
 
 def test_a_handler_blocked_past_its_lease_keeps_the_job(
-    db: Database, stack: Stack, user: User, app_client: Any, celery: Celery
+    db: Database, stack: Stack, user: User, celery: Celery
 ) -> None:
     import time
 
     from worker.maintenance.reconciler import reconcile
 
-    job_id = new_job(db, user, app_client)
+    job_id = new_job(stack, user)
     lease = stack.settings.job_lease_seconds
 
     def blocks(_: JobContext, __: Any) -> dict[str, Any]:

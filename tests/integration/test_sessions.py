@@ -9,8 +9,10 @@ import time
 from fastapi.testclient import TestClient
 from jose import jwt
 
-from tests.conftest import Stack, User, create_user
-from tests.integration.test_http_errors import assert_problem
+from core.db import Database
+from tests.support.factories import User, log_in, new_email
+from tests.support.problems import assert_problem
+from tests.support.stack import Stack
 
 
 def _bearer(token: str) -> dict[str, str]:
@@ -29,8 +31,9 @@ def _me_status(client: TestClient, access: str) -> int:
 
 
 def test_login_answers_an_access_and_a_refresh_token(app_client: TestClient, user: User) -> None:
-    access = jwt.get_unverified_claims(user.token)
-    refresh = jwt.get_unverified_claims(user.refresh_token)
+    tokens = _login(app_client, user.email, user.password)
+    access = jwt.get_unverified_claims(tokens["access_token"])
+    refresh = jwt.get_unverified_claims(tokens["refresh_token"])
 
     assert access["typ"] == "access"
     assert refresh["typ"] == "refresh"
@@ -38,7 +41,9 @@ def test_login_answers_an_access_and_a_refresh_token(app_client: TestClient, use
         assert {"typ", "sub", "exp", "iat", "jti", "iss", "aud", "sid"} <= claims.keys()
     assert access["exp"] - access["iat"] == 15 * 60
     assert access["sid"] == refresh["sid"]
-    assert _me_status(app_client, user.token) == 200
+    assert access["sub"] == str(user.id)
+    assert tokens["token_type"] == "bearer"
+    assert _me_status(app_client, tokens["access_token"]) == 200
 
 
 def test_refresh_rotates_and_the_new_pair_works(app_client: TestClient, user: User) -> None:
@@ -69,14 +74,16 @@ def test_reusing_a_rotated_refresh_token_ends_the_whole_session(
     assert _me_status(app_client, user.token) == 401
 
 
-def test_reuse_ends_only_that_session(app_client: TestClient, user: User) -> None:
-    other_login = app_client.post(
-        "/api/v1/auth/login", data={"username": user.email, "password": user.password}
-    ).json()
+def test_reuse_ends_only_that_session(
+    app_client: TestClient, stack: Stack, db: Database, user: User
+) -> None:
+    other_login = log_in(stack, user)
     _refresh(app_client, user.refresh_token)
-    app_client.post("/api/v1/auth/refresh", json={"refresh_token": user.refresh_token})
+    replay = app_client.post("/api/v1/auth/refresh", json={"refresh_token": user.refresh_token})
 
-    assert _me_status(app_client, other_login["access_token"]) == 200
+    assert_problem(replay, 401, "invalid_token")
+    assert _me_status(app_client, user.token) == 401
+    assert _me_status(app_client, other_login.token) == 200
 
 
 def test_logout_ends_the_session_and_its_access_tokens(app_client: TestClient, user: User) -> None:
@@ -106,10 +113,9 @@ def test_garbage_refresh_tokens_are_401(app_client: TestClient) -> None:
 
 
 def test_password_change_needs_the_current_password_and_ends_other_sessions(
-    app_client: TestClient,
+    app_client: TestClient, stack: Stack, db: Database, user: User
 ) -> None:
-    user = create_user(app_client)
-    other = create_user_login(app_client, user)
+    other = log_in(stack, user).token
 
     wrong = app_client.post(
         "/api/v1/auth/password/change",
@@ -117,7 +123,7 @@ def test_password_change_needs_the_current_password_and_ends_other_sessions(
         json={"current_password": "not it at all", "new_password": "a new password"},
     )
     assert_problem(wrong, 403, "wrong_password")
-    assert _me_status(app_client, other["access_token"]) == 200
+    assert _me_status(app_client, other) == 200
 
     changed = app_client.post(
         "/api/v1/auth/password/change",
@@ -127,32 +133,31 @@ def test_password_change_needs_the_current_password_and_ends_other_sessions(
 
     assert changed.status_code == 204
     assert _me_status(app_client, user.token) == 200  # the session that changed it
-    assert _me_status(app_client, other["access_token"]) == 401
+    assert _me_status(app_client, other) == 401
     old = app_client.post(
         "/api/v1/auth/login", data={"username": user.email, "password": user.password}
     )
     assert_problem(old, 401, "invalid_credentials")
-    new = app_client.post(
-        "/api/v1/auth/login", data={"username": user.email, "password": "a new password"}
-    )
-    assert new.status_code == 200
+    assert _login(app_client, user.email, "a new password")["access_token"]
 
 
-def create_user_login(client: TestClient, user: User) -> dict[str, str]:
-    """A second login (another device) of the same user."""
-    response = client.post(
-        "/api/v1/auth/login", data={"username": user.email, "password": user.password}
-    )
-    assert response.status_code == 200
+def _login(client: TestClient, email: str, password: str) -> dict[str, str]:
+    response = client.post("/api/v1/auth/login", data={"username": email, "password": password})
+    assert response.status_code == 200, response.text
     body: dict[str, str] = response.json()
     return body
 
 
 def test_passwords_of_256_and_multibyte_characters_round_trip(app_client: TestClient) -> None:
     for password in ("p" * 256, "пароль-密码-🔑" * 4):
-        user = create_user(app_client, password=password)
+        email = new_email()
+        registered = app_client.post(
+            "/api/v1/auth/register", json={"email": email, "password": password}
+        )
+        assert registered.status_code == 201, registered.text
+        assert _login(app_client, email, password)["access_token"]
         near_miss = app_client.post(
-            "/api/v1/auth/login", data={"username": user.email, "password": password[:-1]}
+            "/api/v1/auth/login", data={"username": email, "password": password[:-1]}
         )
         assert_problem(near_miss, 401, "invalid_credentials")
     too_long = app_client.post(
@@ -184,38 +189,32 @@ def test_email_is_lower_cased_and_validated(app_client: TestClient) -> None:
 
 
 def test_login_rehashes_a_password_stored_with_older_parameters(
-    app_client: TestClient, stack: Stack
+    app_client: TestClient, db: Database, user: User
 ) -> None:
     from passlib.hash import argon2
     from sqlalchemy import text
 
-    from core.db import Database
-
-    user = create_user(app_client)
     weak = argon2.using(time_cost=1, memory_cost=1024, parallelism=1).hash(user.password)
-    db = Database(stack.settings, "test")
     query = text("SELECT password_hash FROM users WHERE email = :email")
-    try:
-        with db.transaction() as session:
-            session.execute(
-                text("UPDATE users SET password_hash = :hash WHERE email = :email"),
-                {"hash": weak, "email": user.email},
-            )
+    with db.transaction() as session:
+        session.execute(
+            text("UPDATE users SET password_hash = :hash WHERE email = :email"),
+            {"hash": weak, "email": user.email},
+        )
 
-        assert create_user_login(app_client, user)["access_token"]
+    assert _login(app_client, user.email, user.password)["access_token"]
 
-        with db.transaction() as session:
-            stored = session.execute(query, {"email": user.email}).scalar_one()
-    finally:
-        db.dispose()
+    with db.transaction() as session:
+        stored = session.execute(query, {"email": user.email}).scalar_one()
     assert stored != weak
     assert stored.startswith("$argon2id$")
     assert "m=1024," not in stored
     assert argon2.verify(user.password, stored)
 
 
-def test_logout_ends_an_open_event_stream(app_client: TestClient) -> None:
-    user = create_user(app_client)
+def test_logout_ends_an_open_event_stream(
+    app_client: TestClient, stack: Stack, db: Database, user: User
+) -> None:
     job = app_client.post(
         "/api/v1/jobs",
         headers=user.headers,
@@ -229,7 +228,7 @@ def test_logout_ends_an_open_event_stream(app_client: TestClient) -> None:
     # Should the stream outlive the login, cancelling the job ends it, and the test fails
     # on the elapsed time rather than hanging.
     def cancel_job() -> None:
-        token = create_user_login(app_client, user)["access_token"]
+        token = log_in(stack, user).token
         app_client.post(f"/api/v1/jobs/{job['id']}/cancel", headers=_bearer(token))
 
     backstop = threading.Timer(15.0, cancel_job)

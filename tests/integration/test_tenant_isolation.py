@@ -4,30 +4,36 @@ row of the matrix would notice a route that stopped checking."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import User, create_user
-from tests.integration.test_http_errors import assert_problem
 from tests.support import jobs
+from tests.support.factories import (
+    ApiKey,
+    User,
+    add_member,
+    create_api_key,
+    create_job,
+    create_tenant,
+    create_user,
+    new_email,
+)
+from tests.support.problems import assert_problem
+from tests.support.stack import Stack
 from tests.support.tenancy import (
     API,
     bearer,
-    create_key,
-    create_tenant,
     in_tenant,
     job_ids,
     list_keys,
     member_emails,
-    new_email,
-    personal_tenant,
     tenant_ids,
 )
 
-# A job that stays cancellable even if another module's worker is running this session.
 SLOW_JOB = ("diagnostics.sleep", {"seconds": 30})
 
 
@@ -47,57 +53,45 @@ class World:
     team_job: str
     b_job: str
     b_team_job: str
-    a_personal_key: dict[str, Any]
-    team_key: dict[str, Any]
-    b_key: dict[str, Any]
+    a_personal_key: ApiKey
+    team_key: ApiKey
+    b_key: ApiKey
     invitee: str
     invitation: str
 
 
-@pytest.fixture(scope="module")
-def world(app_client: TestClient) -> World:
-    client = app_client
-    a, b, member = create_user(client), create_user(client), create_user(client)
-    a_personal, b_personal = personal_tenant(client, a), personal_tenant(client, b)
-    team = create_tenant(client, a, "A's team")
-    b_team = create_tenant(client, b, "B's team")
-
-    added = client.post(
-        f"{API}/tenants/{team}/members",
-        headers=a.headers,
-        json={"email": member.email, "role": "member"},
-    )
-    assert added.status_code == 201, added.text
-    assert added.json()["status"] == "active"
-    invitee = new_email()
-    invited = client.post(
+@pytest.fixture
+def world(app_client: TestClient, stack: Stack) -> World:
+    a, b, member = create_user(stack), create_user(stack), create_user(stack)
+    team = create_tenant(stack, a, "A's team")
+    b_team = create_tenant(stack, b, "B's team")
+    add_member(stack, team, member)
+    # Invited over HTTP: the invitation email is a system job no tenant may list.
+    invitee = new_email("invitee")
+    invited = app_client.post(
         f"{API}/tenants/{team}/members", headers=a.headers, json={"email": invitee}
     )
     assert invited.status_code == 201, invited.text
     assert invited.json()["status"] == "invited"
 
-    def job(user: User, tenant: str | None, marker: str) -> str:
-        submitted = jobs.submit(
-            client, in_tenant(user.headers, tenant), "diagnostics.echo", {"marker": marker}
-        )
-        job_id: str = submitted["id"]
-        return job_id
+    def job(user: User, tenant: uuid.UUID, marker: str) -> str:
+        return str(create_job(stack, tenant, user, job_input={"marker": marker}))
 
     return World(
         a=a,
         b=b,
         member=member,
-        a_personal=a_personal,
-        team=team,
-        b_personal=b_personal,
-        b_team=b_team,
-        a_personal_job=job(a, None, "a personal"),
+        a_personal=str(a.personal_tenant_id),
+        team=str(team),
+        b_personal=str(b.personal_tenant_id),
+        b_team=str(b_team),
+        a_personal_job=job(a, a.personal_tenant_id, "a personal"),
         team_job=job(a, team, "a team"),
-        b_job=job(b, None, "b personal"),
+        b_job=job(b, b.personal_tenant_id, "b personal"),
         b_team_job=job(b, b_team, "b team"),
-        a_personal_key=create_key(client, a.headers, None, name="a personal"),
-        team_key=create_key(client, a.headers, team, name="a team"),
-        b_key=create_key(client, b.headers, None, name="b personal"),
+        a_personal_key=create_api_key(stack, a.personal_tenant_id, a, name="a personal"),
+        team_key=create_api_key(stack, team, a, name="a team"),
+        b_key=create_api_key(stack, b.personal_tenant_id, b, name="b personal"),
         invitee=invitee,
         invitation=invited.json()["invitation_id"],
     )
@@ -110,34 +104,33 @@ class Ids:
     of its own to destroy; `own_team` is the caller's own team tenant."""
 
     client: TestClient
+    stack: Stack
     world: World
     own_team: str
     fresh: dict[str, str] = field(default_factory=dict)
 
     def for_caller(self, own_team: str) -> Ids:
-        return Ids(self.client, self.world, own_team, self.fresh)
+        return Ids(self.client, self.stack, self.world, own_team, self.fresh)
 
     def __getitem__(self, name: str) -> str:
         if name == "own_team":
             return self.own_team
         if not name.startswith("fresh_"):
             value = getattr(self.world, name)
-            return str(value["id"]) if isinstance(value, dict) else str(value)
+            return str(value.id) if isinstance(value, ApiKey) else str(value)
         if name not in self.fresh:
             self.fresh[name] = self._make(name)
         return self.fresh[name]
 
     def _make(self, name: str) -> str:
-        client, w = self.client, self.world
+        client, stack, w = self.client, self.stack, self.world
+        team = uuid.UUID(w.team)
         if name == "fresh_email":
             return new_email()
         if name == "fresh_member":
-            user = create_user(client)
-            response = client.post(
-                f"{API}/tenants/{w.team}/members", headers=w.a.headers, json={"email": user.email}
-            )
-            assert response.status_code == 201, response.text
-            return str(response.json()["user_id"])
+            user = create_user(stack)
+            add_member(stack, team, user)
+            return str(user.id)
         if name == "fresh_invitation":
             response = client.post(
                 f"{API}/tenants/{w.team}/members", headers=w.a.headers, json={"email": new_email()}
@@ -145,11 +138,12 @@ class Ids:
             assert response.status_code == 201, response.text
             return str(response.json()["invitation_id"])
         if name in ("fresh_team_key", "fresh_personal_key"):
-            tenant = w.team if name == "fresh_team_key" else None
-            return str(create_key(client, w.a.headers, tenant, name=name)["id"])
+            tenant = team if name == "fresh_team_key" else w.a.personal_tenant_id
+            return str(create_api_key(stack, tenant, w.a, name=name).id)
         if name in ("fresh_team_job", "fresh_personal_job"):
-            tenant = w.team if name == "fresh_team_job" else None
-            return str(jobs.submit(client, in_tenant(w.a.headers, tenant), *SLOW_JOB)["id"])
+            tenant = team if name == "fresh_team_job" else w.a.personal_tenant_id
+            kind, job_input = SLOW_JOB
+            return str(create_job(stack, tenant, w.a, kind, job_input))
         raise KeyError(name)
 
     def fill(self, template: Any) -> Any:
@@ -275,9 +269,14 @@ def _send(client: TestClient, case: Case, ids: Ids, headers: dict[str, str]) -> 
 
 
 def _check(
-    client: TestClient, w: World, case: Case, outsider: dict[str, str], outsider_team: str
+    client: TestClient,
+    stack: Stack,
+    w: World,
+    case: Case,
+    outsider: dict[str, str],
+    outsider_team: str,
 ) -> None:
-    ids = Ids(client, w, w.team)
+    ids = Ids(client, stack, w, w.team)
     # Make the fresh things first, so the snapshot includes them.
     for template in (case.path, case.tenant or "", *(case.body or {}).values()):
         ids.fill(template)
@@ -294,17 +293,17 @@ def _check(
 @pytest.mark.parametrize("case", JOB_CASES, ids=lambda c: c.id)
 @pytest.mark.parametrize("outsider", ["login", "api key"])
 def test_outsider_gets_404_on_job_routes(
-    app_client: TestClient, world: World, case: Case, outsider: str
+    app_client: TestClient, world: World, case: Case, outsider: str, stack: Stack
 ) -> None:
-    headers = world.b.headers if outsider == "login" else bearer(world.b_key["secret"])
-    _check(app_client, world, case, headers, world.b_team)
+    headers = world.b.headers if outsider == "login" else bearer(world.b_key.secret)
+    _check(app_client, stack, world, case, headers, world.b_team)
 
 
 @pytest.mark.parametrize("case", TENANT_CASES, ids=lambda c: c.id)
 def test_outsider_gets_404_on_tenant_and_key_routes(
-    app_client: TestClient, world: World, case: Case
+    app_client: TestClient, world: World, case: Case, stack: Stack
 ) -> None:
-    _check(app_client, world, case, world.b.headers, world.b_team)
+    _check(app_client, stack, world, case, world.b.headers, world.b_team)
 
 
 def test_job_lists_show_only_the_active_tenant(app_client: TestClient, world: World) -> None:
@@ -365,9 +364,9 @@ def test_key_lists_show_only_the_active_tenants_keys(app_client: TestClient, wor
     b_personal = {k["id"] for k in list_keys(app_client, w.b.headers, None)}
     b_team = {k["id"] for k in list_keys(app_client, w.b.headers, w.b_team)}
 
-    assert w.a_personal_key["id"] in a_personal
-    assert w.team_key["id"] in team
-    assert w.b_key["id"] in b_personal
+    assert str(w.a_personal_key.id) in a_personal
+    assert str(w.team_key.id) in team
+    assert str(w.b_key.id) in b_personal
     lists = [a_personal, team, b_personal, b_team]
     for i, one in enumerate(lists):
         for other in lists[i + 1 :]:
@@ -378,7 +377,7 @@ def test_key_lists_show_only_the_active_tenants_keys(app_client: TestClient, wor
 
 def test_a_team_key_sees_only_its_tenant(app_client: TestClient, world: World) -> None:
     w = world
-    key = bearer(w.team_key["secret"])
+    key = bearer(w.team_key.secret)
 
     listed = job_ids(app_client, key)
     assert w.team_job in listed
@@ -412,7 +411,7 @@ def test_a_personal_key_is_not_let_into_its_creators_team(
     app_client: TestClient, world: World
 ) -> None:
     w = world
-    key = bearer(w.a_personal_key["secret"])
+    key = bearer(w.a_personal_key.secret)
 
     assert job_ids(app_client, key, w.a_personal) == job_ids(app_client, w.a.headers)
     response = app_client.get(f"{API}/jobs", headers=in_tenant(key, w.team))
@@ -421,9 +420,11 @@ def test_a_personal_key_is_not_let_into_its_creators_team(
     assert_problem(response, 404, "job_not_found")
 
 
-def test_a_removed_member_is_locked_out_at_once(app_client: TestClient, world: World) -> None:
+def test_a_removed_member_is_locked_out_at_once(
+    app_client: TestClient, world: World, stack: Stack
+) -> None:
     w = world
-    member = create_user(app_client)
+    member = create_user(stack)
     added = app_client.post(
         f"{API}/tenants/{w.team}/members", headers=w.a.headers, json={"email": member.email}
     )
@@ -503,7 +504,7 @@ def test_an_outsider_cannot_follow_a_jobs_event_stream(
     for headers, code in [
         (w.b.headers, "job_not_found"),
         (in_tenant(w.b.headers, w.team), "tenant_not_found"),
-        (bearer(w.b_key["secret"]), "job_not_found"),
+        (bearer(w.b_key.secret), "job_not_found"),
         (in_tenant(w.member.headers, w.b_team), "tenant_not_found"),
     ]:
         assert_problem(app_client.get(path, headers={**headers, **stream}), 404, code)

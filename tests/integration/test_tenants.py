@@ -9,8 +9,9 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from tests.conftest import Stack, User, create_user
-from tests.integration.test_http_errors import assert_problem
+from tests.support.factories import User, create_user
+from tests.support.problems import assert_problem
+from tests.support.stack import Stack
 from tests.support.worker import WorkerProcess
 
 API = "/api/v1"
@@ -32,17 +33,14 @@ def _add(client: TestClient, actor: User, tenant_id: str, email: str, role: str)
     )
 
 
-def _user_id(client: TestClient, user: User) -> str:
-    user_id: str = client.get(f"{API}/users/me", headers=user.headers).json()["id"]
-    return user_id
-
-
 def _in(tenant_id: str, user: User) -> dict[str, str]:
     return {**user.headers, "X-Tenant-ID": tenant_id}
 
 
-def test_a_team_tenant_shares_jobs_between_its_members_only(app_client: TestClient) -> None:
-    owner, colleague = create_user(app_client), create_user(app_client)
+def test_a_team_tenant_shares_jobs_between_its_members_only(
+    app_client: TestClient, stack: Stack
+) -> None:
+    owner, colleague = create_user(stack), create_user(stack)
     team = _team(app_client, owner)
     added = _add(app_client, owner, team, colleague.email.upper(), "member")
     assert added.status_code == 201
@@ -69,8 +67,8 @@ def test_a_team_tenant_shares_jobs_between_its_members_only(app_client: TestClie
     assert {(t["id"], t["role"]) for t in tenants if not t["personal"]} == {(team, "member")}
 
 
-def test_roles_decide_who_manages_members(app_client: TestClient) -> None:
-    owner, admin, member, newcomer = (create_user(app_client) for _ in range(4))
+def test_roles_decide_who_manages_members(app_client: TestClient, stack: Stack) -> None:
+    owner, admin, member, newcomer = (create_user(stack) for _ in range(4))
     team = _team(app_client, owner)
     assert _add(app_client, owner, team, admin.email, "admin").status_code == 201
     assert _add(app_client, owner, team, member.email, "member").status_code == 201
@@ -82,7 +80,7 @@ def test_roles_decide_who_manages_members(app_client: TestClient) -> None:
     assert _add(app_client, admin, team, newcomer.email, "member").status_code == 201
     assert_problem(_add(app_client, admin, team, newcomer.email, "member"), 409, "already_member")
 
-    owner_id = _user_id(app_client, owner)
+    owner_id = str(owner.id)
     demote_owner = app_client.patch(
         f"{API}/tenants/{team}/members/{owner_id}", headers=admin.headers, json={"role": "member"}
     )
@@ -92,7 +90,7 @@ def test_roles_decide_who_manages_members(app_client: TestClient) -> None:
     )
     assert_problem(remove_owner, 403, "forbidden")
 
-    member_id = _user_id(app_client, member)
+    member_id = str(member.id)
     promoted = app_client.patch(
         f"{API}/tenants/{team}/members/{member_id}", headers=admin.headers, json={"role": "admin"}
     )
@@ -110,10 +108,10 @@ def test_roles_decide_who_manages_members(app_client: TestClient) -> None:
     }
 
 
-def test_the_last_owner_cannot_leave_or_step_down(app_client: TestClient) -> None:
-    owner, second = create_user(app_client), create_user(app_client)
+def test_the_last_owner_cannot_leave_or_step_down(app_client: TestClient, stack: Stack) -> None:
+    owner, second = create_user(stack), create_user(stack)
     team = _team(app_client, owner)
-    owner_id = _user_id(app_client, owner)
+    owner_id = str(owner.id)
 
     leave = app_client.delete(f"{API}/tenants/{team}/members/{owner_id}", headers=owner.headers)
     step_down = app_client.patch(
@@ -131,13 +129,13 @@ def test_the_last_owner_cannot_leave_or_step_down(app_client: TestClient) -> Non
     assert_problem(app_client.get(f"{API}/jobs", headers=_in(team, owner)), 404, "tenant_not_found")
 
 
-def test_a_member_can_leave(app_client: TestClient) -> None:
-    owner, member = create_user(app_client), create_user(app_client)
+def test_a_member_can_leave(app_client: TestClient, stack: Stack) -> None:
+    owner, member = create_user(stack), create_user(stack)
     team = _team(app_client, owner)
     _add(app_client, owner, team, member.email, "member")
 
     response = app_client.delete(
-        f"{API}/tenants/{team}/members/{_user_id(app_client, member)}", headers=member.headers
+        f"{API}/tenants/{team}/members/{member.id}", headers=member.headers
     )
 
     assert response.status_code == 204
@@ -155,7 +153,7 @@ def _invitation_token(stack: Stack, email: str) -> str:
 def test_an_invited_email_gets_a_mail_and_joins_on_register_with_its_token(
     app_client: TestClient, stack: Stack, worker: WorkerProcess
 ) -> None:
-    owner = create_user(app_client)
+    owner = create_user(stack)
     team = _team(app_client, owner, name="Data\nTeam")
     email = f"invitee-{uuid.uuid4().hex[:10]}@example.com"
 
@@ -186,7 +184,7 @@ def test_an_invited_email_gets_a_mail_and_joins_on_register_with_its_token(
 def test_registering_an_invited_email_without_its_token_joins_nothing(
     app_client: TestClient, stack: Stack, worker: WorkerProcess
 ) -> None:
-    owner = create_user(app_client)
+    owner = create_user(stack)
     team = _team(app_client, owner)
     email = f"invitee-{uuid.uuid4().hex[:10]}@example.com"
     _add(app_client, owner, team, email, "owner")
@@ -218,8 +216,8 @@ def test_registering_an_invited_email_without_its_token_joins_nothing(
     assert_problem(again, 404, "invitation_not_found")
 
 
-def test_concurrent_adds_of_one_email_give_one_member(app_client: TestClient) -> None:
-    owner, colleague = create_user(app_client), create_user(app_client)
+def test_concurrent_adds_of_one_email_give_one_member(app_client: TestClient, stack: Stack) -> None:
+    owner, colleague = create_user(stack), create_user(stack)
     team = _team(app_client, owner)
 
     with ThreadPoolExecutor(4) as pool:
@@ -233,14 +231,16 @@ def test_concurrent_adds_of_one_email_give_one_member(app_client: TestClient) ->
     assert sorted(codes) == [201, 409, 409, 409]
 
 
-def test_two_owners_stepping_down_at_once_leave_one_owner(app_client: TestClient) -> None:
-    first, second = create_user(app_client), create_user(app_client)
+def test_two_owners_stepping_down_at_once_leave_one_owner(
+    app_client: TestClient, stack: Stack
+) -> None:
+    first, second = create_user(stack), create_user(stack)
     team = _team(app_client, first)
     _add(app_client, first, team, second.email, "owner")
 
     def step_down(user: User) -> int:
         return app_client.patch(
-            f"{API}/tenants/{team}/members/{_user_id(app_client, user)}",
+            f"{API}/tenants/{team}/members/{user.id}",
             headers=user.headers,
             json={"role": "member"},
         ).status_code
@@ -253,8 +253,8 @@ def test_two_owners_stepping_down_at_once_leave_one_owner(app_client: TestClient
     assert [m["role"] for m in members].count("owner") == 1
 
 
-def test_a_cancelled_invitation_is_not_honoured(app_client: TestClient) -> None:
-    owner = create_user(app_client)
+def test_a_cancelled_invitation_is_not_honoured(app_client: TestClient, stack: Stack) -> None:
+    owner = create_user(stack)
     team = _team(app_client, owner)
     email = f"invitee-{uuid.uuid4().hex[:10]}@example.com"
     invitation = _add(app_client, owner, team, email, "member").json()["invitation_id"]
@@ -274,8 +274,8 @@ def test_a_cancelled_invitation_is_not_honoured(app_client: TestClient) -> None:
     assert team not in {t["id"] for t in newcomer["tenants"]}
 
 
-def test_a_personal_tenant_keeps_to_its_owner(app_client: TestClient) -> None:
-    owner, other = create_user(app_client), create_user(app_client)
+def test_a_personal_tenant_keeps_to_its_owner(app_client: TestClient, stack: Stack) -> None:
+    owner, other = create_user(stack), create_user(stack)
     personal = app_client.get(f"{API}/users/me", headers=owner.headers).json()["personal_tenant_id"]
 
     assert_problem(_add(app_client, owner, personal, other.email, "member"), 409, "personal_tenant")
@@ -285,8 +285,8 @@ def test_a_personal_tenant_keeps_to_its_owner(app_client: TestClient) -> None:
     assert_problem(rename, 409, "personal_tenant")
 
 
-def test_only_owners_rename(app_client: TestClient) -> None:
-    owner, admin = create_user(app_client), create_user(app_client)
+def test_only_owners_rename(app_client: TestClient, stack: Stack) -> None:
+    owner, admin = create_user(stack), create_user(stack)
     team = _team(app_client, owner)
     _add(app_client, owner, team, admin.email, "admin")
 
@@ -313,8 +313,10 @@ def test_bad_tenant_and_member_bodies_are_422(app_client: TestClient, user: User
     )
 
 
-def test_an_admin_cannot_cancel_an_invitation_to_ownership(app_client: TestClient) -> None:
-    owner, admin = create_user(app_client), create_user(app_client)
+def test_an_admin_cannot_cancel_an_invitation_to_ownership(
+    app_client: TestClient, stack: Stack
+) -> None:
+    owner, admin = create_user(stack), create_user(stack)
     team = _team(app_client, owner)
     _add(app_client, owner, team, admin.email, "admin")
     email = f"future-owner-{uuid.uuid4().hex[:10]}@example.com"

@@ -18,12 +18,14 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from pydantic import SecretStr
 
+from core.identity.access import Scope
 from core.settings import Settings
 from core.storage import open_storage
 from core.uploads.keys import derived_key, upload_key
-from tests.conftest import Stack, User, create_user
-from tests.integration.test_http_errors import assert_problem
 from tests.support import jobs, samples
+from tests.support.factories import User, create_api_key, create_user
+from tests.support.problems import assert_problem
+from tests.support.stack import Stack
 from tests.support.worker import WorkerProcess
 
 API = "/api/v1"
@@ -34,9 +36,10 @@ class Variant:
     name: str
     client: TestClient
     settings: Settings
+    stack: Stack
 
     def user(self) -> User:
-        return create_user(self.client)
+        return create_user(self.stack)
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +62,7 @@ def local_variant(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Ite
     proc = WorkerProcess(env, tmp_path_factory.mktemp("local-worker"), beat=False)
     try:
         with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-            yield Variant("local", client, settings)
+            yield Variant("local", client, settings, stack)
     finally:
         proc.stop()
 
@@ -69,7 +72,7 @@ def variant(
     request: pytest.FixtureRequest, stack: Stack, app_client: TestClient, worker: WorkerProcess
 ) -> Variant:
     if request.param == "s3":
-        return Variant("s3", app_client, stack.settings)
+        return Variant("s3", app_client, stack.settings, stack)
     local: Variant = request.getfixturevalue("local_variant")
     return local
 
@@ -251,7 +254,7 @@ def test_over_the_limit_is_413_and_leaves_nothing(stack: Stack, tmp_path: Path) 
 
     settings = stack.settings.model_copy(update={"max_upload_bytes": 6 * 1024 * 1024})
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-        user = create_user(client)
+        user = create_user(stack)
         data = os.urandom(7 * 1024 * 1024)
         response = upload(client, user, data, "big.bin", "application/octet-stream")
         assert_problem(response, 413, "payload_too_large")
@@ -327,12 +330,8 @@ def test_uploads_list_pages_with_a_cursor(variant: Variant) -> None:
     assert second["next_cursor"] is None
 
 
-def test_uploads_need_the_upload_scopes(app_client: TestClient) -> None:
-    owner = create_user(app_client)
-    key = app_client.post(
-        f"{API}/api-keys", headers=owner.headers, json={"name": "ci", "scopes": ["jobs:read"]}
-    ).json()["secret"]
-    headers = {"Authorization": f"Bearer {key}"}
+def test_uploads_need_the_upload_scopes(app_client: TestClient, stack: Stack, user: User) -> None:
+    headers = create_api_key(stack, user.personal_tenant_id, user, [Scope.JOBS_READ]).headers
 
     listed = app_client.get(f"{API}/uploads", headers=headers)
     created = app_client.post(
@@ -372,8 +371,7 @@ def test_deleting_an_upload_while_it_is_processed_leaves_nothing(variant: Varian
 
     assert deleted.status_code == 204
     job = jobs.wait_for(variant.client, user.headers, job_id, timeout=60)
-    me = variant.client.get(f"{API}/users/me", headers=user.headers).json()
-    tenant = uuid.UUID(me["personal_tenant_id"])
+    tenant = user.personal_tenant_id
     storage = open_storage(variant.settings)
     keys = [
         upload_key(tenant, uuid.UUID(upload_id)),

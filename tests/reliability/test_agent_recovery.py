@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import Stack, create_user
 from tests.support import jobs
+from tests.support.factories import create_user
 from tests.support.openai_server import OpenAIServer, text, tool_call
+from tests.support.stack import Stack
 from tests.support.worker import WorkerProcess
 
 
@@ -59,7 +60,7 @@ def test_a_run_survives_its_worker_being_killed(
     second: WorkerProcess | None = None
     try:
         with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-            user = create_user(client)
+            user = create_user(stack)
             response = client.post(
                 "/api/v1/agents/triage/runs",
                 headers=user.headers,

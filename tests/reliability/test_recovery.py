@@ -16,8 +16,9 @@ from pydantic import SecretStr
 
 from core.db import Database
 from core.models import Job
-from tests.conftest import Stack, User, create_user
 from tests.support import jobs
+from tests.support.factories import User, create_user
+from tests.support.stack import Stack
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.worker import WorkerProcess
 
@@ -77,7 +78,7 @@ def test_submit_while_broker_down_answers_202_and_runs_later(
     settings = stack.settings.model_copy(update={"broker_url": SecretStr(via_proxy)})
     app = create_app(settings)
     with TestClient(app, raise_server_exceptions=False) as client:
-        user = create_user(client)
+        user = create_user(stack)
         broker_proxy.stop()
 
         job = jobs.submit(client, user.headers, "diagnostics.echo", {"survived": True})

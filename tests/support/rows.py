@@ -1,13 +1,17 @@
-"""Reading a job's row and events straight from the database."""
+"""Reading and clearing rows straight in the database."""
 
 from __future__ import annotations
 
 import uuid
 
+from psycopg2.errors import DeadlockDetected
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from core.db import Database
-from core.models import Job, JobEvent
+from core.models import Base, Job, JobEvent
+
+DEADLOCK_RETRIES = 5
 
 
 def job_state(db: Database, job_id: uuid.UUID) -> tuple[Job, list[JobEvent]]:
@@ -19,3 +23,22 @@ def job_state(db: Database, job_id: uuid.UUID) -> tuple[Job, list[JobEvent]]:
             )
         )
         return job, events
+
+
+def empty_tables(db: Database) -> None:
+    """Delete every row of every table, children first.
+
+    DELETE rather than TRUNCATE, and one table per statement, each committed on its own:
+    a worker process still finishing the previous test's job may hold row locks, and a
+    DELETE waits only for the rows it shares with it, never holding one table while
+    waiting on another. Should the database still pick this statement to break a
+    deadlock, it is run again."""
+    for table in reversed(Base.metadata.sorted_tables):
+        for attempt in range(DEADLOCK_RETRIES):
+            try:
+                with db.autocommit() as connection:
+                    connection.execute(table.delete())
+                break
+            except OperationalError as exc:
+                if not isinstance(exc.orig, DeadlockDetected) or attempt == DEADLOCK_RETRIES - 1:
+                    raise

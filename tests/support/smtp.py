@@ -82,6 +82,11 @@ class SmtpServer:
         with self._changed:
             return list(self._received)
 
+    def clear(self) -> None:
+        """Forget what was received (each test starts with an empty mailbox)."""
+        with self._changed:
+            self._received.clear()
+
     def wait_for(
         self, predicate: Callable[[Received], bool] = lambda _: True, timeout: float = 5.0
     ) -> Received:
