@@ -17,13 +17,16 @@ from typing import TypeVar
 
 import pytest
 import redis
+from pydantic import SecretStr
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from core.db import Database
 from core.kv import MAX_KEY_LENGTH, CodeCheck, KeyValueStore
 from core.kv.redis_store import CODE_PREFIX, HITS_PREFIX, RedisStore
 from core.kv.sql_store import SqlStore
 from tests.support import services
+from tests.support.smtp import free_port
 from tests.support.stack import Stack
 
 T = TypeVar("T")
@@ -233,8 +236,26 @@ def test_invalid_arguments_are_refused(store: KeyValueStore) -> None:
         store.check_code(key, RIGHT, 0)
 
 
-def test_ping(store: KeyValueStore) -> None:
+def test_ping_answers_only_while_the_server_does(store: KeyValueStore, stack: Stack) -> None:
+    """Readiness (`/readyz`) pings the store: it must tell a store whose server answers
+    from one whose server is gone."""
     store.ping()
+
+    gone = store_on_a_server_that_is_down(store, stack)
+    try:
+        with pytest.raises((redis.ConnectionError, OperationalError)):
+            gone.ping()
+    finally:
+        gone.close()
+
+
+def store_on_a_server_that_is_down(like: KeyValueStore, stack: Stack) -> KeyValueStore:
+    """A store of the same kind, configured for a port nothing listens on."""
+    nowhere = f"127.0.0.1:{free_port()}"
+    if isinstance(like, RedisStore):
+        return RedisStore(f"redis://{nowhere}/0", timeout_seconds=0.5)
+    url = SecretStr(f"postgresql://postgres@{nowhere}/nothing")
+    return SqlStore(Database(stack.settings.model_copy(update={"database_url": url}), "tests"))
 
 
 # Expiry and housekeeping, per implementation.

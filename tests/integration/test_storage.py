@@ -345,9 +345,17 @@ def test_presign_lifetime_is_bounded(storage: Storage, seconds: int) -> None:
 # --- configuration and failures ----------------------------------------------------------
 
 
-def test_ensure_bucket_is_repeatable_and_ping_answers(storage: Storage) -> None:
+def test_ensuring_the_bucket_again_keeps_what_it_holds(storage: Storage) -> None:
+    """Every process ensures the bucket when it starts: doing it again must neither
+    fail nor empty it, and the readiness ping answers after it."""
+    key, data = new_key(), b"stored before a restart"
+    storage.put_bytes(key, data, "text/plain")
+
     storage.ensure_bucket()
     storage.ping()
+
+    assert storage.head(key) == ObjectInfo(key, len(data), "text/plain")
+    assert b"".join(storage.iter_chunks(key)) == data
 
 
 def test_ping_of_a_missing_bucket_fails_permanently(moto: MotoS3Server, tmp_path: Path) -> None:
