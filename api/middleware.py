@@ -71,12 +71,10 @@ class RequestContextMiddleware:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                headers = [
-                    *message.get("headers", []),
-                    (b"x-request-id", request_id.encode()),
-                    *_SECURITY_HEADERS,
-                ]
-                if not cacheable and not any(name == b"cache-control" for name, _ in headers):
+                headers = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                present = {name.lower() for name, _ in headers}
+                headers += [h for h in _SECURITY_HEADERS if h[0] not in present]
+                if not cacheable and b"cache-control" not in present:
                     headers.append(_NO_STORE)
                 message["headers"] = headers
             await send(message)

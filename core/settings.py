@@ -121,7 +121,7 @@ class Settings(BaseSettings):
     # Credentials are bearer tokens in a header, never cookies, so none are allowed.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
-    # Job protocol: see the job lifecycle in the README.
+    # Job protocol: see docs/lifecycle.md.
     job_lease_seconds: Seconds = 60.0
     job_max_attempts: int = Field(default=3, ge=1, le=20)
     retry_backoff_base_seconds: Seconds = 2.0

@@ -317,8 +317,11 @@ def get_upload(
     )
 
 
-def _download(state: AppState, key: str, filename: str, content_type: str | None) -> Response:
-    """A redirect to a short-lived presigned URL, or the bytes from local disk."""
+def _download(
+    state: AppState, key: str, filename: str, content_type: str | None, missing: ErrorCode
+) -> Response:
+    """A redirect to a short-lived presigned URL, or the bytes from local disk; `missing`
+    is the error if the object is not in storage."""
     lifetime = 300
     try:
         url = state.storage.presign_get(key, lifetime, filename, content_type)
@@ -326,7 +329,7 @@ def _download(state: AppState, key: str, filename: str, content_type: str | None
             return RedirectResponse(url, status_code=status.HTTP_307_TEMPORARY_REDIRECT)
         info = state.storage.head(key)
         if info is None:
-            raise ConveyorError(ErrorCode.DERIVED_NOT_FOUND, "The file is not in storage")
+            raise ConveyorError(missing, "The file is not in storage")
         chunks = state.storage.iter_chunks(key)
     except StorageError as exc:
         raise _storage_unavailable(exc) from exc
@@ -336,7 +339,6 @@ def _download(state: AppState, key: str, filename: str, content_type: str | None
         headers={
             "Content-Length": str(info.size),
             "Content-Disposition": content_disposition(filename),
-            "X-Content-Type-Options": "nosniff",
         },
     )
 
@@ -352,7 +354,13 @@ def get_content(
     upload = upload_service.get(uow.session, principal.tenant_id, upload_id)
     if upload.status != UploadStatus.STORED:
         raise ConveyorError(ErrorCode.UPLOAD_NOT_READY)
-    return _download(app_state(request), upload.storage_key, upload.filename, upload.content_type)
+    return _download(
+        app_state(request),
+        upload.storage_key,
+        upload.filename,
+        upload.content_type,
+        ErrorCode.UPLOAD_NOT_FOUND,
+    )
 
 
 @router.get(
@@ -378,6 +386,7 @@ def get_derived(
         derived_key(upload.tenant_id, upload.id, name),
         f"{stem}.{name}",
         listed[name],
+        ErrorCode.DERIVED_NOT_FOUND,
     )
 
 
