@@ -1,6 +1,6 @@
-"""PDF text extraction stays within its bounds: a few kilobytes of PDF must not become
-tens of megabytes of text or hold a worker for minutes. Past a bound, the job keeps
-what it read and says the text is truncated."""
+"""PDF: pages and text, encrypted and broken files; and extraction within its bounds: a
+few kilobytes of PDF must not become tens of megabytes of text or hold a worker for
+minutes. Past a bound, the job keeps what it read and says the text is truncated."""
 
 from __future__ import annotations
 
@@ -8,8 +8,65 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+import pytest
+from fpdf import FPDF
+
+from tests.support.processing import failure, run
 from worker.jobs.uploads_process import pdf
 from worker.jobs.uploads_process.pdf import Bounds
+
+
+def make_pdf(words: list[str], **encryption: str) -> bytes:
+    doc = FPDF()
+    doc.set_title("Quarterly Report")
+    doc.set_author("Zoë Writer")
+    doc.set_font("helvetica", size=14)
+    if encryption:
+        doc.set_encryption(**encryption)  # type: ignore[arg-type]
+    for number, word in enumerate(words, start=1):
+        doc.add_page()
+        doc.cell(text=f"Page {number} says {word}")
+    return bytes(doc.output())
+
+
+def test_pdf(tmp_path: Path) -> None:
+    words = ["aardvark", "butterfly", "crocodile"]
+    processed, recorder = run(tmp_path, "report.pdf", make_pdf(words))
+    assert processed.kind == "pdf"
+    summary = processed.summary
+    assert summary["pages"] == 3
+    assert summary["metadata"]["title"] == "Quarterly Report"
+    assert summary["metadata"]["author"] == "Zoë Writer"
+    assert summary["metadata"]["created"].startswith("20")  # ISO 8601
+    assert summary["pages_failed"] == []
+    assert summary["pages_without_text"] == 0
+    assert [fraction for fraction, _ in recorder.calls] == pytest.approx([1 / 3, 2 / 3, 1])
+    [derived] = processed.derived
+    assert (derived.name, derived.content_type) == ("text.txt", "text/plain; charset=utf-8")
+    extracted = derived.path.read_text(encoding="utf-8")
+    assert all(word in extracted for word in words)
+    assert extracted.count("\f") == 2  # one page after another
+    assert summary["characters"] == len(extracted) - 2
+
+
+def test_pdf_encrypted_for_permissions_only_opens(tmp_path: Path) -> None:
+    data = make_pdf(["secret"], owner_password="owner")
+    processed, _ = run(tmp_path, "locked.pdf", data)
+    assert "secret" in processed.derived[0].path.read_text(encoding="utf-8")
+
+
+def test_pdf_with_a_password_is_unsupported(tmp_path: Path) -> None:
+    data = make_pdf(["secret"], owner_password="owner", user_password="user")
+    assert failure(tmp_path, "locked.pdf", data).startswith("unsupported_file: ")
+
+
+def test_truncated_pdf_is_corrupt(tmp_path: Path) -> None:
+    data = make_pdf(["one", "two", "three"])
+    error = failure(tmp_path, "cut.pdf", data[: len(data) // 2])
+    assert error.startswith("corrupt_file: Could not read the PDF")
+
+
+# Bounds.
 
 
 def _pdf(streams: list[bytes], page_streams: list[int]) -> bytes:

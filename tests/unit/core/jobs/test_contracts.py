@@ -49,3 +49,49 @@ def test_internal_kinds_are_unknown_to_clients_but_not_to_system_jobs() -> None:
 def test_time_limits_cover_the_longest_sleep() -> None:
     assert KINDS["diagnostics.sleep"].time_limit_seconds > 600
     assert longest_time_limit() >= KINDS["diagnostics.sleep"].time_limit_seconds
+
+
+# email.send: internal, and strict about what goes into a message header.
+
+EMAIL = {"to": "ada@example.com", "subject": "Your code", "text": "12345678"}
+
+
+def test_email_send_is_internal() -> None:
+    assert KINDS["email.send"].internal
+    assert "email.send" not in {kind.name for kind in public_kinds()}
+    with pytest.raises(ConveyorError) as caught:
+        validate_input("email.send", EMAIL)  # what the API does with a client's job
+    assert caught.value.error.code == "unknown_job_kind"
+    assert "email.send" not in caught.value.extra["known_kinds"]
+
+
+def test_a_valid_email_passes() -> None:
+    _, data = validate_input("email.send", EMAIL, allow_internal=True)
+    assert data == EMAIL
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("subject", "Hello\r\nBcc: victim@example.com"),
+        ("subject", "Hello\nBcc: victim@example.com"),
+        ("subject", "Hello\u2028there"),
+        ("subject", ""),
+        ("subject", "x" * 201),
+        ("to", "not an address"),
+        ("to", "a@example.com, b@example.com"),
+        ("to", "a@example.com\r\nBcc: victim@example.com"),
+        ("text", "x" * 100_001),
+    ],
+)
+def test_bad_email_fields_are_refused(field: str, value: str) -> None:
+    with pytest.raises(ConveyorError) as caught:
+        validate_input("email.send", {**EMAIL, field: value}, allow_internal=True)
+    assert caught.value.error.code == "validation_failed"
+    assert [e["field"] for e in caught.value.extra["errors"]] == [f"input.{field}"]
+
+
+def test_unknown_email_fields_are_refused() -> None:
+    with pytest.raises(ConveyorError) as caught:
+        validate_input("email.send", {**EMAIL, "bcc": "x@example.com"}, allow_internal=True)
+    assert caught.value.error.code == "validation_failed"
