@@ -1,5 +1,17 @@
 """Session-wide test services, and a clean database for every test that uses one.
 
+Layout: tests/unit/ (no servers) and tests/integration/ (real PostgreSQL, Redis, S3 and
+SMTP servers, real worker processes) mirror the source tree. The tests of
+`core/identity/sessions.py` are in `tests/<kind>/core/identity/test_sessions.py`; those
+of a package's `__init__.py` in `test_<package>.py` inside it (`core/kv/test_kv.py`); a
+module with more than one file's worth has `test_<module>_<aspect>.py` besides. Tests
+that drive the API over HTTP sit with the module whose rules they check (login sessions
+in core/identity/test_sessions.py, the jobs endpoints in api/routers/test_jobs.py);
+properties of the whole API sit in tests/integration/api/ under their own names
+(test_tenant_isolation, test_fuzz, test_openapi_conformance). test_migrations.py checks
+migrations/; tests/reliability/ kills and cuts processes; tests/e2e/ runs whole
+deployments; helpers shared between test modules live in tests/support/.
+
 The services (tests/support/stack.py): one fresh database built by the migrations, the
 broker, S3 and SMTP servers, per pytest process; under pytest-xdist, per worker.
 

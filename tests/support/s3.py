@@ -1,17 +1,21 @@
 """A real S3 HTTP endpoint for tests: moto's server on 127.0.0.1 and a free port, in a
 thread of the test process. Credentials are fake and go into Settings, never into the
-process environment."""
+process environment. And a recorder of what the S3 adapter sends on the wire."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import httpx
 from moto.server import ThreadedMotoServer
 
 from core.settings import Settings
+from core.storage import Storage
+from core.storage.s3 import S3Storage
 from tests.support.smtp import free_port
 
 FAKE_KEY = "test-access-key"
@@ -68,3 +72,36 @@ def s3_settings(endpoint_url: str, bucket: str, *, data_dir: Path, **overrides: 
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)
+
+
+@dataclass(frozen=True)
+class Sent:
+    part_number: str  # the partNumber query parameter, "" for other requests
+    body: bytes
+    headers: dict[str, str]
+
+
+def record_requests(storage: Storage, operation: str) -> list[Sent]:
+    """Every `operation` request the S3 adapter's client sends from now on, as it goes on
+    the wire; stays empty for local disk."""
+    sent: list[Sent] = []
+    if not isinstance(storage, S3Storage):
+        return sent
+
+    def record(request: Any, **_: Any) -> None:
+        body = request.body
+        if hasattr(body, "read"):
+            position = body.tell()
+            data = body.read()
+            body.seek(position)
+        else:
+            data = bytes(body or b"")
+        number = httpx.URL(request.url).params.get("partNumber", "")
+        headers = {
+            name: value.decode() if isinstance(value, bytes) else value
+            for name, value in request.headers.items()
+        }
+        sent.append(Sent(number, data, headers))
+
+    storage.client().meta.events.register(f"before-send.s3.{operation}", record)
+    return sent

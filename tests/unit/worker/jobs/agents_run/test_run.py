@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from core.agents.workflows import AskFilesInput, DocumentSummaryInput, TriageInput
 from core.jobs.states import EventType
+from tests.support.agent_runs import Recorder
 from worker.errors import JobCancelled, PermanentJobError
 from worker.jobs.agents_run.execute import own_cause
 from worker.jobs.agents_run.failures import run_failure
@@ -27,24 +28,6 @@ REPORT = uuid.UUID("00000000-0000-4000-8000-000000000001")
 
 
 MINUTES = uuid.UUID("00000000-0000-4000-8000-000000000002")
-
-
-class Recorder:
-    """Events in a list; cancels at the checkpoint after `cancel_after` events."""
-
-    def __init__(self, cancel_after: int | None = None) -> None:
-        self.events: list[tuple[EventType, dict[str, Any]]] = []
-        self.cancel_after = cancel_after
-
-    def event(self, type_: EventType, data: dict[str, Any]) -> None:
-        self.events.append((type_, data))
-
-    def checkpoint(self, *, now: bool = False) -> None:
-        if self.cancel_after is not None and len(self.events) >= self.cancel_after:
-            raise JobCancelled("test")
-
-    def kinds(self) -> list[str]:
-        return [str(kind) for kind, _ in self.events]
 
 
 def turn(*output: Any, tokens: tuple[int, int] = (10, 5)) -> ModelStep:

@@ -8,7 +8,9 @@ from collections.abc import Mapping
 
 from fastapi.testclient import TestClient
 
-from tests.conftest import User
+from tests.support.factories import User
+from tests.support.problems import assert_problem
+from tests.support.stack import Stack
 
 
 def _assert_hardened(headers: Mapping[str, str]) -> None:
@@ -64,3 +66,21 @@ def test_an_event_stream_keeps_its_own_cache_policy(app_client: TestClient, user
     ) as stream:
         assert stream.headers["cache-control"] == "no-cache"
         assert stream.headers["x-content-type-options"] == "nosniff"
+
+
+def test_request_id_is_echoed_or_made(app_client: TestClient) -> None:
+    given = app_client.get("/healthz", headers={"X-Request-ID": "abc-123"})
+    made = app_client.get("/healthz")
+
+    assert given.headers["x-request-id"] == "abc-123"
+    assert len(made.headers["x-request-id"]) == 32
+
+
+def test_oversized_body_is_413(app_client: TestClient, user: User, stack: Stack) -> None:
+    big = "x" * (stack.settings.max_request_bytes + 1)
+    response = app_client.post(
+        "/api/v1/jobs",
+        headers=user.headers,
+        json={"kind": "diagnostics.echo", "input": {"big": big}},
+    )
+    assert_problem(response, 413, "payload_too_large")

@@ -1,70 +1,30 @@
-"""Agent runs through the API and a real `agents` worker (threads pool, as in the
-Procfile) against a local OpenAI-compatible server that answers from a script."""
+"""Agent runs executed by a real `agents` worker (threads pool, as in the Procfile) against
+a local OpenAI-compatible server that answers from a script."""
 
 from __future__ import annotations
 
 import io
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from tests.support import jobs, samples
+from tests.support import jobs
 from tests.support.factories import User, create_user
 from tests.support.openai_server import OpenAIServer, error, text, tool_call
 from tests.support.stack import Stack
-from tests.support.tenancy import create_key
 from tests.support.worker import WorkerProcess
 
 API = "/api/v1"
+
+
 DOCUMENT = (
     "Harbour Lights Quarterly\n\nRevenue grew 12 percent, led by the Lisbon ferry line. "
     "Maria Okafor joins as chief operating officer.\n\nThe Porto terminal opens in May."
 )
-
-
-@pytest.fixture(scope="module")
-def openai_server() -> Iterator[OpenAIServer]:
-    with OpenAIServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def agents_api(stack: Stack, openai_server: OpenAIServer) -> Iterator[TestClient]:
-    """The API of a deployment that has a model configured."""
-    from api.app import create_app
-
-    settings = stack.settings.model_copy(update={"openai_base_url": openai_server.base_url})
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def agents_worker(
-    stack: Stack, openai_server: OpenAIServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[WorkerProcess]:
-    env = {
-        **stack.env,
-        "OPENAI_BASE_URL": openai_server.base_url,
-        "OPENAI_API": "chat_completions",
-        "OPENAI_MODEL": "stand-in-model",
-        # Failed model requests go back to the job protocol at once, so its retries show.
-        "OPENAI_MAX_RETRIES": "0",
-    }
-    proc = WorkerProcess(
-        env, tmp_path_factory.mktemp("agents-worker"), beat=False, queues="agents", pool="threads"
-    )
-    yield proc
-    proc.stop()
-
-
-@pytest.fixture
-def runner(agents_api: TestClient, agents_worker: WorkerProcess, stack: Stack) -> User:
-    return create_user(stack)
 
 
 def start(client: TestClient, user: User, workflow: str, run_input: dict[str, Any]) -> Any:
@@ -105,7 +65,11 @@ def steps(client: TestClient, user: User, job_id: str) -> list[tuple[str, dict[s
 
 
 def test_a_document_summary_reads_the_upload_with_a_tool(
-    agents_api: TestClient, runner: User, openai_server: OpenAIServer, worker: WorkerProcess
+    agents_api: TestClient,
+    runner: User,
+    openai_server: OpenAIServer,
+    worker: WorkerProcess,
+    agents_worker: WorkerProcess,
 ) -> None:
     upload_id = text_upload(agents_api, runner, DOCUMENT, worker)
     summary = {
@@ -157,7 +121,7 @@ def test_a_document_summary_reads_the_upload_with_a_tool(
 
 
 def test_triage_hands_off_to_a_specialist(
-    agents_api: TestClient, runner: User, openai_server: OpenAIServer
+    agents_api: TestClient, runner: User, openai_server: OpenAIServer, agents_worker: WorkerProcess
 ) -> None:
     answer = {"category": "billing", "answer": "We refunded the double charge.", "confidence": 0.8}
     openai_server.script(tool_call("transfer_to_billing", {}), text(json.dumps(answer)))
@@ -174,7 +138,7 @@ def test_triage_hands_off_to_a_specialist(
 
 
 def test_a_rate_limit_is_retried_after_the_servers_retry_after(
-    agents_api: TestClient, runner: User, openai_server: OpenAIServer
+    agents_api: TestClient, runner: User, openai_server: OpenAIServer, agents_worker: WorkerProcess
 ) -> None:
     answer = {"category": "general", "answer": "Hello.", "confidence": 0.5}
     openai_server.script(
@@ -199,7 +163,7 @@ def test_a_rate_limit_is_retried_after_the_servers_retry_after(
 
 
 def test_rejected_credentials_fail_without_a_retry(
-    agents_api: TestClient, runner: User, openai_server: OpenAIServer
+    agents_api: TestClient, runner: User, openai_server: OpenAIServer, agents_worker: WorkerProcess
 ) -> None:
     openai_server.script(error(401))
     job = started(agents_api, runner, "triage", {"message": "Hi"})
@@ -213,7 +177,7 @@ def test_rejected_credentials_fail_without_a_retry(
 
 
 def test_an_answer_that_is_not_the_output_schema_fails_without_a_retry(
-    agents_api: TestClient, runner: User, openai_server: OpenAIServer
+    agents_api: TestClient, runner: User, openai_server: OpenAIServer, agents_worker: WorkerProcess
 ) -> None:
     openai_server.script(tool_call("transfer_to_technical", {}), text("Have you tried turning it"))
     job = started(agents_api, runner, "triage", {"message": "It crashes."})
@@ -225,7 +189,7 @@ def test_an_answer_that_is_not_the_output_schema_fails_without_a_retry(
 
 
 def test_a_cancelled_run_stops_after_the_current_model_turn(
-    agents_api: TestClient, runner: User, openai_server: OpenAIServer
+    agents_api: TestClient, runner: User, openai_server: OpenAIServer, agents_worker: WorkerProcess
 ) -> None:
     openai_server.script(
         tool_call("transfer_to_billing", {}, delay_seconds=3), text("never asked for")
@@ -245,98 +209,6 @@ def test_a_cancelled_run_stops_after_the_current_model_turn(
     assert openai_server.remaining == 1
     kinds = [kind for kind, _ in steps(agents_api, runner, job["id"])]
     assert kinds == ["agent", "model_turn"]
-
-
-def test_an_unprocessed_or_foreign_upload_is_refused_at_submit(
-    agents_api: TestClient, runner: User, worker: WorkerProcess, stack: Stack
-) -> None:
-    stranger = create_user(stack)
-    theirs = text_upload(agents_api, stranger, DOCUMENT, worker)
-    response = agents_api.post(
-        f"{API}/uploads",
-        headers=runner.headers,
-        files={"file": ("photo.png", io.BytesIO(samples.png(64, 64)), "image/png")},
-    )
-    assert response.status_code == 201, response.text
-    image = response.json()
-    jobs.wait_for(agents_api, runner.headers, image["job"]["id"], timeout=60)
-
-    for upload_id in (theirs, image["upload"]["id"]):
-        refused = start(agents_api, runner, "document_summary", {"upload_id": upload_id})
-        assert refused.status_code == 422, refused.text
-        assert refused.json()["code"] == "upload_has_no_text"
-        assert refused.json()["upload_id"] == upload_id
-    mine = text_upload(agents_api, runner, DOCUMENT, worker)
-    ask = {"upload_ids": [mine, theirs], "question": "Who joins?"}
-    refused = start(agents_api, runner, "ask_files", ask)
-    assert refused.status_code == 422
-    assert refused.json()["upload_id"] == theirs
-    assert not [j for j in jobs_of(agents_api, runner) if j["kind"] == "agents.run"]
-
-
-def jobs_of(client: TestClient, user: User) -> list[Any]:
-    response = client.get(f"{API}/jobs", headers=user.headers, params={"limit": 100})
-    assert response.status_code == 200
-    items: list[Any] = response.json()["items"]
-    return items
-
-
-def test_without_a_model_configured_runs_are_503_and_nothing_is_queued(
-    app_client: TestClient, user: User
-) -> None:
-    response = start(app_client, user, "triage", {"message": "Hi"})
-    assert response.status_code == 503
-    assert response.headers["content-type"].startswith("application/problem+json")
-    assert response.json()["code"] == "agents_not_configured"
-    assert jobs_of(app_client, user) == []
-
-
-def test_workflows_are_listed_with_their_schemas(agents_api: TestClient, runner: User) -> None:
-    response = agents_api.get(f"{API}/agents", headers=runner.headers)
-    assert response.status_code == 200
-    listed = {w["name"]: w for w in response.json()}
-    assert set(listed) == {"document_summary", "triage", "ask_files"}
-    assert listed["ask_files"]["input_schema"]["required"] == ["upload_ids", "question"]
-    assert set(listed["document_summary"]["output_schema"]["properties"]) == {
-        "title",
-        "summary",
-        "key_points",
-        "entities",
-    }
-    assert agents_api.get(f"{API}/agents").status_code == 401
-
-
-def test_bad_requests_get_clear_errors(agents_api: TestClient, runner: User) -> None:
-    unknown = start(agents_api, runner, "poetry", {})
-    assert unknown.status_code == 404
-    assert unknown.json()["code"] == "workflow_not_found"
-    assert unknown.json()["known_workflows"] == ["ask_files", "document_summary", "triage"]
-
-    invalid = start(agents_api, runner, "triage", {"message": ""})
-    assert invalid.status_code == 422
-    assert invalid.json()["errors"][0]["field"] == "input.message"
-
-    not_uuid = start(agents_api, runner, "document_summary", {"upload_id": "../etc/passwd"})
-    assert not_uuid.status_code == 422
-    assert not_uuid.json()["errors"][0]["field"] == "input.upload_id"
-
-    internal = agents_api.post(
-        f"{API}/jobs",
-        headers=runner.headers,
-        json={"kind": "agents.run", "input": {"workflow": "triage", "input": {"message": "x"}}},
-    )
-    assert internal.status_code == 422
-    assert internal.json()["code"] == "unknown_job_kind"
-
-
-def test_runs_need_the_agents_scope(agents_api: TestClient, runner: User) -> None:
-    key = create_key(agents_api, runner.headers, None, scopes=["jobs:read", "jobs:write"])
-    headers = {"Authorization": f"Bearer {key['secret']}"}
-    response = agents_api.post(
-        f"{API}/agents/triage/runs", headers=headers, json={"input": {"message": "Hi"}}
-    )
-    assert response.status_code == 403
-    assert response.json()["code"] == "insufficient_scope"
 
 
 def test_a_run_over_the_responses_api(
@@ -377,27 +249,3 @@ def test_a_run_over_the_responses_api(
     assert done["result"]["final_agent"] == "technical"
     assert [r.path for r in openai_server.requests] == ["/v1/responses", "/v1/responses"]
     assert done["result"]["usage"] == openai_server.usage_totals()
-
-
-def test_a_repeated_request_gets_its_run_even_after_the_upload_went(
-    agents_api: TestClient, runner: User, openai_server: OpenAIServer, worker: WorkerProcess
-) -> None:
-    upload_id = text_upload(agents_api, runner, DOCUMENT, worker)
-    openai_server.script(error(401))
-    headers = {**runner.headers, "Idempotency-Key": "summary-1"}
-    body = {"input": {"upload_id": upload_id}}
-    first = agents_api.post(f"{API}/agents/document_summary/runs", headers=headers, json=body)
-    assert first.status_code == 202, first.text
-    jobs.wait_for(agents_api, runner.headers, first.json()["id"])
-    deleted = agents_api.delete(f"{API}/uploads/{upload_id}", headers=runner.headers)
-    assert deleted.status_code == 204, deleted.text
-
-    again = agents_api.post(f"{API}/agents/document_summary/runs", headers=headers, json=body)
-    assert again.status_code == 202, again.text
-    assert again.json()["id"] == first.json()["id"]
-    assert again.headers["Idempotent-Replayed"] == "true"
-    # A new request (another key) for the deleted upload is refused.
-    other = {**runner.headers, "Idempotency-Key": "summary-2"}
-    refused = agents_api.post(f"{API}/agents/document_summary/runs", headers=other, json=body)
-    assert refused.status_code == 422
-    assert refused.json()["code"] == "upload_has_no_text"

@@ -1,8 +1,7 @@
 """Both key-value stores against real servers: the same behaviour, atomic under threads.
 
 Every test uses its own keys, so tests share the servers (and other sessions' keys in the
-same Redis database) without interfering.
-"""
+same Redis database) without interfering."""
 
 from __future__ import annotations
 
@@ -18,12 +17,11 @@ from typing import TypeVar
 import pytest
 import redis
 from pydantic import SecretStr
-from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from core.db import Database
 from core.kv import MAX_KEY_LENGTH, CodeCheck, KeyValueStore
-from core.kv.redis_store import CODE_PREFIX, HITS_PREFIX, RedisStore
+from core.kv.redis_store import RedisStore
 from core.kv.sql_store import SqlStore
 from tests.support import services
 from tests.support.smtp import free_port
@@ -70,6 +68,8 @@ def digest(code: str) -> str:
 
 
 RIGHT = digest("12345678")
+
+
 WRONG = digest("87654321")
 
 
@@ -84,9 +84,6 @@ def all_at_once(count: int, call: Callable[[], T]) -> list[T]:
     with ThreadPoolExecutor(max_workers=count) as pool:
         futures = [pool.submit(run) for _ in range(count)]
         return [future.result(timeout=30) for future in futures]
-
-
-# Codes.
 
 
 def test_right_code_is_accepted_once(store: KeyValueStore) -> None:
@@ -174,9 +171,6 @@ def test_keys_up_to_the_column_width(store: KeyValueStore) -> None:
         store.hit(longest + "k", 1, 60)
 
 
-# Rate limits.
-
-
 def test_concurrent_hits_admit_exactly_the_limit(store: KeyValueStore) -> None:
     key = new_key("login:ip")
     results = all_at_once(20, lambda: store.hit(key, 5, 2.0))
@@ -256,65 +250,3 @@ def store_on_a_server_that_is_down(like: KeyValueStore, stack: Stack) -> KeyValu
         return RedisStore(f"redis://{nowhere}/0", timeout_seconds=0.5)
     url = SecretStr(f"postgresql://postgres@{nowhere}/nothing")
     return SqlStore(Database(stack.settings.model_copy(update={"database_url": url}), "tests"))
-
-
-# Expiry and housekeeping, per implementation.
-
-
-def test_sql_purge_deletes_only_what_expired(db: Database) -> None:
-    store = SqlStore(db)
-    expired, live = new_key("reset"), new_key("reset")
-    old_hits, recent_hits = new_key("login:ip"), new_key("login:ip")
-    store.put_code(expired, RIGHT, 0.1)
-    store.put_code(live, RIGHT, 60)
-    with db.transaction() as session:
-        session.execute(
-            text(
-                "INSERT INTO rate_limit_hits (key, at)"
-                " VALUES (:key, clock_timestamp() - interval '25 hours')"
-            ),
-            {"key": old_hits},
-        )
-    assert store.hit(recent_hits, 5, 60) is None
-    time.sleep(0.2)
-
-    assert store.purge_expired() >= 2
-
-    with db.transaction() as session:
-        keys = set(session.scalars(text("SELECT key FROM kv_entries")))
-        hit_keys = set(session.scalars(text("SELECT key FROM rate_limit_hits")))
-    assert expired not in keys
-    assert live in keys
-    assert old_hits not in hit_keys
-    assert recent_hits in hit_keys
-    assert store.check_code(live, RIGHT, 5) is CodeCheck.ACCEPTED
-
-
-def test_redis_keys_are_namespaced_and_expire(redis_url: str) -> None:
-    store = RedisStore(redis_url)
-    raw = redis.Redis.from_url(redis_url)
-    try:
-        code_key, hits_key = new_key("reset"), new_key("login:ip")
-        store.put_code(code_key, RIGHT, 60)
-        assert store.hit(hits_key, 5, 30) is None
-        assert 0 < raw.pttl(CODE_PREFIX + code_key) <= 60_000
-        assert 0 < raw.pttl(HITS_PREFIX + hits_key) <= 30_000
-        assert not raw.exists(code_key, hits_key)
-        assert CODE_PREFIX.startswith("conveyor:kv:")
-        assert HITS_PREFIX.startswith("conveyor:kv:")
-        assert store.purge_expired() == 0
-    finally:
-        raw.close()
-        store.close()
-
-
-def test_unreachable_redis_fails_quickly() -> None:
-    # Nothing listens on port 1; the store must raise, and soon, not retry for long.
-    store = RedisStore("redis://127.0.0.1:1/0", timeout_seconds=0.5)
-    started = time.monotonic()
-    with pytest.raises(redis.ConnectionError):
-        store.ping()
-    with pytest.raises(redis.ConnectionError):
-        store.hit(new_key(), 1, 60)
-    assert time.monotonic() - started < 3
-    store.close()

@@ -239,19 +239,3 @@ def test_unstorable_input_is_a_validation_error(app_client: TestClient, user: Us
         assert response.json()["code"] == "validation_failed", name
         if field:
             assert response.json()["errors"][0]["field"] == field
-
-
-def test_concurrent_registrations_of_one_email(app_client: TestClient) -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
-    email = f"race-{uuid.uuid4().hex[:8]}@example.com"
-
-    def register(_: int) -> int:
-        return app_client.post(
-            "/api/v1/auth/register", json={"email": email, "password": "long enough"}
-        ).status_code
-
-    with ThreadPoolExecutor(4) as pool:
-        statuses = sorted(pool.map(register, range(4)))
-
-    assert statuses == [201, 409, 409, 409]

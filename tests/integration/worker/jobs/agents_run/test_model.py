@@ -14,8 +14,8 @@ import pytest
 
 from core.agents.workflows import DocumentSummaryInput, TriageInput
 from core.settings import Environment, OpenAIApi, Settings
+from tests.support.agent_runs import Recorder
 from tests.support.openai_server import OpenAIServer, error, text, tool_call
-from tests.unit.test_agent_workflows import Recorder
 from worker.errors import PermanentJobError, TransientJobError
 from worker.jobs.agents_run.failures import run_failure
 from worker.jobs.agents_run.library import Document, Library

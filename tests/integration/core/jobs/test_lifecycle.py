@@ -1,4 +1,5 @@
-"""Submit over HTTP, a real worker process runs the job, the client sees the outcome."""
+"""The job lifecycle through a real worker process: queued, running, finished, cancelled,
+as a client sees it over HTTP."""
 
 from __future__ import annotations
 
@@ -98,35 +99,3 @@ def test_cancel_finished_job_is_conflict(
     assert response.status_code == 409
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["code"] == "job_finished"
-
-
-def _read_sse(client: TestClient, url: str, headers: dict[str, str]) -> list[dict[str, str]]:
-    frames: list[dict[str, str]] = []
-    current: dict[str, str] = {}
-    with client.stream("GET", url, headers={**headers, "Accept": "text/event-stream"}) as resp:
-        assert resp.status_code == 200
-        assert resp.headers["content-type"].startswith("text/event-stream")
-        for line in resp.iter_lines():
-            if not line:
-                if "id" in current:
-                    frames.append(current)
-                current = {}
-            elif not line.startswith(":"):
-                field, _, value = line.partition(": ")
-                current[field] = value
-    return frames
-
-
-def test_event_stream_follows_the_job_to_its_end(
-    app_client: TestClient, worker: WorkerProcess, user: User
-) -> None:
-    job = jobs.submit(app_client, user.headers, "diagnostics.sleep", {"seconds": 1.5})
-    url = f"/api/v1/jobs/{job['id']}/events"
-
-    frames = _read_sse(app_client, url, user.headers)
-
-    assert [int(f["id"]) for f in frames] == list(range(1, len(frames) + 1))
-    assert frames[-1]["event"] == "status"
-    assert '"succeeded"' in frames[-1]["data"]
-    resumed = _read_sse(app_client, url, {**user.headers, "Last-Event-ID": frames[1]["id"]})
-    assert resumed == frames[2:]

@@ -1,49 +1,35 @@
-"""Object storage, both adapters through the one interface: S3 against moto's real HTTP
-server, local disk in a temp folder."""
+"""Object storage through its one interface, both adapters alike: S3 against moto's real
+HTTP server, local disk in a temp folder."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import os
-import pickle
-import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from pydantic import ValidationError
 
-from core.settings import ConfigurationError, Settings
+from core.settings import Settings
 from core.storage import (
     ObjectInfo,
     Storage,
     StorageError,
-    check_key,
     content_disposition,
     open_storage,
 )
 from core.storage.local import TEMP_PREFIX, LocalStorage
 from core.storage.s3 import S3Storage
 from core.uploads.keys import derived_key, upload_key, upload_prefix
-from tests.support.s3 import FAKE_SECRET, MotoS3Server, new_bucket_name, s3_settings
-from tests.support.smtp import free_port
+from tests.support.s3 import MotoS3Server, record_requests
 
 MIB = 1024 * 1024
+
+
 TENANT = uuid.UUID("00000000-0000-4000-8000-000000000001")
-STORAGE_VARIABLES = (
-    "DO_SPACES_BUCKET",
-    "DO_SPACES_KEY",
-    "DO_SPACES_SECRET",
-    "S3_ENDPOINT_URL",
-    "S3_REGION",
-    "ENVIRONMENT",
-    "SECRET_KEY",
-)
 
 
 @pytest.fixture(scope="module")
@@ -84,39 +70,6 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-@dataclass(frozen=True)
-class Sent:
-    part_number: str  # the partNumber query parameter, "" for other requests
-    body: bytes
-    headers: dict[str, str]
-
-
-def record_requests(storage: Storage, operation: str) -> list[Sent]:
-    """Every `operation` request the S3 adapter's client sends from now on, as it goes on
-    the wire; stays empty for local disk."""
-    sent: list[Sent] = []
-    if not isinstance(storage, S3Storage):
-        return sent
-
-    def record(request: Any, **_: Any) -> None:
-        body = request.body
-        if hasattr(body, "read"):
-            position = body.tell()
-            data = body.read()
-            body.seek(position)
-        else:
-            data = bytes(body or b"")
-        number = httpx.URL(request.url).params.get("partNumber", "")
-        headers = {
-            name: value.decode() if isinstance(value, bytes) else value
-            for name, value in request.headers.items()
-        }
-        sent.append(Sent(number, data, headers))
-
-    storage.client().meta.events.register(f"before-send.s3.{operation}", record)
-    return sent
-
-
 def temp_files(storage: Storage) -> list[Path]:
     assert isinstance(storage, LocalStorage)
     return [
@@ -125,9 +78,6 @@ def temp_files(storage: Storage) -> list[Path]:
         for name in names
         if name.startswith(TEMP_PREFIX)
     ]
-
-
-# --- streaming uploads -------------------------------------------------------------------
 
 
 def test_sink_round_trip_of_a_multipart_object(storage: Storage, tmp_path: Path) -> None:
@@ -207,9 +157,6 @@ def test_abort_after_complete_keeps_the_object(storage: Storage) -> None:
     assert storage.head(key) == ObjectInfo(key, 4, "text/plain")
 
 
-# --- whole objects -----------------------------------------------------------------------
-
-
 def test_put_head_download_stream_and_delete_prefix(storage: Storage, tmp_path: Path) -> None:
     upload, other = uuid.uuid4(), uuid.uuid4()
     original = upload_key(TENANT, upload)
@@ -283,27 +230,6 @@ def test_failed_put_file_keeps_the_old_object(storage: Storage, tmp_path: Path) 
     assert b"".join(storage.iter_chunks(key)) == b"old"
 
 
-def test_bulk_delete_sends_content_md5(moto: MotoS3Server, tmp_path: Path) -> None:
-    # Several S3-compatible services refuse DeleteObjects without it.
-    storage = open_storage(moto.settings(tmp_path))
-    storage.ensure_bucket()
-    upload = uuid.uuid4()
-    storage.put_bytes(upload_key(TENANT, upload), b"x", "text/plain")
-    sent = record_requests(storage, "DeleteObjects")
-    assert storage.delete_prefix(upload_prefix(TENANT, upload)) == 1
-    [request] = sent
-    expected = base64.b64encode(hashlib.md5(request.body).digest()).decode()
-    assert request.headers["Content-MD5"] == expected
-
-
-def test_storage_error_survives_pickling() -> None:
-    error = pickle.loads(pickle.dumps(StorageError("boom", transient=True, not_found=True)))
-    assert (str(error), error.transient, error.not_found) == ("boom", True, True)
-
-
-# --- presigned URLs ----------------------------------------------------------------------
-
-
 def test_presigned_put_uploads_directly(storage: Storage) -> None:
     key = new_key()
     data = os.urandom(300_000)
@@ -342,9 +268,6 @@ def test_presign_lifetime_is_bounded(storage: Storage, seconds: int) -> None:
         storage.presign_get(new_key(), seconds, None, None)
 
 
-# --- configuration and failures ----------------------------------------------------------
-
-
 def test_ensuring_the_bucket_again_keeps_what_it_holds(storage: Storage) -> None:
     """Every process ensures the bucket when it starts: doing it again must neither
     fail nor empty it, and the readiness ping answers after it."""
@@ -356,172 +279,3 @@ def test_ensuring_the_bucket_again_keeps_what_it_holds(storage: Storage) -> None
 
     assert storage.head(key) == ObjectInfo(key, len(data), "text/plain")
     assert b"".join(storage.iter_chunks(key)) == data
-
-
-def test_ping_of_a_missing_bucket_fails_permanently(moto: MotoS3Server, tmp_path: Path) -> None:
-    store = open_storage(moto.settings(tmp_path))
-    with pytest.raises(StorageError) as raised:
-        store.ping()
-    assert not raised.value.transient
-
-
-def test_unreachable_endpoint_is_transient_and_quick(tmp_path: Path) -> None:
-    nothing_there = f"http://127.0.0.1:{free_port()}"
-    store = open_storage(
-        s3_settings(
-            nothing_there,
-            new_bucket_name(),
-            data_dir=tmp_path,
-            s3_connect_timeout_seconds=1,
-            s3_max_attempts=1,
-        )
-    )
-    started = time.monotonic()
-    with pytest.raises(StorageError) as raised:
-        store.put_bytes(new_key(), b"data", "text/plain")
-    assert raised.value.transient
-    assert not raised.value.not_found
-    assert time.monotonic() - started < 5
-    assert FAKE_SECRET not in str(raised.value)
-
-
-def test_the_client_is_built_on_first_use(moto: MotoS3Server, tmp_path: Path) -> None:
-    store = open_storage(moto.settings(tmp_path))
-    assert isinstance(store, S3Storage)
-    assert store._client is None
-    store.ensure_bucket()
-    assert store._client is not None
-
-
-def test_production_without_a_bucket_refuses(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    for name in STORAGE_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    settings = Settings(
-        _env_file=None, environment="production", secret_key="k" * 48, data_dir=tmp_path
-    )
-    with pytest.raises(ConfigurationError, match="DO_SPACES_BUCKET"):
-        open_storage(settings)
-
-
-def test_dev_without_a_bucket_uses_local_disk(tmp_path: Path) -> None:
-    store = open_storage(local_settings(tmp_path, do_spaces_bucket=""))
-    assert isinstance(store, LocalStorage)
-    assert store.root == tmp_path.resolve() / "storage"
-
-
-def test_the_seed_variables_choose_s3(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in STORAGE_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("DO_SPACES_BUCKET", "media")
-    monkeypatch.setenv("DO_SPACES_KEY", "DO00EXAMPLE")
-    monkeypatch.setenv("DO_SPACES_SECRET", "not-a-real-secret")
-    monkeypatch.setenv("S3_ENDPOINT_URL", "https://nyc3.digitaloceanspaces.com")
-    monkeypatch.setenv("S3_REGION", "nyc3")
-    settings = Settings(
-        _env_file=None, environment="production", secret_key="k" * 48, data_dir=tmp_path
-    )
-    store = open_storage(settings)
-    assert isinstance(store, S3Storage)
-    assert store.bucket == "media"
-    assert "not-a-real-secret" not in repr(settings)
-
-
-@pytest.mark.parametrize("mib", [4, 65])
-def test_part_size_stays_within_what_s3_allows(mib: int, tmp_path: Path) -> None:
-    with pytest.raises(ValidationError, match="s3_part_size_mib"):
-        local_settings(tmp_path, s3_part_size_mib=mib)
-
-
-def test_half_the_credentials_refuses(moto: MotoS3Server, tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match="DO_SPACES_SECRET"):
-        open_storage(moto.settings(tmp_path, do_spaces_secret=None))
-
-
-def test_local_ping_fails_without_the_folder(tmp_path: Path) -> None:
-    store = LocalStorage(tmp_path / "absent")
-    with pytest.raises(StorageError):
-        store.ping()
-    store.ensure_bucket()
-    store.ping()
-
-
-# --- keys (no servers) -------------------------------------------------------------------
-
-
-def test_key_helpers() -> None:
-    tenant = uuid.UUID("11111111-1111-4111-8111-111111111111")
-    upload = uuid.UUID("22222222-2222-4222-8222-222222222222")
-    prefix = f"tenants/{tenant}/uploads/{upload}/"
-    assert upload_prefix(tenant, upload) == prefix
-    assert upload_key(tenant, upload) == prefix + "original"
-    assert derived_key(tenant, upload, "thumb-256.webp") == prefix + "derived/thumb-256.webp"
-    for key in (upload_key(tenant, upload), derived_key(tenant, upload, "a")):
-        check_key(key)
-
-
-@pytest.mark.parametrize(
-    "name", ["", "Thumb.png", ".hidden", "-dash", "a/b", "a" * 65, "..", "x y", "é"]
-)
-def test_derived_names_are_restricted(name: str) -> None:
-    with pytest.raises(ValueError, match="derived name"):
-        derived_key(TENANT, uuid.uuid4(), name)
-
-
-def test_key_helpers_take_only_uuids() -> None:
-    with pytest.raises(TypeError):
-        upload_key(TENANT, "../../etc")  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize(
-    "key",
-    [
-        "",
-        "/etc/passwd",
-        "../outside",
-        "a/../../outside",
-        "a/./b",
-        "a//b",
-        "a/b/",
-        "a\\..\\b",
-        "nul\x00byte",
-        "line\nbreak",
-        ".meta/a",
-        "a/.tmp-x",
-        "k" * 1025,
-    ],
-)
-def test_keys_that_could_escape_are_refused(key: str, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="^key"):
-        check_key(key)
-    local = LocalStorage(tmp_path)
-    with pytest.raises(ValueError, match="^key"):
-        local.path_of(key)
-    with pytest.raises(ValueError, match="^key"):
-        local.put_bytes(key, b"x", "text/plain")
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_a_symlink_out_of_the_root_is_refused(tmp_path: Path) -> None:
-    root, outside = tmp_path / "root", tmp_path / "outside"
-    root.mkdir()
-    outside.mkdir()
-    (root / "tenants").symlink_to(outside)
-    with pytest.raises(ValueError, match="leaves"):
-        LocalStorage(root).path_of("tenants/x")
-
-
-@pytest.mark.parametrize("prefix", ["", "tenants", "/", "../", "tenants//"])
-def test_prefixes_are_checked(prefix: str, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="^prefix"):
-        LocalStorage(tmp_path).delete_prefix(prefix)
-
-
-def test_content_disposition() -> None:
-    assert content_disposition("report.pdf") == 'attachment; filename="report.pdf"'
-    assert content_disposition('a"b\\c/d\r\n.txt') == 'attachment; filename="a_b_c_d.txt"'
-    assert content_disposition("") == 'attachment; filename="download"'
-    assert content_disposition("Résumé.pdf") == (
-        "attachment; filename=\"R_sum_.pdf\"; filename*=UTF-8''R%C3%A9sum%C3%A9.pdf"
-    )
