@@ -20,8 +20,11 @@ $(VENV)/.test: pyproject.toml | $(BIN)/python
 dev: $(VENV)/.runtime
 	$(BIN)/conveyor dev
 
+# Two pytest-xdist workers, each with its own database, Redis database (REDIS_URL's
+# and the next), S3 and SMTP servers; PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= 2
 test: $(VENV)/.test
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 lint: $(VENV)/.test
 	$(BIN)/ruff check .

@@ -10,9 +10,12 @@ import pytest
 from core.errors import ConveyorError, ErrorCode
 from core.pagination import decode_cursor, encode_cursor
 
+# A fixed id: the cursors are test ids, which must be the same in every pytest-xdist worker.
+ROW_ID = uuid.UUID("00000000-0000-4000-8000-000000000001")
+
 
 def _cursor(created: object, row_id: object = None) -> str:
-    raw = json.dumps([created, str(row_id or uuid.uuid4())]).encode()
+    raw = json.dumps([created, str(row_id or ROW_ID)]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
