@@ -90,20 +90,25 @@ def add_member(
     login: CurrentLogin,
     uow: UnitOfWorkDep,
 ) -> MemberOut:
-    """Add a user by email (admins; owners to grant `owner`). An email with no account
-    yet gets an invitation by mail (`status: invited`); the token in it joins the tenant,
-    at registration or afterwards with `POST /invitations/accept`."""
+    """Invite someone by email (admins; owners to invite an `owner`). Whether or not
+    the address has an account, the answer is the same (`status: invited`) and the
+    person joins only with the token the email carries: at registration, or with
+    `POST /invitations/accept` once signed in. An invitation dies with the rights of
+    whoever sent it (they leave, are removed, or lose the role to grant it)."""
     principal = tenant_principal(uow, login, tenant_id)
     state = app_state(request)
     email = str(body.email)
-    throttle.check(state.kv, state.settings, Action.INVITE, client_ip(request), email)
     added = tenants.add(uow.session, principal, email, body.role)
-    if added.invitation_token is not None:
-        tenant = tenants.get(uow.session, tenant_id)
-        subject, text = invitation_email(
-            tenant.name, login.user.email, added.member.role.value, added.invitation_token
-        )
-        queue_email(uow.session, uow, state.settings, to=email, subject=subject, text=text)
+    # Counted only for an invitation about to be sent, per inviting tenant: refused
+    # adds cost nothing and cannot use up another tenant's invitations of an address.
+    throttle.check(
+        state.kv, state.settings, Action.INVITE, client_ip(request), email, within=str(tenant_id)
+    )
+    tenant = tenants.get(uow.session, tenant_id)
+    subject, text = invitation_email(
+        tenant.name, login.user.email, added.member.role.value, added.invitation_token
+    )
+    queue_email(uow.session, uow, state.settings, to=email, subject=subject, text=text)
     return MemberOut.model_validate(added.member)
 
 

@@ -6,13 +6,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
-from api.schemas.strings import Name
+from api.schemas.strings import Name, TeamName
 from core.identity.access import Scope
 from core.models import Role
 
 
 class TenantCreate(BaseModel):
-    name: Name
+    name: TeamName
 
 
 class TenantOut(BaseModel):

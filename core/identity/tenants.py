@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from core.errors import ConveyorError, ErrorCode
@@ -84,7 +84,7 @@ def members(session: Session, tenant_id: uuid.UUID) -> list[Member]:
 def _check_may_grant(principal: Principal, role: Role) -> None:
     """Admins manage members; only owners make or unmake owners."""
     mine = principal.require_role(Role.ADMIN)
-    if not outranks(mine, role):
+    if not _may_grant(mine, role):
         raise ConveyorError(
             ErrorCode.FORBIDDEN,
             f"Only an owner can grant or change the {role.value} role",
@@ -95,12 +95,15 @@ def _check_may_grant(principal: Principal, role: Role) -> None:
 @dataclass(frozen=True)
 class Added:
     member: Member
-    # For an invitation: the secret that joins, to be sent to the email and nowhere else.
-    invitation_token: str | None = None
+    # The secret that joins, to be sent to the email and nowhere else.
+    invitation_token: str
 
 
 def add(session: Session, principal: Principal, email: str, role: Role) -> Added:
-    """Add an existing user at once; invite an email with no account yet."""
+    """Invite an email to the tenant. Whether or not it has an account, it joins only
+    with the emailed token: an account proves nothing about who reads the mailbox (no
+    one verified it at registration), and the answer is the same either way, so an
+    admin learns nothing about which addresses are registered."""
     _check_may_grant(principal, role)
     tenant = lock_tenant(session, principal)
     if tenant.personal:
@@ -109,15 +112,13 @@ def add(session: Session, principal: Principal, email: str, role: Role) -> Added
             "A personal tenant has only its owner; create a team tenant to add people",
         )
     email = normalize_email(email)
-    user = session.scalar(select(User).where(User.email == email))
-    if user is not None:
-        if session.get(Membership, (user.id, tenant.id)) is not None:
-            raise ConveyorError(ErrorCode.ALREADY_MEMBER, f"{email} is already a member")
-        membership = Membership(user_id=user.id, tenant_id=tenant.id, role=role)
-        session.add(membership)
-        session.flush()
-        session.refresh(membership)
-        return Added(Member(user.id, email, role, "active", membership.created_at))
+    joined = session.scalar(
+        select(Membership.user_id)
+        .join(User, User.id == Membership.user_id)
+        .where(Membership.tenant_id == tenant.id, User.email == email)
+    )
+    if joined is not None:  # the admin sees the members already: this reveals nothing
+        raise ConveyorError(ErrorCode.ALREADY_MEMBER, f"{email} is already a member")
     existing = session.scalar(
         select(Invitation).where(Invitation.tenant_id == tenant.id, Invitation.email == email)
     )
@@ -156,6 +157,15 @@ def accept(session: Session, settings: Settings, user: User, token: str) -> tupl
             ErrorCode.INVITATION_NOT_FOUND,
             "No open invitation for your email matches this token",
         )
+    if not _inviter_may_still_grant(session, invitation):
+        # The rights that made it are gone (the inviter left, was removed or demoted):
+        # so is the invitation.
+        session.delete(invitation)
+        session.flush()
+        raise ConveyorError(
+            ErrorCode.INVITATION_NOT_FOUND,
+            "No open invitation for your email matches this token",
+        )
     tenant = get(session, invitation.tenant_id)
     membership = session.get(Membership, (user.id, tenant.id))
     if membership is None:
@@ -164,6 +174,37 @@ def accept(session: Session, settings: Settings, user: User, token: str) -> tupl
     session.delete(invitation)
     session.flush()
     return tenant, Role(membership.role)
+
+
+def _inviter_may_still_grant(session: Session, invitation: Invitation) -> bool:
+    if invitation.invited_by is None:
+        return False
+    role = session.scalar(
+        select(Membership.role).where(
+            Membership.tenant_id == invitation.tenant_id,
+            Membership.user_id == invitation.invited_by,
+        )
+    )
+    return role is not None and _may_grant(Role(role), Role(invitation.role))
+
+
+def _may_grant(granter: Role, role: Role) -> bool:
+    return outranks(granter, Role.ADMIN) and outranks(granter, role)
+
+
+def _drop_invitations_beyond(
+    session: Session, tenant_id: uuid.UUID, inviter: uuid.UUID, role: Role | None
+) -> None:
+    """Pending invitations die with the rights that made them: those `inviter` could
+    not make with `role` (None: no longer a member)."""
+    mine = session.scalars(
+        select(Invitation).where(
+            Invitation.tenant_id == tenant_id, Invitation.invited_by == inviter
+        )
+    ).all()
+    dead = [inv.id for inv in mine if role is None or not _may_grant(role, Role(inv.role))]
+    if dead:
+        session.execute(delete(Invitation).where(Invitation.id.in_(dead)))
 
 
 def lock_tenant(session: Session, principal: Principal) -> Tenant:
@@ -217,6 +258,7 @@ def change_role(session: Session, principal: Principal, user_id: uuid.UUID, role
     if not outranks(role, Role.ADMIN):
         # Keys are an admin's business: one who is no longer admin keeps none.
         api_keys.revoke_created_by(session, principal.tenant_id, user_id)
+    _drop_invitations_beyond(session, principal.tenant_id, user_id, role)
     session.flush()
     email = session.scalar(select(User.email).where(User.id == user_id)) or ""
     return Member(user_id, email, role, "active", membership.created_at)
@@ -236,6 +278,7 @@ def remove(session: Session, principal: Principal, user_id: uuid.UUID) -> None:
         _check_not_last_owner(session, principal.tenant_id)
     session.delete(membership)
     api_keys.revoke_created_by(session, principal.tenant_id, user_id)
+    _drop_invitations_beyond(session, principal.tenant_id, user_id, None)
     session.flush()
 
 

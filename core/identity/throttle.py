@@ -29,9 +29,11 @@ class Action(StrEnum):
 Rule = tuple[str, int, float]  # key, limit, window in seconds
 
 
-def _rules(settings: Settings, action: Action, client_ip: str, subject: str) -> list[Rule]:
+def _rules(
+    settings: Settings, action: Action, client_ip: str, subject: str, within: str
+) -> list[Rule]:
     """`subject` is whom the attempt is about: an email, a user id, or for invitations
-    the invited email."""
+    the invited email; `within` the tenant an invitation comes from."""
     account = f"{action}:account:{sha256_hex(normalize_email(subject))}:{client_ip}"
     per_ip = f"{action}:ip:{client_ip}"
     if action in (Action.LOGIN, Action.PASSWORD_CHANGE):
@@ -49,9 +51,9 @@ def _rules(settings: Settings, action: Action, client_ip: str, subject: str) -> 
         return [(per_ip, settings.reset_limit_per_ip, window), (account, per_account, window)]
     if action is Action.REGISTER:
         return [(per_ip, settings.register_limit_per_ip, settings.register_window_seconds)]
-    # Invitations send email to addresses the inviter chooses: bound what one address
-    # can be sent, whoever asks.
-    recipient = f"{action}:recipient:{sha256_hex(normalize_email(subject))}"
+    # Invitations send email to addresses the inviter chooses: bound what one tenant can
+    # send one address. Per tenant, so that no one can use up another tenant's sends.
+    recipient = f"{action}:recipient:{within}:{sha256_hex(normalize_email(subject))}"
     window = settings.invite_window_seconds
     return [
         (per_ip, settings.invite_limit_per_ip, window),
@@ -60,14 +62,21 @@ def _rules(settings: Settings, action: Action, client_ip: str, subject: str) -> 
 
 
 def check(
-    kv: KeyValueStore, settings: Settings, action: Action, client_ip: str, subject: str
+    kv: KeyValueStore,
+    settings: Settings,
+    action: Action,
+    client_ip: str,
+    subject: str,
+    *,
+    within: str = "",
 ) -> None:
     """Count this attempt, or raise 429 with the seconds until one is allowed.
 
     Keys use a digest of the email whether or not an account exists, so a 429 says
-    nothing about which emails are registered.
+    nothing about which emails are registered. Invitations are counted once they are
+    allowed and about to be sent, `within` their tenant.
     """
-    for key, limit, window in _rules(settings, action, client_ip, subject):
+    for key, limit, window in _rules(settings, action, client_ip, subject, within):
         wait = kv.hit(key, limit, window)
         if wait is not None:
             raise ConveyorError(ErrorCode.TOO_MANY_REQUESTS, retry_after=wait)

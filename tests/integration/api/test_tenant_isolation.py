@@ -425,10 +425,7 @@ def test_a_removed_member_is_locked_out_at_once(
 ) -> None:
     w = world
     member = create_user(stack)
-    added = app_client.post(
-        f"{API}/tenants/{w.team}/members", headers=w.a.headers, json={"email": member.email}
-    )
-    assert added.status_code == 201, added.text
+    add_member(stack, uuid.UUID(w.team), member)
     in_team = in_tenant(member.headers, w.team)
     their_job = jobs.submit(app_client, in_team, "diagnostics.echo", {"by": "member"})["id"]
     requests: list[tuple[str, str, dict[str, str]]] = [
@@ -441,9 +438,7 @@ def test_a_removed_member_is_locked_out_at_once(
     for method, path, headers in requests:
         assert app_client.request(method, API + path, headers=headers).status_code == 200, path
 
-    removed = app_client.delete(
-        f"{API}/tenants/{w.team}/members/{added.json()['user_id']}", headers=w.a.headers
-    )
+    removed = app_client.delete(f"{API}/tenants/{w.team}/members/{member.id}", headers=w.a.headers)
 
     assert removed.status_code == 204, removed.text
     for method, path, headers in requests:

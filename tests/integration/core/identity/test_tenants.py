@@ -9,7 +9,8 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from tests.support.factories import User, create_user
+from core.models import Role
+from tests.support.factories import User, add_member, create_user
 from tests.support.problems import assert_problem
 from tests.support.stack import Stack
 from tests.support.worker import WorkerProcess
@@ -33,6 +34,12 @@ def _add(client: TestClient, actor: User, tenant_id: str, email: str, role: str)
     )
 
 
+def _member(stack: Stack, tenant_id: str, user: User, role: str) -> None:
+    """A member already (the rows an accepted invitation leaves), for tests of what
+    members do rather than of how they join."""
+    add_member(stack, uuid.UUID(tenant_id), user, Role(role))
+
+
 def _in(tenant_id: str, user: User) -> dict[str, str]:
     return {**user.headers, "X-Tenant-ID": tenant_id}
 
@@ -42,10 +49,7 @@ def test_a_team_tenant_shares_jobs_between_its_members_only(
 ) -> None:
     owner, colleague = create_user(stack), create_user(stack)
     team = _team(app_client, owner)
-    added = _add(app_client, owner, team, colleague.email.upper(), "member")
-    assert added.status_code == 201
-    assert added.json()["status"] == "active"
-    assert added.json()["role"] == "member"
+    _member(stack, team, colleague, "member")
 
     job = app_client.post(
         f"{API}/jobs", headers=_in(team, colleague), json={"kind": "diagnostics.echo", "input": {}}
@@ -70,8 +74,8 @@ def test_a_team_tenant_shares_jobs_between_its_members_only(
 def test_roles_decide_who_manages_members(app_client: TestClient, stack: Stack) -> None:
     owner, admin, member, newcomer = (create_user(stack) for _ in range(4))
     team = _team(app_client, owner)
-    assert _add(app_client, owner, team, admin.email, "admin").status_code == 201
-    assert _add(app_client, owner, team, member.email, "member").status_code == 201
+    _member(stack, team, admin, "admin")
+    _member(stack, team, member, "member")
 
     by_member = _add(app_client, member, team, newcomer.email, "member")
     assert_problem(by_member, 403, "forbidden")
@@ -104,7 +108,7 @@ def test_roles_decide_who_manages_members(app_client: TestClient, stack: Stack) 
         owner.email: "owner",
         admin.email: "admin",
         member.email: "admin",
-        newcomer.email: "member",
+        newcomer.email: "member",  # invited
     }
 
 
@@ -120,7 +124,7 @@ def test_the_last_owner_cannot_leave_or_step_down(app_client: TestClient, stack:
     assert_problem(leave, 409, "last_owner")
     assert_problem(step_down, 409, "last_owner")
 
-    assert _add(app_client, owner, team, second.email, "owner").status_code == 201
+    _member(stack, team, second, "owner")
     left = app_client.delete(f"{API}/tenants/{team}/members/{owner_id}", headers=owner.headers)
     assert left.status_code == 204
     assert_problem(
@@ -132,7 +136,7 @@ def test_the_last_owner_cannot_leave_or_step_down(app_client: TestClient, stack:
 def test_a_member_can_leave(app_client: TestClient, stack: Stack) -> None:
     owner, member = create_user(stack), create_user(stack)
     team = _team(app_client, owner)
-    _add(app_client, owner, team, member.email, "member")
+    _member(stack, team, member, "member")
 
     response = app_client.delete(
         f"{API}/tenants/{team}/members/{member.id}", headers=member.headers
@@ -154,7 +158,7 @@ def test_an_invited_email_gets_a_mail_and_joins_on_register_with_its_token(
     app_client: TestClient, stack: Stack, worker: WorkerProcess
 ) -> None:
     owner = create_user(stack)
-    team = _team(app_client, owner, name="Data\nTeam")
+    team = _team(app_client, owner, name="Data Team")
     email = f"invitee-{uuid.uuid4().hex[:10]}@example.com"
 
     invited = _add(app_client, owner, team, email, "admin")
@@ -163,7 +167,8 @@ def test_an_invited_email_gets_a_mail_and_joins_on_register_with_its_token(
     assert invited.json()["status"] == "invited"
     assert invited.json()["user_id"] is None
     mail = stack.smtp.wait_for(lambda m: email in m.rcpt_tos, timeout=30)
-    assert "Data Team" in mail.message["Subject"]
+    assert mail.message["Subject"] == "You are invited to a team on Conveyor"
+    assert "the team named 'Data Team'" in mail.message.get_content()
     assert owner.email in mail.message.get_content()
     token = _invitation_token(stack, email)
 
@@ -216,7 +221,9 @@ def test_registering_an_invited_email_without_its_token_joins_nothing(
     assert_problem(again, 404, "invitation_not_found")
 
 
-def test_concurrent_adds_of_one_email_give_one_member(app_client: TestClient, stack: Stack) -> None:
+def test_concurrent_adds_of_one_email_give_one_invitation(
+    app_client: TestClient, stack: Stack
+) -> None:
     owner, colleague = create_user(stack), create_user(stack)
     team = _team(app_client, owner)
 
@@ -236,7 +243,7 @@ def test_two_owners_stepping_down_at_once_leave_one_owner(
 ) -> None:
     first, second = create_user(stack), create_user(stack)
     team = _team(app_client, first)
-    _add(app_client, first, team, second.email, "owner")
+    _member(stack, team, second, "owner")
 
     def step_down(user: User) -> int:
         return app_client.patch(
@@ -288,7 +295,7 @@ def test_a_personal_tenant_keeps_to_its_owner(app_client: TestClient, stack: Sta
 def test_only_owners_rename(app_client: TestClient, stack: Stack) -> None:
     owner, admin = create_user(stack), create_user(stack)
     team = _team(app_client, owner)
-    _add(app_client, owner, team, admin.email, "admin")
+    _member(stack, team, admin, "admin")
 
     by_admin = app_client.patch(f"{API}/tenants/{team}", headers=admin.headers, json={"name": "X"})
     by_owner = app_client.patch(f"{API}/tenants/{team}", headers=owner.headers, json={"name": "Y"})
@@ -318,10 +325,94 @@ def test_an_admin_cannot_cancel_an_invitation_to_ownership(
 ) -> None:
     owner, admin = create_user(stack), create_user(stack)
     team = _team(app_client, owner)
-    _add(app_client, owner, team, admin.email, "admin")
+    _member(stack, team, admin, "admin")
     email = f"future-owner-{uuid.uuid4().hex[:10]}@example.com"
     invitation = _add(app_client, owner, team, email, "owner").json()["invitation_id"]
     url = f"{API}/tenants/{team}/invitations/{invitation}"
 
     assert_problem(app_client.delete(url, headers=admin.headers), 403, "forbidden")
     assert app_client.delete(url, headers=owner.headers).status_code == 204
+
+
+def _accept(client: TestClient, user: User, token: str) -> Any:
+    return client.post(f"{API}/invitations/accept", headers=user.headers, json={"token": token})
+
+
+def test_adding_a_registered_address_invites_it_and_says_nothing_about_accounts(
+    app_client: TestClient, stack: Stack, worker: WorkerProcess
+) -> None:
+    # Someone registered the new hire's address before the owner added it: the add must
+    # not make them a member, and must answer as for an address with no account.
+    owner, squatter = create_user(stack), create_user(stack)
+    team = _team(app_client, owner)
+    unknown = f"nobody-{uuid.uuid4().hex[:10]}@example.com"
+
+    registered = _add(app_client, owner, team, squatter.email, "admin")
+    unregistered = _add(app_client, owner, team, unknown, "admin")
+
+    assert registered.status_code == unregistered.status_code == 201
+    shape = {k: v for k, v in registered.json().items() if k not in {"email", "since"}}
+    other = {k: v for k, v in unregistered.json().items() if k not in {"email", "since"}}
+    assert shape.keys() == other.keys()
+    assert shape["status"] == other["status"] == "invited"
+    assert shape["user_id"] is other["user_id"] is None
+    assert_problem(
+        app_client.get(f"{API}/jobs", headers=_in(team, squatter)), 404, "tenant_not_found"
+    )
+
+    # Whoever reads the mailbox joins, with the token.
+    token = _invitation_token(stack, squatter.email)
+    joined = _accept(app_client, squatter, token)
+    assert joined.status_code == 200, joined.text
+    assert joined.json()["role"] == "admin"
+    assert app_client.get(f"{API}/jobs", headers=_in(team, squatter)).status_code == 200
+
+
+def test_an_invitation_dies_with_the_rights_of_who_sent_it(
+    app_client: TestClient, stack: Stack, worker: WorkerProcess
+) -> None:
+    owner, admin, second_self = create_user(stack), create_user(stack), create_user(stack)
+    team = _team(app_client, owner)
+    _member(stack, team, admin, "admin")
+    # The admin invites another address of their own, as admin; then loses the role.
+    assert _add(app_client, admin, team, second_self.email, "admin").status_code == 201
+    token = _invitation_token(stack, second_self.email)
+    removed = app_client.delete(f"{API}/tenants/{team}/members/{admin.id}", headers=owner.headers)
+    assert removed.status_code == 204
+
+    members = app_client.get(f"{API}/tenants/{team}/members", headers=owner.headers).json()
+    assert second_self.email not in {m["email"] for m in members}
+    assert_problem(_accept(app_client, second_self, token), 404, "invitation_not_found")
+
+
+def test_a_demoted_admins_invitations_beyond_their_new_role_die(
+    app_client: TestClient, stack: Stack, worker: WorkerProcess
+) -> None:
+    owner, admin, invitee = create_user(stack), create_user(stack), create_user(stack)
+    team = _team(app_client, owner)
+    _member(stack, team, admin, "admin")
+    assert _add(app_client, admin, team, invitee.email, "member").status_code == 201
+    token = _invitation_token(stack, invitee.email)
+
+    demoted = app_client.patch(
+        f"{API}/tenants/{team}/members/{admin.id}", headers=owner.headers, json={"role": "member"}
+    )
+
+    assert demoted.status_code == 200
+    assert_problem(_accept(app_client, invitee, token), 404, "invitation_not_found")
+
+
+def test_team_names_hold_no_links_or_line_breaks(app_client: TestClient, user: User) -> None:
+    for name in (
+        "URGENT: your account is locked, verify at https://evil.example/login",
+        "evil.example",
+        "www.example",
+        "write to help@evil.example",
+        "Data\nTeam",
+        "Data\u2028Team",
+    ):
+        response = app_client.post(f"{API}/tenants", headers=user.headers, json={"name": name})
+        assert_problem(response, 422, "validation_failed")
+    for name in ("Data Team", "R&D — Ops 2.0", "Q3: plans"):
+        created = app_client.post(f"{API}/tenants", headers=user.headers, json={"name": name})
+        assert created.status_code == 201, (name, created.text)

@@ -177,18 +177,45 @@ def test_password_change_guesses_are_limited(throttled: TestClient, user: User) 
     assert codes == [403, 403, 403, 429]
 
 
-def test_invitations_to_one_address_are_limited(throttled: TestClient, user: User) -> None:
-    auth = user.headers
+def _invite(client: TestClient, user: User, team: str, email: str) -> Any:
+    return client.post(
+        f"/api/v1/tenants/{team}/members",
+        headers=user.headers,
+        json={"email": email, "role": "member"},
+    )
+
+
+def test_invitations_from_one_tenant_to_one_address_are_limited(
+    throttled: TestClient, user: User
+) -> None:
+    team = throttled.post("/api/v1/tenants", headers=user.headers, json={"name": "T"}).json()["id"]
     target = f"target-{uuid.uuid4().hex}@example.com"
     codes = []
-    for name in ("one", "two", "three"):
-        team = throttled.post("/api/v1/tenants", headers=auth, json={"name": name}).json()["id"]
-        codes.append(
-            throttled.post(
-                f"/api/v1/tenants/{team}/members",
-                headers=auth,
-                json={"email": target, "role": "member"},
-            ).status_code
-        )
+    for _ in range(3):
+        invited = _invite(throttled, user, team, target)
+        codes.append(invited.status_code)
+        if invited.status_code == 201:  # cancelled, so the address may be invited again
+            invitation = invited.json()["invitation_id"]
+            throttled.delete(
+                f"/api/v1/tenants/{team}/invitations/{invitation}", headers=user.headers
+            )
 
     assert codes == [201, 201, 429]
+
+
+def test_no_one_can_use_up_another_tenants_invitations_of_an_address(
+    throttled: TestClient, stack: Stack, user: User
+) -> None:
+    # Refused adds (409: a personal tenant has only its owner) used to count, across
+    # tenants: three of them blocked every invitation of the address for a day.
+    target = f"target-{uuid.uuid4().hex}@example.com"
+    for _ in range(3):
+        refused = _invite(throttled, user, str(user.personal_tenant_id), target)
+        assert_problem(refused, 409, "personal_tenant")
+    # And sends from one tenant do not count against another's.
+    mine = throttled.post("/api/v1/tenants", headers=user.headers, json={"name": "A"}).json()
+    assert _invite(throttled, user, mine["id"], target).status_code == 201
+
+    owner = create_user(stack)
+    team = throttled.post("/api/v1/tenants", headers=owner.headers, json={"name": "B"}).json()
+    assert _invite(throttled, owner, team["id"], target).status_code == 201
