@@ -9,7 +9,7 @@ that drive the API over HTTP sit with the module whose rules they check (login s
 in core/identity/test_sessions.py, the jobs endpoints in api/routers/test_jobs.py);
 properties of the whole API sit in tests/integration/api/ under their own names
 (test_tenant_isolation, test_fuzz, test_openapi_conformance). test_migrations.py checks
-migrations/; tests/reliability/ kills and cuts processes; tests/e2e/ runs whole
+migrations/; tests/chaos/ kills and cuts processes; tests/e2e/ runs whole
 deployments; helpers shared between test modules live in tests/support/.
 
 The services (tests/support/stack.py): one fresh database built by the migrations, the

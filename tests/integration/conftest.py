@@ -33,7 +33,7 @@ def agents_api(stack: Stack, openai_server: OpenAIServer) -> Iterator[TestClient
 
 
 # Per module, not per session: a worker left consuming the agents queue would take the
-# runs of later tests that bring agents workers of their own (tests/reliability).
+# runs of later tests that bring agents workers of their own (tests/chaos).
 @pytest.fixture(scope="module")
 def agents_worker(
     stack: Stack, openai_server: OpenAIServer, tmp_path_factory: pytest.TempPathFactory
