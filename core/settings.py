@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     login_limit_per_ip: int = Field(default=50, ge=1)
     login_window_seconds: Window = 300.0
     reset_limit_per_account: int = Field(default=3, ge=1)
+    # Reset emails one account is sent per window, whoever asks from wherever: past it a
+    # request still answers 202, and the pending code stays as it is.
+    reset_emails_per_account: int = Field(default=3, ge=1)
     reset_limit_per_ip: int = Field(default=20, ge=1)
     reset_window_seconds: Window = 900.0
     register_limit_per_ip: int = Field(default=20, ge=1)

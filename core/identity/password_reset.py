@@ -31,6 +31,15 @@ def request_code(
     user = find_active_user(session, email)
     if user is None:
         return None
+    sent = kv.hit(
+        f"reset:sent:{sha256_hex(user.email)}",
+        settings.reset_emails_per_account,
+        settings.reset_window_seconds,
+    )
+    if sent is not None:
+        # Requests from many addresses must not flood the mailbox or keep replacing
+        # the code its owner is about to type.
+        return None
     code = new_reset_code(settings.password_reset_code_digits)
     kv.put_code(
         _code_key(user.email),

@@ -3,11 +3,13 @@
 Sliding windows in the key-value store. An account's attempts are counted per client
 IP: a stranger failing logins from elsewhere can neither lock the owner out nor block
 their password reset, and nothing is stored on the account itself. Every client IP is
-limited across all accounts as well.
+limited across all accounts as well. An IPv6 client counts as its /64: one host or
+household gets a whole /64, so counting single addresses would count nothing.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
 
 from core.errors import ConveyorError, ErrorCode
@@ -34,8 +36,9 @@ def _rules(
 ) -> list[Rule]:
     """`subject` is whom the attempt is about: an email, a user id, or for invitations
     the invited email; `within` the tenant an invitation comes from."""
-    account = f"{action}:account:{sha256_hex(normalize_email(subject))}:{client_ip}"
-    per_ip = f"{action}:ip:{client_ip}"
+    client = client_key(client_ip)
+    account = f"{action}:account:{sha256_hex(normalize_email(subject))}:{client}"
+    per_ip = f"{action}:ip:{client}"
     if action in (Action.LOGIN, Action.PASSWORD_CHANGE):
         window = settings.login_window_seconds
         return [
@@ -59,6 +62,19 @@ def _rules(
         (per_ip, settings.invite_limit_per_ip, window),
         (recipient, settings.invite_limit_per_recipient, window),
     ]
+
+
+def client_key(client_ip: str) -> str:
+    """What a client's attempts are counted under: an IPv4 address, an IPv6 /64."""
+    try:
+        address = ipaddress.ip_address(client_ip)
+    except ValueError:
+        return client_ip  # not an address (a test client, a proxy's placeholder)
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
 
 
 def check(

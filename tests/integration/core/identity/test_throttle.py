@@ -17,13 +17,17 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 
+from core.jobs.contracts import EMAIL_SEND
+from core.models import Job
 from tests.support.factories import User, create_user
 from tests.support.problems import assert_problem
 from tests.support.stack import Stack
 
 # Longer than the test timeout: no attempt of a test ever leaves the window.
 WINDOW = 600.0
+EMAILS_PER_ACCOUNT = 2
 
 
 def limits(window: float) -> dict[str, Any]:
@@ -34,6 +38,7 @@ def limits(window: float) -> dict[str, Any]:
         "reset_limit_per_account": 2,
         "reset_limit_per_ip": 4,
         "reset_window_seconds": window,
+        "reset_emails_per_account": EMAILS_PER_ACCOUNT,
         "register_limit_per_ip": 2,
         "register_window_seconds": window,
         "invite_limit_per_ip": 100,
@@ -219,3 +224,44 @@ def test_no_one_can_use_up_another_tenants_invitations_of_an_address(
     owner = create_user(stack)
     team = throttled.post("/api/v1/tenants", headers=owner.headers, json={"name": "B"}).json()
     assert _invite(throttled, owner, team["id"], target).status_code == 201
+
+
+def test_addresses_of_one_ipv6_64_count_as_one_client(throttled_app: Any, stack: Stack) -> None:
+    user = create_user(stack)
+    network = f"2001:db8:{uuid.uuid4().int % 0xFFFF:x}:1::"
+
+    def attempt(address: str, password: str) -> int:
+        with TestClient(throttled_app, raise_server_exceptions=False, client=(address, 40000)) as c:
+            return _login(c, user.email, password)
+
+    # Three wrong passwords from three addresses of one /64 use up the account's limit
+    # for that /64 ...
+    wrong = [attempt(f"{network}{n}", "wrong password") for n in (1, 2, 3)]
+    assert wrong == [401, 401, 401]
+    assert attempt(f"{network}4", user.password) == 429
+    # ... and not for the owner, elsewhere.
+    elsewhere = f"2001:db8:{uuid.uuid4().int % 0xFFFF:x}:2::1"
+    assert attempt(elsewhere, user.password) == 200
+
+
+def test_reset_emails_to_one_account_are_bounded_across_addresses(
+    throttled_app: Any, stack: Stack
+) -> None:
+    user = create_user(stack)
+    answers = []
+    for _ in range(5):  # five clients, each well under its own limits
+        with _client(throttled_app) as client:
+            response = client.post(
+                "/api/v1/auth/password-reset/request", json={"email": user.email}
+            )
+            answers.append(response.status_code)
+
+    assert answers == [202] * 5
+    # The emails are queued after each answer (background work the client waits out).
+    with stack.db.transaction() as session:
+        sent = session.scalar(
+            select(func.count())
+            .select_from(Job)
+            .where(Job.kind == EMAIL_SEND, Job.input["to"].astext == user.email)
+        )
+    assert sent == EMAILS_PER_ACCOUNT
