@@ -3,7 +3,6 @@ a local OpenAI-compatible server that answers from a script."""
 
 from __future__ import annotations
 
-import io
 import json
 import time
 from typing import Any
@@ -13,46 +12,13 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from tests.support import jobs
+from tests.support.agent_runs import DOCUMENT, started, text_upload
 from tests.support.factories import User, create_user
 from tests.support.openai_server import OpenAIServer, error, text, tool_call
 from tests.support.stack import Stack
 from tests.support.worker import WorkerProcess
 
 API = "/api/v1"
-
-
-DOCUMENT = (
-    "Harbour Lights Quarterly\n\nRevenue grew 12 percent, led by the Lisbon ferry line. "
-    "Maria Okafor joins as chief operating officer.\n\nThe Porto terminal opens in May."
-)
-
-
-def start(client: TestClient, user: User, workflow: str, run_input: dict[str, Any]) -> Any:
-    return client.post(
-        f"{API}/agents/{workflow}/runs", headers=user.headers, json={"input": run_input}
-    )
-
-
-def started(client: TestClient, user: User, workflow: str, run_input: dict[str, Any]) -> Any:
-    response = start(client, user, workflow, run_input)
-    assert response.status_code == 202, response.text
-    assert response.headers["Location"] == f"{API}/jobs/{response.json()['id']}"
-    return response.json()
-
-
-def text_upload(client: TestClient, user: User, body: str, worker: WorkerProcess) -> str:
-    """A text file uploaded and processed by the uploads worker; its id."""
-    response = client.post(
-        f"{API}/uploads",
-        headers=user.headers,
-        files={"file": ("report.txt", io.BytesIO(body.encode()), "text/plain")},
-    )
-    assert response.status_code == 201, response.text
-    created = response.json()
-    job = jobs.wait_for(client, user.headers, created["job"]["id"], timeout=60)
-    assert job["status"] == "succeeded", job
-    upload_id: str = created["upload"]["id"]
-    return upload_id
 
 
 def steps(client: TestClient, user: User, job_id: str) -> list[tuple[str, dict[str, Any]]]:
