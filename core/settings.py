@@ -90,6 +90,12 @@ class Settings(BaseSettings):
     login_limit_per_account: int = Field(default=10, ge=1)
     login_limit_per_ip: int = Field(default=50, ge=1)
     login_window_seconds: Window = 300.0
+    # Logins to one account from clients that never logged in to it, all together, per
+    # login window: guesses spread over many addresses slow down. A client that logged
+    # in (or reset the password) in the last LOGIN_KNOWN_CLIENT_DAYS is not counted, so
+    # the owner is never locked out by them.
+    login_limit_per_account_unfamiliar: int = Field(default=20, ge=1)
+    login_known_client_days: int = Field(default=30, ge=1)
     reset_limit_per_account: int = Field(default=3, ge=1)
     # Reset emails one account is sent per window, whoever asks from wherever: past it a
     # request still answers 202, and the pending code stays as it is.

@@ -68,8 +68,10 @@ def login(
     """OAuth2 password flow (form-encoded): `username` is the email. Answers an access
     token and a refresh token for `/auth/refresh`."""
     state = app_state(request)
-    throttle.check(state.kv, state.settings, Action.LOGIN, client_ip(request), username)
+    ip = client_ip(request)
+    throttle.check_login(state.kv, state.settings, ip, username)
     user = accounts.authenticate(uow.session, username, password)
+    throttle.remember_client(state.kv, state.settings, ip, user.email)
     return _tokens(sessions.start(uow.session, state.settings, user.id))
 
 
@@ -140,6 +142,8 @@ def confirm_password_reset(request: Request, body: ResetConfirm, uow: UnitOfWork
     password_reset.confirm(
         uow.session, state.settings, state.kv, email, body.code, body.new_password
     )
+    # The code proved the mailbox: this client logs in like one that did before.
+    throttle.remember_client(state.kv, state.settings, client_ip(request), email)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -64,6 +64,31 @@ def _rules(
     ]
 
 
+def _known_key(client_ip: str, email: str) -> str:
+    return f"login:known:{sha256_hex(normalize_email(email))}:{client_key(client_ip)}"
+
+
+def check_login(kv: KeyValueStore, settings: Settings, client_ip: str, email: str) -> None:
+    """The login limits: per client, per account from one client, and per account from
+    all the clients that never logged in to it."""
+    check(kv, settings, Action.LOGIN, client_ip, email)
+    if kv.remembers(_known_key(client_ip, email)):
+        return
+    wait = kv.hit(
+        f"login:unfamiliar:{sha256_hex(normalize_email(email))}",
+        settings.login_limit_per_account_unfamiliar,
+        settings.login_window_seconds,
+    )
+    if wait is not None:
+        raise ConveyorError(ErrorCode.TOO_MANY_REQUESTS, retry_after=wait)
+
+
+def remember_client(kv: KeyValueStore, settings: Settings, client_ip: str, email: str) -> None:
+    """The client proved it may use the account (a login, a password reset): its logins
+    to it are no longer counted with strangers'."""
+    kv.remember(_known_key(client_ip, email), settings.login_known_client_days * 86400)
+
+
 def client_key(client_ip: str) -> str:
     """What a client's attempts are counted under: an IPv4 address, an IPv6 /64."""
     try:

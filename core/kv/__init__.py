@@ -1,4 +1,5 @@
-"""Short-lived shared state: password-reset codes and sliding-window rate limits.
+"""Short-lived shared state: password-reset codes, sliding-window rate limits, and
+marks that something happened (a client that logged in to an account).
 
 Redis in production; the embedded default has no Redis, so the same interface runs on
 PostgreSQL there (`kv_entries` and `rate_limit_hits`). Both keep every operation atomic
@@ -47,6 +48,12 @@ class KeyValueStore(Protocol):
         return the seconds until enough hits leave the window for this one to pass (with
         `limit` hits recorded, when the oldest leaves it); always > 0. Atomic under
         concurrency: N concurrent hits with limit L admit exactly L."""
+
+    def remember(self, key: str, ttl_seconds: float) -> None:
+        """Mark key for ttl_seconds (again: the mark's life starts over)."""
+
+    def remembers(self, key: str) -> bool:
+        """Whether key is marked and the mark has not expired."""
 
     def purge_expired(self) -> int:
         """Delete what has expired; return the number of rows deleted (Redis: 0, it expires

@@ -19,6 +19,7 @@ from core.kv import CodeCheck, check_key, check_limit, check_max_tries, check_tt
 # one caller key used for both cannot meet a WRONGTYPE error (as the SQL tables cannot).
 CODE_PREFIX = "conveyor:kv:code:"
 HITS_PREFIX = "conveyor:kv:hits:"
+MARK_PREFIX = "conveyor:kv:mark:"
 
 _PUT_CODE = """
 redis.call('DEL', KEYS[1])
@@ -119,6 +120,15 @@ class RedisStore:
         if wait_us < 0:
             return None
         return max(wait_us, 1) / 1_000_000
+
+    def remember(self, key: str, ttl_seconds: float) -> None:
+        check_key(key)
+        check_ttl(ttl_seconds)
+        self._client.set(MARK_PREFIX + key, 1, px=max(1, math.ceil(ttl_seconds * 1000)))
+
+    def remembers(self, key: str) -> bool:
+        check_key(key)
+        return bool(self._client.exists(MARK_PREFIX + key))
 
     def purge_expired(self) -> int:
         return 0

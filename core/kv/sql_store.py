@@ -63,6 +63,21 @@ _HITS_IN_WINDOW = text(
 )
 _RECORD_HIT = text("INSERT INTO rate_limit_hits (key, at) VALUES (:key, :at)")
 
+# Marks share the entries table with codes; their value says which they are.
+_REMEMBER = text(
+    """
+    INSERT INTO kv_entries (key, value, expires_at)
+    VALUES (:key, '{"mark": true}'::jsonb, clock_timestamp() + :ttl)
+    ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
+    """
+)
+_REMEMBERS = text(
+    """
+    SELECT 1 FROM kv_entries
+    WHERE key = :key AND value ? 'mark' AND expires_at > clock_timestamp()
+    """
+)
+
 _PURGE_ENTRIES = text("DELETE FROM kv_entries WHERE expires_at <= clock_timestamp()")
 _PURGE_HITS = text("DELETE FROM rate_limit_hits WHERE at <= clock_timestamp() - :max_window")
 
@@ -124,6 +139,17 @@ class SqlStore:
             blocking = hits[len(hits) - limit]
             wait = (blocking + window - now).total_seconds()
             return max(wait, 1e-6)
+
+    def remember(self, key: str, ttl_seconds: float) -> None:
+        check_key(key)
+        check_ttl(ttl_seconds)
+        with self._db.transaction() as session:
+            session.execute(_REMEMBER, {"key": key, "ttl": timedelta(seconds=ttl_seconds)})
+
+    def remembers(self, key: str) -> bool:
+        check_key(key)
+        with self._db.transaction() as session:
+            return session.execute(_REMEMBERS, {"key": key}).first() is not None
 
     def purge_expired(self) -> int:
         with self._db.transaction() as session:

@@ -37,6 +37,7 @@ TEST_SETTINGS = {
     # Every test logs in from the same address; throttling has its own tests.
     "LOGIN_LIMIT_PER_IP": "1000000",
     "LOGIN_LIMIT_PER_ACCOUNT": "1000000",
+    "LOGIN_LIMIT_PER_ACCOUNT_UNFAMILIAR": "1000000",
     "RESET_LIMIT_PER_IP": "1000000",
     "RESET_LIMIT_PER_ACCOUNT": "1000000",
     "RESET_EMAILS_PER_ACCOUNT": "1000000",

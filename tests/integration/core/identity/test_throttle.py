@@ -10,6 +10,7 @@ the one test that waits for a window to slide picks a window its own attempts fi
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from core.models import Job
 from tests.support.factories import User, create_user
 from tests.support.problems import assert_problem
 from tests.support.stack import Stack
+from tests.support.worker import WorkerProcess
 
 # Longer than the test timeout: no attempt of a test ever leaves the window.
 WINDOW = 600.0
@@ -35,6 +37,7 @@ def limits(window: float) -> dict[str, Any]:
         "login_limit_per_account": 3,
         "login_limit_per_ip": 6,
         "login_window_seconds": window,
+        "login_limit_per_account_unfamiliar": 1000,
         "reset_limit_per_account": 2,
         "reset_limit_per_ip": 4,
         "reset_window_seconds": window,
@@ -265,3 +268,55 @@ def test_reset_emails_to_one_account_are_bounded_across_addresses(
             .where(Job.kind == EMAIL_SEND, Job.input["to"].astext == user.email)
         )
     assert sent == EMAILS_PER_ACCOUNT
+
+
+def test_guesses_from_many_addresses_slow_down_but_never_lock_the_owner_out(
+    stack: Stack, worker: WorkerProcess
+) -> None:
+    from api.app import create_app
+
+    app = create_app(
+        stack.settings.model_copy(
+            update={
+                "login_limit_per_account": 100,
+                "login_limit_per_ip": 100,
+                "login_limit_per_account_unfamiliar": 4,
+                "login_window_seconds": WINDOW,
+            }
+        )
+    )
+    user = create_user(stack)
+
+    def login(address: str, password: str) -> int:
+        with TestClient(app, raise_server_exceptions=False, client=(address, 40000)) as client:
+            return _login(client, user.email, password)
+
+    home = _address()
+    # The owner, before any attack: one of the four, as home was unfamiliar until then.
+    assert login(home, user.password) == 200
+
+    # Guesses from ever new addresses: the account's budget for strangers runs out.
+    assert [login(_address(), "guess") for _ in range(3)] == [401, 401, 401]
+    assert login(_address(), "guess") == 429
+    assert login(_address(), user.password) == 429
+    # The owner's own client is not slowed down.
+    assert login(home, user.password) == 200
+
+    # Nor is the owner, somewhere new, once the emailed code proved the mailbox.
+    new_place = _address()
+    with TestClient(app, raise_server_exceptions=False, client=(new_place, 40000)) as client:
+        seen = len(stack.smtp.received)
+        asked = client.post("/api/v1/auth/password-reset/request", json={"email": user.email})
+        assert asked.status_code == 202
+        mail = stack.smtp.wait_for(
+            lambda m: user.email in m.rcpt_tos and stack.smtp.received.index(m) >= seen,
+            timeout=30,
+        )
+        code = re.search(r"\b(\d{6,8})\b", mail.message.get_content())
+        assert code, mail.message.get_content()
+        confirmed = client.post(
+            "/api/v1/auth/password-reset/confirm",
+            json={"email": user.email, "code": code.group(1), "new_password": "a new password"},
+        )
+        assert confirmed.status_code == 204, confirmed.text
+    assert login(new_place, "a new password") == 200

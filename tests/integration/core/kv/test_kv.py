@@ -278,3 +278,32 @@ def store_on_a_server_that_is_down(like: KeyValueStore, stack: Stack) -> KeyValu
         return RedisStore(f"redis://{nowhere}/0", timeout_seconds=0.5)
     url = SecretStr(f"postgresql://postgres@{nowhere}/nothing")
     return SqlStore(Database(stack.settings.model_copy(update={"database_url": url}), "tests"))
+
+
+def test_a_mark_is_remembered_until_it_expires(store: KeyValueStore) -> None:
+    key = new_key("known")
+    assert store.remembers(key) is False
+    for ttl in LIVES:
+        key = new_key("known")
+        store.remember(key, ttl)
+        marked = time.monotonic()
+        seen = store.remembers(key)
+        if time.monotonic() - marked < ttl:
+            break
+    else:
+        pytest.fail(f"no look came within {ttl} s of the mark")
+    assert seen is True
+    time.sleep(marked + ttl + 0.1 - time.monotonic())
+    assert store.remembers(key) is False
+    # Marked again, it is there again.
+    store.remember(key, 60)
+    assert store.remembers(key) is True
+
+
+def test_a_mark_is_not_a_code(store: KeyValueStore) -> None:
+    key = new_key("known")
+    store.remember(key, 60)
+    other = new_key("reset")
+    store.put_code(other, RIGHT, 60)
+    assert store.remembers(other) is False
+    assert store.check_code(other, RIGHT, 5) is CodeCheck.ACCEPTED
