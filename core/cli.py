@@ -33,7 +33,7 @@ def _flower(args: argparse.Namespace) -> int:
     argv = [
         celery,
         "-A",
-        "worker.app",
+        "worker.flower",
         "flower",
         f"--address={args.address}",
         f"--port={args.port}",

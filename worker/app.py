@@ -1,4 +1,4 @@
-"""The worker's Celery app: `celery -A worker.app worker|beat|flower`.
+"""The worker's Celery app: `celery -A worker.app worker|beat` (Flower: worker.flower).
 
 One task per job kind, named `<kind>.run` and routed to the kind's queue, each running
 the same claim/heartbeat/finish protocol around the kind's handler.

@@ -179,9 +179,9 @@ def _start_processes(group: ProcessGroup, args: argparse.Namespace, data_dir: Pa
         + ["--loglevel", "INFO"],
     )
     # Flower parses its own options with tornado, which only takes the `--name=value` form.
-    group.start(
-        "flower", [*celery, "flower", f"--address={args.host}", f"--port={args.flower_port}"]
-    )
+    # worker.flower: the worker's app, with every Flower page behind its login.
+    flower = [str(bin_dir / "celery"), "-A", "worker.flower", "flower"]
+    group.start("flower", [*flower, f"--address={args.host}", f"--port={args.flower_port}"])
 
 
 def _print_banner(args: argparse.Namespace, data_dir: Path, flower_auth: str) -> None:

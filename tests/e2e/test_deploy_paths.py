@@ -313,15 +313,16 @@ def _job_and_upload_succeed(api: httpx.Client, s3_endpoint: str, bucket: str, lo
 
 def _flower_answers_only_with_its_login(flower_url: str, log: Path) -> None:
     with httpx.Client(base_url=flower_url, timeout=10) as flower:
-        # What compose's health check asks, without credentials.
+        # What compose's health check asks, with the login.
         _eventually(
-            lambda: flower.get("/healthcheck").status_code == 200 or None,
+            lambda: flower.get("/healthcheck", auth=FLOWER_LOGIN).status_code == 200 or None,
             STARTUP_SECONDS,
             "Flower",
             log,
         )
-        assert flower.get("/").status_code == 401
-        assert flower.get("/api/workers").status_code == 401
+        for page in ("/", "/api/workers", "/metrics", "/healthcheck"):
+            assert flower.get(page).status_code == 401, page
+        assert "flower_events_total" in flower.get("/metrics", auth=FLOWER_LOGIN).text
         assert flower.get("/api/workers", auth=(FLOWER_LOGIN[0], "wrong")).status_code == 401
 
         def workers() -> list[str] | None:

@@ -208,6 +208,7 @@ def _assert_flower_shows(dev: Dev, login: tuple[str, str], job_ids: list[str]) -
     with httpx.Client(base_url=dev.flower_url, timeout=10) as flower:
         assert flower.get("/").status_code == 401
         assert flower.get("/api/workers").status_code == 401
+        assert flower.get("/metrics").status_code == 401
         assert flower.get("/api/workers", auth=(login[0], "wrong")).status_code == 401
 
         def workers() -> dict[str, Any] | None:
