@@ -42,11 +42,19 @@ def broker_transport_options(settings: Settings, broker_url: str) -> dict[str, A
     }
 
 
+def _transport(broker_url: str) -> str | None:
+    """The transport class, where it is not the one the URL's scheme names."""
+    if broker_url.startswith("filesystem://"):
+        return "core.jobs.filesystem_broker:Transport"
+    return None
+
+
 def create_celery(settings: Settings, name: str) -> Celery:
     broker_url = settings.celery_broker_url()
     app = Celery(name, set_as_current=False)
     app.conf.update(
         broker_url=broker_url,
+        broker_transport=_transport(broker_url),
         broker_transport_options=broker_transport_options(settings, broker_url),
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=5,
