@@ -13,6 +13,7 @@ from fastapi import Response
 from pydantic import BaseModel
 
 from api.schemas.jobs import JobOut
+from core.identity.access import Principal
 from core.jobs.submit import Submitted
 
 
@@ -27,10 +28,11 @@ def json_response(
     )
 
 
-def accepted(submitted: Submitted) -> Response:
-    """`202` with a submitted job and its `Location`; a replayed one (same
-    Idempotency-Key) says so."""
+def accepted(submitted: Submitted, principal: Principal) -> Response:
+    """`202` with a submitted job, as `principal` may see it, and its `Location`; a
+    replayed one (same Idempotency-Key, perhaps long finished) says so."""
     headers = {"Location": f"/api/v1/jobs/{submitted.job.id}"}
     if submitted.replayed:
         headers["Idempotent-Replayed"] = "true"
-    return json_response(JobOut.model_validate(submitted.job), 202, headers)
+    job = JobOut.seen_by(submitted.job, principal)
+    return json_response(job, 202, headers)

@@ -59,4 +59,4 @@ def start_run(
         body.input,
         idempotency_key,
     )
-    return accepted(submitted)
+    return accepted(submitted, scope)

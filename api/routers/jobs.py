@@ -78,7 +78,7 @@ def create_job(
         idempotency_key=idempotency_key,
         by_client=True,
     )
-    return accepted(submitted)
+    return accepted(submitted, scope)
 
 
 @router.get("/jobs", response_model=JobPage, responses=problem_responses(401, 422))
@@ -103,7 +103,7 @@ def list_jobs(
 @router.get("/jobs/{job_id}", response_model=JobOut, responses=problem_responses(401, 404))
 def get_job(job_id: uuid.UUID, scope: JobsRead, uow: UnitOfWorkDep) -> Response:
     job = queries.get_job(uow.session, scope.tenant_id, job_id)
-    return json_response(JobOut.seen_by(job, withholds_uploads(scope, job.kind)))
+    return json_response(JobOut.seen_by(job, scope))
 
 
 @router.get(
@@ -179,4 +179,4 @@ def cancel_job(
         raise ConveyorError(
             ErrorCode.JOB_FINISHED, f"The job has already {job.status}", job_status=job.status
         )
-    return JobOut.seen_by(job, withholds_uploads(scope, job.kind))
+    return JobOut.seen_by(job, scope)

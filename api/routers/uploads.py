@@ -118,7 +118,8 @@ async def create_upload(
         )
         raise
     return UploadCreated(
-        upload=UploadOut.model_validate(upload), job=JobOut.model_validate(submitted.job)
+        upload=UploadOut.model_validate(upload),
+        job=JobOut.seen_by(submitted.job, principal),
     )
 
 
@@ -261,7 +262,8 @@ def complete_upload(
     job = upload_service.latest_job(uow.session, upload)
     if upload.status == UploadStatus.STORED and job is not None:
         return UploadCreated(
-            upload=UploadOut.model_validate(upload), job=JobOut.model_validate(job)
+            upload=UploadOut.model_validate(upload),
+            job=JobOut.seen_by(job, principal),
         )
     incoming = incoming_key(upload.tenant_id, upload.id)
     try:
@@ -278,7 +280,8 @@ def complete_upload(
         uow.session, uow, state.settings, upload, sniff(head, upload.filename)
     )
     return UploadCreated(
-        upload=UploadOut.model_validate(upload), job=JobOut.model_validate(submitted.job)
+        upload=UploadOut.model_validate(upload),
+        job=JobOut.seen_by(submitted.job, principal),
     )
 
 
@@ -312,7 +315,7 @@ def get_upload(
     ]
     return UploadDetail(
         **UploadOut.model_validate(upload).model_dump(),
-        job=JobOut.model_validate(job) if job is not None else None,
+        job=JobOut.seen_by(job, principal) if job else None,
         derived=derived,
     )
 

@@ -7,8 +7,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.schemas.strings import NulFreeStr
+from core.identity.access import Principal
 from core.jobs.states import JobStatus
-from core.jobs.visibility import WITHHELD_FIELDS
+from core.jobs.visibility import WITHHELD_FIELDS, withholds_uploads
 
 
 class JobCreate(BaseModel):
@@ -49,9 +50,10 @@ class JobOut(JobSummary):
     )
 
     @classmethod
-    def seen_by(cls, job: Any, withhold: bool) -> JobOut:
+    def seen_by(cls, job: Any, principal: Principal) -> JobOut:
+        """The job as `principal` may see it: the only way job answers are built."""
         out = cls.model_validate(job)
-        if withhold:
+        if withholds_uploads(principal, job.kind):
             out = out.model_copy(update={"result": None, "withheld": list(WITHHELD_FIELDS)})
         return out
 

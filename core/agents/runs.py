@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from core.agents.workflows import WORKFLOWS, Workflow
 from core.errors import ConveyorError, ErrorCode
-from core.identity.access import Principal
+from core.identity.access import Principal, Scope
 from core.jobs.contracts import AGENT_RUN
 from core.jobs.submit import Publisher, Submitted, invalid_input, submit
 from core.models import Job
@@ -59,6 +59,9 @@ def submit_run(
         data = workflow.input_model.model_validate(raw_input)
     except ValidationError as exc:
         raise invalid_input(exc, workflow.name) from exc
+    if workflow.upload_ids(data):
+        # The run's answer is made of what the uploads hold.
+        principal.require_scope(Scope.UPLOADS_READ)
     if idempotency_key is None or not _key_used(session, principal, idempotency_key):
         # A repeated request answers with its job even if an upload went since.
         texts_of(session, principal.tenant_id, workflow.upload_ids(data))

@@ -12,8 +12,10 @@ from sqlalchemy import update
 
 from core.identity.access import Scope
 from core.jobs.contracts import AGENT_RUN, ECHO, UPLOAD_PROCESS
-from core.models import Job, JobEvent
+from core.models import Job, JobEvent, Upload, UploadStatus
+from core.uploads.keys import upload_key
 from tests.support.factories import User, create_api_key, create_job
+from tests.support.problems import assert_problem
 from tests.support.stack import Stack
 
 SECRET_ROWS = {"sample_rows": [["name", "salary"], ["Ada", "120000"]]}
@@ -86,3 +88,54 @@ def test_other_kinds_show_their_result_to_a_jobs_read_key(
     job = app_client.get(f"/api/v1/jobs/{job_id}", headers=key.headers).json()
     assert job["result"] == SECRET_ROWS
     assert job["withheld"] == []
+
+
+def test_no_other_answer_carries_what_a_job_read_withholds(
+    app_client: TestClient, stack: Stack, user: User
+) -> None:
+    # The same job reached another way: an upload completed again (uploads:write), and
+    # a run requested again with its Idempotency-Key.
+    job_id = _finished_with_steps(stack, user, UPLOAD_PROCESS, {"upload_id": str(uuid.uuid4())})
+    upload_id = uuid.uuid4()
+    with stack.db.transaction() as session:
+        session.add(
+            Upload(
+                id=upload_id,
+                tenant_id=user.personal_tenant_id,
+                user_id=user.id,
+                filename="salaries.csv",
+                content_type="text/csv",
+                size=10,
+                storage_key=upload_key(user.personal_tenant_id, upload_id),
+                status=UploadStatus.STORED,
+                job_id=uuid.UUID(job_id),
+            )
+        )
+    writer = create_api_key(
+        stack, user.personal_tenant_id, user, [Scope.JOBS_READ, Scope.UPLOADS_WRITE]
+    )
+
+    again = app_client.post(f"/api/v1/uploads/{upload_id}/complete", headers=writer.headers)
+
+    assert again.status_code == 200, again.text
+    assert again.json()["job"]["result"] is None
+    assert again.json()["job"]["withheld"] == ["result", "step_events"]
+
+
+def test_a_run_that_reads_uploads_needs_the_uploads_scope(stack: Stack, user: User) -> None:
+    # The run's answer is made of the uploads' contents: the scope that reads those.
+    from api.app import create_app
+
+    settings = stack.settings.model_copy(update={"openai_base_url": "http://127.0.0.1:9/v1"})
+    runner = create_api_key(
+        stack, user.personal_tenant_id, user, [Scope.JOBS_READ, Scope.AGENTS_RUN]
+    )
+    body = {"input": {"question": "What is in it?", "upload_ids": [str(uuid.uuid4())]}}
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        refused = client.post("/api/v1/agents/ask_files/runs", headers=runner.headers, json=body)
+        # A login has every scope: its request gets as far as the upload, unknown here.
+        by_login = client.post("/api/v1/agents/ask_files/runs", headers=user.headers, json=body)
+
+    assert_problem(refused, 403, "insufficient_scope")
+    assert refused.json()["required_scope"] == "uploads:read"
+    assert_problem(by_login, 422, "upload_has_no_text")
