@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.orm import Session
 
 from core.errors import ConveyorError, ErrorCode
@@ -142,31 +142,21 @@ def add(session: Session, principal: Principal, email: str, role: Role) -> Added
 
 def accept(session: Session, settings: Settings, user: User, token: str) -> tuple[Tenant, Role]:
     """Join the tenant of an invitation to this user's email, by the emailed token;
-    the tenant and the user's role in it."""
-    invitation = session.scalar(
-        select(Invitation)
-        .where(
-            Invitation.token_hash == sha256_hex(token),
-            Invitation.email == user.email,
-            Invitation.created_at > func.now() - timedelta(days=settings.invitation_days),
-        )
-        .with_for_update()
-    )
-    if invitation is None:
-        raise ConveyorError(
-            ErrorCode.INVITATION_NOT_FOUND,
-            "No open invitation for your email matches this token",
-        )
-    if not _inviter_may_still_grant(session, invitation):
-        # The rights that made it are gone (the inviter left, was removed or demoted):
-        # so is the invitation.
-        session.delete(invitation)
-        session.flush()
-        raise ConveyorError(
-            ErrorCode.INVITATION_NOT_FOUND,
-            "No open invitation for your email matches this token",
-        )
-    tenant = get(session, invitation.tenant_id)
+    the tenant and the user's role in it.
+
+    Locks in the order member management does (the tenant, then the invitation), so an
+    acceptance and a demotion of the inviter wait for each other instead of deadlocking,
+    and the inviter's rights are read while no one can change them."""
+    which = _open_invitation(settings, user, token)
+    tenant_id = session.scalar(select(Invitation.tenant_id).where(*which))
+    if tenant_id is None:
+        raise _no_invitation()
+    tenant = session.get(Tenant, tenant_id, with_for_update=True)
+    invitation = session.scalar(select(Invitation).where(*which).with_for_update())
+    if tenant is None or invitation is None or not _inviter_may_still_grant(session, invitation):
+        # Gone meanwhile, or the rights that made it are (the inviter left, was removed
+        # or demoted): so is the invitation.
+        raise _no_invitation()
     membership = session.get(Membership, (user.id, tenant.id))
     if membership is None:
         membership = Membership(user_id=user.id, tenant_id=tenant.id, role=invitation.role)
@@ -174,6 +164,21 @@ def accept(session: Session, settings: Settings, user: User, token: str) -> tupl
     session.delete(invitation)
     session.flush()
     return tenant, Role(membership.role)
+
+
+def _open_invitation(settings: Settings, user: User, token: str) -> list[ColumnElement[bool]]:
+    """What finds the unexpired invitation to this user's email with this token."""
+    return [
+        Invitation.token_hash == sha256_hex(token),
+        Invitation.email == user.email,
+        Invitation.created_at > func.now() - timedelta(days=settings.invitation_days),
+    ]
+
+
+def _no_invitation() -> ConveyorError:
+    return ConveyorError(
+        ErrorCode.INVITATION_NOT_FOUND, "No open invitation for your email matches this token"
+    )
 
 
 def _inviter_may_still_grant(session: Session, invitation: Invitation) -> bool:

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import re
+import threading
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 from fastapi.testclient import TestClient
 
+from core.errors import ConveyorError, ErrorCode
+from core.identity import tenants
+from core.identity.access import Principal
 from core.models import Role
-from tests.support.factories import User, add_member, create_user
+from core.models import User as UserRow
+from tests.support.factories import User, add_member, create_tenant, create_user
 from tests.support.problems import assert_problem
 from tests.support.stack import Stack
 from tests.support.worker import WorkerProcess
@@ -416,3 +423,59 @@ def test_team_names_hold_no_links_or_line_breaks(app_client: TestClient, user: U
     for name in ("Data Team", "R&D — Ops 2.0", "Q3: plans"):
         created = app_client.post(f"{API}/tenants", headers=user.headers, json={"name": name})
         assert created.status_code == 201, (name, created.text)
+
+
+def _at_once(*calls: Callable[[], object]) -> list[BaseException]:
+    """Run the calls in threads released together; what they raised."""
+    start = threading.Barrier(len(calls))
+    raised: list[BaseException] = []
+
+    def run(call: Callable[[], object]) -> None:
+        start.wait()
+        try:
+            call()
+        except BaseException as exc:
+            raised.append(exc)
+
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return raised
+
+
+def _demote(stack: Stack, team: uuid.UUID, owner: User, admin: User) -> None:
+    with stack.db.transaction() as session:
+        by_owner = Principal(team, owner.id, Role.OWNER, frozenset())
+        tenants.change_role(session, by_owner, admin.id, Role.MEMBER)
+
+
+def _accept_token(stack: Stack, invitee: User, token: str) -> None:
+    with stack.db.transaction() as session:
+        tenants.accept(session, stack.settings, session.get_one(UserRow, invitee.id), token)
+
+
+def test_an_acceptance_and_a_demotion_of_the_inviter_at_once_never_deadlock(
+    stack: Stack,
+) -> None:
+    # Member management locks the tenant, then the invitation; so must acceptance, or
+    # the two wait for each other and PostgreSQL aborts one.
+    for _ in range(10):
+        owner, admin, invitee = create_user(stack), create_user(stack), create_user(stack)
+        team = create_tenant(stack, owner)
+        add_member(stack, team, admin, Role.ADMIN)
+        with stack.db.transaction() as session:
+            inviter = Principal(team, admin.id, Role.ADMIN, frozenset())
+            token = tenants.add(session, inviter, invitee.email, Role.MEMBER).invitation_token
+
+        raised = _at_once(
+            partial(_demote, stack, team, owner, admin),
+            partial(_accept_token, stack, invitee, token),
+        )
+
+        # Demoted first, the invitation is gone; accepted first, the invitee is in.
+        assert all(
+            isinstance(exc, ConveyorError) and exc.error is ErrorCode.INVITATION_NOT_FOUND
+            for exc in raised
+        ), raised
