@@ -31,17 +31,29 @@ class ReadinessCache:
     max_age: float = 2.0
     _last: Readiness | None = None
     _last_at: float = 0.0
-    # One probe at a time: callers arriving during it get its answer.
+    # One probe at a time: callers arriving during it get the last answer, or, before
+    # the first, wait for it.
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def get(self) -> Readiness:
-        with self._lock:
+        """The last check if it is fresh; else a new one, unless one is running: then
+        the last (while a slow service holds it up, callers do not pile up behind it)."""
+        last = self._last
+        if last is not None and time.monotonic() - self._last_at < self.max_age:
+            return last
+        if last is None:
+            self._lock.acquire()
+        elif not self._lock.acquire(blocking=False):
+            return last
+        try:
             now = time.monotonic()
             if self._last is None or now - self._last_at >= self.max_age:
                 # Its age counts from when the check began.
                 self._last = Readiness(self.probe(), datetime.now(UTC))
                 self._last_at = now
             return self._last
+        finally:
+            self._lock.release()
 
 
 def run_checks(checks: dict[str, Callable[[], Any]]) -> dict[str, str]:
