@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     invite_limit_per_ip: int = Field(default=50, ge=1)
     invite_limit_per_recipient: int = Field(default=3, ge=1)
     invite_window_seconds: Window = 86400.0
+    # Team tenants one user may create per day: each one could send every address its own
+    # invitations, so this bounds what one account can make the mail server send.
+    tenant_limit_per_user: int = Field(default=10, ge=1)
     # How long an invitation stays open.
     invitation_days: int = Field(default=7, ge=1)
 

@@ -43,10 +43,16 @@ def list_tenants(login: CurrentLogin, uow: UnitOfWorkDep) -> list[TenantOut]:
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=TenantOut,
-    responses=problem_responses(401, 403, 422),
+    responses=problem_responses(401, 403, 422, 429),
 )
-def create_tenant(body: TenantCreate, login: CurrentLogin, uow: UnitOfWorkDep) -> TenantOut:
-    """A team tenant, with the caller as its owner."""
+def create_tenant(
+    request: Request, body: TenantCreate, login: CurrentLogin, uow: UnitOfWorkDep
+) -> TenantOut:
+    """A team tenant, with the caller as its owner (`TENANT_LIMIT_PER_USER` a day)."""
+    state = app_state(request)
+    throttle.check(
+        state.kv, state.settings, Action.CREATE_TENANT, client_ip(request), str(login.user.id)
+    )
     tenant = tenants.create(uow.session, login.user.id, body.name)
     return tenant_out(tenant, Role.OWNER)
 

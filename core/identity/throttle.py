@@ -26,6 +26,7 @@ class Action(StrEnum):
     PASSWORD_CHANGE = "password-change"  # noqa: S105 - an action name, not a password
     REGISTER = "register"
     INVITE = "invite"
+    CREATE_TENANT = "create-tenant"
 
 
 Rule = tuple[str, int, float]  # key, limit, window in seconds
@@ -54,6 +55,8 @@ def _rules(
         return [(per_ip, settings.reset_limit_per_ip, window), (account, per_account, window)]
     if action is Action.REGISTER:
         return [(per_ip, settings.register_limit_per_ip, settings.register_window_seconds)]
+    if action is Action.CREATE_TENANT:  # subject: the user's id, wherever they are
+        return [(f"{action}:user:{subject}", settings.tenant_limit_per_user, 86400.0)]
     # Invitations send email to addresses the inviter chooses: bound what one tenant can
     # send one address. Per tenant, so that no one can use up another tenant's sends.
     recipient = f"{action}:recipient:{within}:{sha256_hex(normalize_email(subject))}"

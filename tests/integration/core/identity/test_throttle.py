@@ -47,6 +47,7 @@ def limits(window: float) -> dict[str, Any]:
         "invite_limit_per_ip": 100,
         "invite_limit_per_recipient": 2,
         "invite_window_seconds": window,
+        "tenant_limit_per_user": 3,
     }
 
 
@@ -320,3 +321,15 @@ def test_guesses_from_many_addresses_slow_down_but_never_lock_the_owner_out(
         )
         assert confirmed.status_code == 204, confirmed.text
     assert login(new_place, "a new password") == 200
+
+
+def test_one_user_creates_a_bounded_number_of_team_tenants(
+    throttled: TestClient, user: User
+) -> None:
+    # Each team could send an address invitations of its own: teams are bounded too.
+    codes = [
+        throttled.post("/api/v1/tenants", headers=user.headers, json={"name": f"T{n}"}).status_code
+        for n in range(4)
+    ]
+
+    assert codes == [201, 201, 201, 429]
