@@ -18,6 +18,11 @@ class ErrorCode(Enum):
     INVALID_TOKEN = ("invalid_token", 401, "The token is not valid")
     INVALID_CREDENTIALS = ("invalid_credentials", 401, "Wrong email or password")
     INVALID_RESET_CODE = ("invalid_reset_code", 400, "The code is wrong or has expired")
+    INVALID_VERIFICATION_CODE = (
+        "invalid_verification_code",
+        400,
+        "The code is wrong, has expired, or was asked for from another place",
+    )
     WRONG_PASSWORD = ("wrong_password", 403, "The current password is wrong")
     FORBIDDEN = ("forbidden", 403, "Your role does not allow this")
     INSUFFICIENT_SCOPE = ("insufficient_scope", 403, "The API key lacks a scope")
@@ -54,6 +59,12 @@ class ErrorCode(Enum):
     NO_FILE = ("no_file", 422, "The request has no file part")
     UPLOAD_HAS_NO_TEXT = ("upload_has_no_text", 422, "The upload has no text to read yet")
     TOO_MANY_REQUESTS = ("too_many_requests", 429, "Too many attempts; try again later")
+    CLIENT_VERIFICATION_REQUIRED = (
+        "client_verification_required",
+        429,
+        "Too many sign-ins to this account from new places: confirm this one with the "
+        "code POST /api/v1/auth/login/verify-client/request emails to the account",
+    )
     STORAGE_QUOTA_EXCEEDED = (
         "storage_quota_exceeded",
         429,

@@ -19,11 +19,20 @@ from api.schemas.auth import (
     ResetRequest,
     TokenResponse,
     UserOut,
+    VerificationAccepted,
+    VerificationConfirm,
 )
 from api.schemas.problem import problem_responses
 from api.schemas.strings import NulFreeStr
 from api.state import AppState, app_state
-from core.identity import accounts, password_reset, sessions, tenants, throttle
+from core.identity import (
+    accounts,
+    client_verification,
+    password_reset,
+    sessions,
+    tenants,
+    throttle,
+)
 from core.identity.throttle import Action
 from core.jobs.publishing import PendingPublishes
 
@@ -69,9 +78,11 @@ def login(
     token and a refresh token for `/auth/refresh`."""
     state = app_state(request)
     ip = client_ip(request)
-    throttle.check_login(state.kv, state.settings, ip, username)
+    known = accounts.find_active_user(uow.session, username)
+    credential = known.password_hash if known is not None else ""
+    throttle.check_login(state.kv, state.settings, ip, username, credential)
     user = accounts.authenticate(uow.session, username, password)
-    throttle.remember_client(state.kv, state.settings, ip, user.email)
+    throttle.remember_client(state.kv, state.settings, ip, user.email, user.password_hash)
     return _tokens(sessions.start(uow.session, state.settings, user.id))
 
 
@@ -129,6 +140,54 @@ def _send_reset_code(state: AppState, email: str) -> None:
 
 
 @router.post(
+    "/login/verify-client/request",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=VerificationAccepted,
+    responses=problem_responses(422, 429),
+)
+def request_client_verification(
+    request: Request, body: ResetRequest, background: BackgroundTasks
+) -> VerificationAccepted:
+    """After a `429 client_verification_required` at login: email a code that lets this
+    client sign in. The same answer whether or not the account exists."""
+    state = app_state(request)
+    email, ip = str(body.email), client_ip(request)
+    throttle.check(state.kv, state.settings, Action.RESET, ip, email)
+    background.add_task(_send_client_code, state, email, ip)
+    return VerificationAccepted()
+
+
+def _send_client_code(state: AppState, email: str, ip: str) -> None:
+    publishes = PendingPublishes()
+    try:
+        with state.db.transaction() as session:
+            client_verification.request_code(
+                session, publishes, state.settings, state.kv, email, ip
+            )
+    except Exception:
+        log.exception("could not issue a sign-in code")
+        return
+    publishes.flush(state.celery, state.db, record=state.enqueued.record)
+
+
+@router.post(
+    "/login/verify-client/confirm",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(400, 422, 429),
+)
+def confirm_client_verification(
+    request: Request, body: VerificationConfirm, uow: UnitOfWorkDep
+) -> Response:
+    """Confirm this client with the emailed code (from the client that asked for it);
+    then log in as usual."""
+    state = app_state(request)
+    email, ip = str(body.email), client_ip(request)
+    throttle.check(state.kv, state.settings, Action.RESET_CONFIRM, ip, email)
+    client_verification.confirm(uow.session, state.settings, state.kv, email, body.code, ip)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
     "/password-reset/confirm",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(400, 422, 429),
@@ -139,11 +198,12 @@ def confirm_password_reset(request: Request, body: ResetConfirm, uow: UnitOfWork
     state = app_state(request)
     email = str(body.email)
     throttle.check(state.kv, state.settings, Action.RESET_CONFIRM, client_ip(request), email)
-    password_reset.confirm(
+    user = password_reset.confirm(
         uow.session, state.settings, state.kv, email, body.code, body.new_password
     )
     # The code proved the mailbox: this client logs in like one that did before.
-    throttle.remember_client(state.kv, state.settings, client_ip(request), email)
+    ip = client_ip(request)
+    throttle.remember_client(state.kv, state.settings, ip, user.email, user.password_hash)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -49,6 +49,15 @@ class ResetConfirm(BaseModel):
     new_password: NulFreeStr = Field(min_length=MIN_PASSWORD, max_length=MAX_PASSWORD)
 
 
+class VerificationAccepted(BaseModel):
+    detail: str = "If an account exists for this email, a sign-in code has been sent to it."
+
+
+class VerificationConfirm(BaseModel):
+    email: EmailStr
+    code: str = Field(pattern=r"^[0-9]{6,8}$", description="The code from the email.")
+
+
 class PasswordChange(BaseModel):
     current_password: NulFreeStr = Field(min_length=1, max_length=MAX_PASSWORD)
     new_password: NulFreeStr = Field(min_length=MIN_PASSWORD, max_length=MAX_PASSWORD)

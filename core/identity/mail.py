@@ -45,6 +45,19 @@ def reset_code_email(code: str, minutes: int) -> tuple[str, str]:
     return subject, text
 
 
+def client_code_email(code: str, minutes: int) -> tuple[str, str]:
+    subject = "Your Conveyor sign-in code"
+    text = (
+        f"Your code to sign in from a new place is {code}\n\n"
+        f"It works once, for {minutes} minutes, from the place that asked for it. Many "
+        "sign-ins to your account were tried from new places, so new places need this "
+        "code; places you signed in from before do not.\n\n"
+        "If you did not ask for it, ignore this message, and consider changing your "
+        "password.\n"
+    )
+    return subject, text
+
+
 def invitation_email(tenant_name: str, inviter: str, role: str, token: str) -> tuple[str, str]:
     """The subject holds no text a user chose; the body quotes the team's name as a
     value, so it cannot pass for Conveyor's own words."""

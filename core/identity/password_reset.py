@@ -7,6 +7,7 @@ confirms exactly one succeeds. A confirmed reset ends every session of the accou
 
 from __future__ import annotations
 
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from core.errors import ConveyorError, ErrorCode
@@ -16,6 +17,7 @@ from core.identity.credentials import hash_password, new_reset_code, reset_code_
 from core.identity.mail import queue_email, reset_code_email
 from core.jobs.submit import Publisher, Submitted
 from core.kv import CodeCheck, KeyValueStore
+from core.models import Invitation, User
 from core.settings import Settings
 
 
@@ -59,7 +61,7 @@ def confirm(
     email: str,
     code: str,
     new_password: str,
-) -> None:
+) -> User:
     email = normalize_email(email)
     outcome = kv.check_code(
         _code_key(email),
@@ -75,6 +77,9 @@ def confirm(
     # change keeps the keys).
     sessions.end_all(session, user.id, "password_reset")
     api_keys.revoke_all_created_by(session, user.id)
+    # Nor may anyone join a team on an invitation sent in the account's name.
+    session.execute(delete(Invitation).where(Invitation.invited_by == user.id))
+    return user
 
 
 def discard_code(kv: KeyValueStore, email: str) -> None:

@@ -67,15 +67,23 @@ def _rules(
     ]
 
 
-def _known_key(client_ip: str, email: str) -> str:
-    return f"login:known:{sha256_hex(normalize_email(email))}:{client_key(client_ip)}"
+def _known_key(client_ip: str, email: str, credential: str) -> str:
+    # Bound to the password's hash: a new password (a reset after a takeover) forgets
+    # every client the old one let in.
+    account = sha256_hex(f"{normalize_email(email)}\n{credential}")
+    return f"login:known:{account}:{client_key(client_ip)}"
 
 
-def check_login(kv: KeyValueStore, settings: Settings, client_ip: str, email: str) -> None:
+def check_login(
+    kv: KeyValueStore, settings: Settings, client_ip: str, email: str, credential: str
+) -> None:
     """The login limits: per client, per account from one client, and per account from
-    all the clients that never logged in to it."""
+    all the clients that never logged in to it with this password (`credential`: the
+    stored hash, "" for an address with no account). Past the last one the owner is
+    not locked out: the answer asks them to confirm this client by email
+    (`client_verification`)."""
     check(kv, settings, Action.LOGIN, client_ip, email)
-    if kv.remembers(_known_key(client_ip, email)):
+    if kv.remembers(_known_key(client_ip, email, credential)):
         return
     wait = kv.hit(
         f"login:unfamiliar:{sha256_hex(normalize_email(email))}",
@@ -83,13 +91,16 @@ def check_login(kv: KeyValueStore, settings: Settings, client_ip: str, email: st
         settings.login_window_seconds,
     )
     if wait is not None:
-        raise ConveyorError(ErrorCode.TOO_MANY_REQUESTS, retry_after=wait)
+        raise ConveyorError(ErrorCode.CLIENT_VERIFICATION_REQUIRED, retry_after=wait)
 
 
-def remember_client(kv: KeyValueStore, settings: Settings, client_ip: str, email: str) -> None:
-    """The client proved it may use the account (a login, a password reset): its logins
-    to it are no longer counted with strangers'."""
-    kv.remember(_known_key(client_ip, email), settings.login_known_client_days * 86400)
+def remember_client(
+    kv: KeyValueStore, settings: Settings, client_ip: str, email: str, credential: str
+) -> None:
+    """The client proved it may use the account (a login, a code from the account's
+    email): its logins to it are no longer counted with strangers'."""
+    key = _known_key(client_ip, email, credential)
+    kv.remember(key, settings.login_known_client_days * 86400)
 
 
 def client_key(client_ip: str) -> str:

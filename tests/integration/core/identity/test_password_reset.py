@@ -11,8 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 from fastapi.testclient import TestClient
 
 from core.db import Database
-from core.models import Job
-from tests.support.factories import User, create_api_key, create_user
+from core.models import Job, Role
+from tests.support.factories import User, add_member, create_api_key, create_tenant, create_user
 from tests.support.problems import assert_problem
 from tests.support.smtp import Received
 from tests.support.stack import Stack
@@ -235,3 +235,33 @@ def test_a_password_change_keeps_the_api_keys(app_client: TestClient, stack: Sta
 
     assert changed.status_code == 204
     assert app_client.get("/api/v1/jobs", headers=key).status_code == 200
+
+
+def test_a_reset_ends_the_invitations_sent_in_the_accounts_name(
+    app_client: TestClient, stack: Stack, worker: WorkerProcess
+) -> None:
+    # Whoever held the account invited an address of theirs into a team it administers.
+    owner, admin, accomplice = create_user(stack), create_user(stack), create_user(stack)
+    team = create_tenant(stack, owner)
+    add_member(stack, team, admin, Role.ADMIN)
+    invited = app_client.post(
+        f"/api/v1/tenants/{team}/members",
+        headers=admin.headers,
+        json={"email": accomplice.email, "role": "admin"},
+    )
+    assert invited.status_code == 201
+    token = re.search(
+        r"invitation token is (\S+)",
+        stack.smtp.wait_for(
+            lambda m: accomplice.email in m.rcpt_tos, timeout=30
+        ).message.get_content(),
+    )
+    assert token
+
+    code = _request_code(app_client, stack, admin)
+    assert _confirm(app_client, admin, code) == 204
+
+    accepted = app_client.post(
+        "/api/v1/invitations/accept", headers=accomplice.headers, json={"token": token.group(1)}
+    )
+    assert_problem(accepted, 404, "invitation_not_found")

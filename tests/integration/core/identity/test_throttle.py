@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 
 from core.jobs.contracts import EMAIL_SEND
 from core.models import Job
-from tests.support.factories import User, create_user
+from tests.support.factories import User, create_api_key, create_user
 from tests.support.problems import assert_problem
 from tests.support.stack import Stack
 from tests.support.worker import WorkerProcess
@@ -271,6 +271,15 @@ def test_reset_emails_to_one_account_are_bounded_across_addresses(
     assert sent == EMAILS_PER_ACCOUNT
 
 
+def _emailed_code(stack: Stack, email: str, seen: int) -> str:
+    mail = stack.smtp.wait_for(
+        lambda m: email in m.rcpt_tos and stack.smtp.received.index(m) >= seen, timeout=30
+    )
+    code = re.search(r"\b(\d{6,8})\b", mail.message.get_content())
+    assert code, mail.message.get_content()
+    return code.group(1)
+
+
 def test_guesses_from_many_addresses_slow_down_but_never_lock_the_owner_out(
     stack: Stack, worker: WorkerProcess
 ) -> None:
@@ -287,49 +296,78 @@ def test_guesses_from_many_addresses_slow_down_but_never_lock_the_owner_out(
         )
     )
     user = create_user(stack)
+    key = create_api_key(stack, user.personal_tenant_id, user)
 
-    def login(address: str, password: str) -> int:
-        with TestClient(app, raise_server_exceptions=False, client=(address, 40000)) as client:
-            return _login(client, user.email, password)
+    def client(address: str) -> TestClient:
+        return TestClient(app, raise_server_exceptions=False, client=(address, 40000))
+
+    def login(address: str, password: str) -> Any:
+        with client(address) as c:
+            return c.post("/api/v1/auth/login", data={"username": user.email, "password": password})
 
     home = _address()
     # The owner, before any attack: one of the four, as home was unfamiliar until then.
-    assert login(home, user.password) == 200
+    assert login(home, user.password).status_code == 200
 
     # Guesses from ever new addresses: the account's budget for strangers runs out.
-    assert [login(_address(), "guess") for _ in range(3)] == [401, 401, 401]
-    assert login(_address(), "guess") == 429
-    assert login(_address(), user.password) == 429
+    assert [login(_address(), "guess").status_code for _ in range(3)] == [401, 401, 401]
+    assert_problem(login(_address(), "guess"), 429, "client_verification_required")
     # The owner's own client is not slowed down.
-    assert login(home, user.password) == 200
+    assert login(home, user.password).status_code == 200
 
-    # Nor is the owner, somewhere new, once the emailed code proved the mailbox.
+    # Somewhere new, the owner is asked to confirm the place by email, not locked out.
     new_place = _address()
-    with TestClient(app, raise_server_exceptions=False, client=(new_place, 40000)) as client:
+    refused = login(new_place, user.password)
+    assert_problem(refused, 429, "client_verification_required")
+    with client(new_place) as c:
         seen = len(stack.smtp.received)
-        asked = client.post("/api/v1/auth/password-reset/request", json={"email": user.email})
+        asked = c.post("/api/v1/auth/login/verify-client/request", json={"email": user.email})
         assert asked.status_code == 202
-        mail = stack.smtp.wait_for(
-            lambda m: user.email in m.rcpt_tos and stack.smtp.received.index(m) >= seen,
-            timeout=30,
-        )
-        code = re.search(r"\b(\d{6,8})\b", mail.message.get_content())
-        assert code, mail.message.get_content()
-        confirmed = client.post(
-            "/api/v1/auth/password-reset/confirm",
-            json={"email": user.email, "code": code.group(1), "new_password": "a new password"},
+        code = _emailed_code(stack, user.email, seen)
+        # The code confirms the place that asked for it, nowhere else.
+        with client(_address()) as elsewhere:
+            stolen = elsewhere.post(
+                "/api/v1/auth/login/verify-client/confirm", json={"email": user.email, "code": code}
+            )
+        assert_problem(stolen, 400, "invalid_verification_code")
+        confirmed = c.post(
+            "/api/v1/auth/login/verify-client/confirm", json={"email": user.email, "code": code}
         )
         assert confirmed.status_code == 204, confirmed.text
-    assert login(new_place, "a new password") == 200
+    assert login(new_place, user.password).status_code == 200
+    # Nothing else changed: the password, and the API keys.
+    with client(home) as c:
+        assert c.get("/api/v1/jobs", headers=key.headers).status_code == 200
 
 
-def test_one_user_creates_a_bounded_number_of_team_tenants(
-    throttled: TestClient, user: User
+def test_a_password_reset_forgets_the_places_the_old_password_let_in(
+    stack: Stack, worker: WorkerProcess
 ) -> None:
-    # Each team could send an address invitations of its own: teams are bounded too.
-    codes = [
-        throttled.post("/api/v1/tenants", headers=user.headers, json={"name": f"T{n}"}).status_code
-        for n in range(4)
-    ]
+    from api.app import create_app
 
-    assert codes == [201, 201, 201, 429]
+    app = create_app(
+        stack.settings.model_copy(
+            update={"login_limit_per_account_unfamiliar": 1, "login_window_seconds": WINDOW}
+        )
+    )
+    user = create_user(stack)
+    thief, owner = _address(), _address()
+
+    def login(address: str, password: str) -> Any:
+        with TestClient(app, raise_server_exceptions=False, client=(address, 40000)) as c:
+            return c.post("/api/v1/auth/login", data={"username": user.email, "password": password})
+
+    assert login(thief, user.password).status_code == 200  # the thief, with the password
+    with TestClient(app, raise_server_exceptions=False, client=(owner, 40000)) as c:
+        seen = len(stack.smtp.received)
+        c.post("/api/v1/auth/password-reset/request", json={"email": user.email})
+        code = _emailed_code(stack, user.email, seen)
+        reset = c.post(
+            "/api/v1/auth/password-reset/confirm",
+            json={"email": user.email, "code": code, "new_password": "the owner's own now"},
+        )
+        assert reset.status_code == 204
+
+    # The thief's place is a stranger again: its guesses share the strangers' budget.
+    assert_problem(login(thief, "a guess"), 429, "client_verification_required")
+    assert login(owner, "the owner's own now").status_code == 200
