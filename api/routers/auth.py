@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Form, Request, Response, status
@@ -123,18 +125,21 @@ def request_password_reset(
     state = app_state(request)
     email = str(body.email)
     throttle.check(state.kv, state.settings, Action.RESET, client_ip(request), email)
-    background.add_task(_send_reset_code, state, email)
+    issue = partial(password_reset.request_code, settings=state.settings, kv=state.kv, email=email)
+    background.add_task(_send_code, state, issue, "a password reset code")
     return ResetAccepted()
 
 
-def _send_reset_code(state: AppState, email: str) -> None:
+def _send_code(state: AppState, issue: Callable[..., object], what: str) -> None:
+    """After the response: `issue(session=…, publisher=…)` stores a code and queues its
+    email, which is published once that has committed."""
     publishes = PendingPublishes()
     try:
         with state.db.transaction() as session:
-            password_reset.request_code(session, publishes, state.settings, state.kv, email)
+            issue(session=session, publisher=publishes)
     except Exception:
         # After the response there is no one to tell; the user can ask again.
-        log.exception("could not issue a password reset code")
+        log.exception("could not issue %s", what)
         return
     publishes.flush(state.celery, state.db, record=state.enqueued.record)
 
@@ -153,21 +158,15 @@ def request_client_verification(
     state = app_state(request)
     email, ip = str(body.email), client_ip(request)
     throttle.check(state.kv, state.settings, Action.RESET, ip, email)
-    background.add_task(_send_client_code, state, email, ip)
+    issue = partial(
+        client_verification.request_code,
+        settings=state.settings,
+        kv=state.kv,
+        email=email,
+        client_ip=ip,
+    )
+    background.add_task(_send_code, state, issue, "a sign-in code")
     return VerificationAccepted()
-
-
-def _send_client_code(state: AppState, email: str, ip: str) -> None:
-    publishes = PendingPublishes()
-    try:
-        with state.db.transaction() as session:
-            client_verification.request_code(
-                session, publishes, state.settings, state.kv, email, ip
-            )
-    except Exception:
-        log.exception("could not issue a sign-in code")
-        return
-    publishes.flush(state.celery, state.db, record=state.enqueued.record)
 
 
 @router.post(

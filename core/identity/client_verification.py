@@ -12,18 +12,14 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from core.errors import ConveyorError, ErrorCode
-from core.identity.accounts import find_active_user, normalize_email
-from core.identity.credentials import new_reset_code, reset_code_hash, sha256_hex
-from core.identity.mail import client_code_email, queue_email
+from core.identity import emailed_codes
+from core.identity.mail import client_code_email
 from core.identity.throttle import client_key, remember_client
 from core.jobs.submit import Publisher, Submitted
-from core.kv import CodeCheck, KeyValueStore
+from core.kv import KeyValueStore
 from core.settings import Settings
 
-
-def _code_key(email: str, client_ip: str) -> str:
-    # The client is part of the key: the code confirms the place that asked for it.
-    return f"verify-client:{sha256_hex(email)}:{client_key(client_ip)}"
+PURPOSE = "verify-client"
 
 
 def request_code(
@@ -34,27 +30,17 @@ def request_code(
     email: str,
     client_ip: str,
 ) -> Submitted | None:
-    """Store a code for this client and queue its email; None (nothing done) for an
-    address with no active account, or one already sent its share of codes."""
-    user = find_active_user(session, email)
-    if user is None:
-        return None
-    sent = kv.hit(
-        f"verify-client:sent:{sha256_hex(user.email)}",
-        settings.reset_emails_per_account,
-        settings.reset_window_seconds,
-    )
-    if sent is not None:
-        return None
-    code = new_reset_code(settings.password_reset_code_digits)
-    kv.put_code(
-        _code_key(user.email, client_ip),
-        reset_code_hash(settings, user.email, code),
-        settings.password_reset_minutes * 60,
-    )
-    subject, text = client_code_email(code, settings.password_reset_minutes)
-    return queue_email(
-        session, publisher, settings, to=user.email, subject=subject, text=text, user_id=user.id
+    """Store a code for this client and queue its email (see `emailed_codes.send`)."""
+    return emailed_codes.send(
+        session,
+        publisher,
+        settings,
+        kv,
+        purpose=PURPOSE,
+        email=email,
+        message=client_code_email,
+        # The client is part of the key: the code confirms the place that asked for it.
+        scope=client_key(client_ip),
     )
 
 
@@ -66,13 +52,9 @@ def confirm(
     code: str,
     client_ip: str,
 ) -> None:
-    email = normalize_email(email)
-    outcome = kv.check_code(
-        _code_key(email, client_ip),
-        reset_code_hash(settings, email, code),
-        settings.password_reset_max_tries,
+    user = emailed_codes.redeem(
+        session, settings, kv, purpose=PURPOSE, email=email, code=code, scope=client_key(client_ip)
     )
-    user = find_active_user(session, email) if outcome is CodeCheck.ACCEPTED else None
     if user is None:
         raise ConveyorError(ErrorCode.INVALID_VERIFICATION_CODE)
-    remember_client(kv, settings, client_ip, email, user.password_hash)
+    remember_client(kv, settings, client_ip, user.email, user.password_hash)

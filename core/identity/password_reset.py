@@ -1,9 +1,5 @@
-"""Password reset by a code sent to the account's email.
-
-The code is random (`secrets`), kept only as a keyed hash in the key-value store with a
-TTL, dies after a few wrong tries, and is consumed atomically, so of two concurrent
-confirms exactly one succeeds. A confirmed reset ends every session of the account.
-"""
+"""Password reset by a code sent to the account's email (`emailed_codes`). A confirmed
+reset ends every session of the account and revokes its API keys."""
 
 from __future__ import annotations
 
@@ -11,46 +7,24 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from core.errors import ConveyorError, ErrorCode
-from core.identity import api_keys, sessions
-from core.identity.accounts import find_active_user, normalize_email
-from core.identity.credentials import hash_password, new_reset_code, reset_code_hash, sha256_hex
-from core.identity.mail import queue_email, reset_code_email
+from core.identity import api_keys, emailed_codes, sessions
+from core.identity.accounts import normalize_email
+from core.identity.credentials import hash_password
+from core.identity.mail import reset_code_email
 from core.jobs.submit import Publisher, Submitted
-from core.kv import CodeCheck, KeyValueStore
+from core.kv import KeyValueStore
 from core.models import Invitation, User
 from core.settings import Settings
 
-
-def _code_key(email: str) -> str:
-    return f"reset:{sha256_hex(email)}"
+PURPOSE = "reset"
 
 
 def request_code(
     session: Session, publisher: Publisher, settings: Settings, kv: KeyValueStore, email: str
 ) -> Submitted | None:
-    """Store a new code and queue its email; None (and nothing done) for an email with
-    no active account. Callers answer the same either way."""
-    user = find_active_user(session, email)
-    if user is None:
-        return None
-    sent = kv.hit(
-        f"reset:sent:{sha256_hex(user.email)}",
-        settings.reset_emails_per_account,
-        settings.reset_window_seconds,
-    )
-    if sent is not None:
-        # Requests from many addresses must not flood the mailbox or keep replacing
-        # the code its owner is about to type.
-        return None
-    code = new_reset_code(settings.password_reset_code_digits)
-    kv.put_code(
-        _code_key(user.email),
-        reset_code_hash(settings, user.email, code),
-        settings.password_reset_minutes * 60,
-    )
-    subject, text = reset_code_email(code, settings.password_reset_minutes)
-    return queue_email(
-        session, publisher, settings, to=user.email, subject=subject, text=text, user_id=user.id
+    """Store a new code and queue its email (see `emailed_codes.send`)."""
+    return emailed_codes.send(
+        session, publisher, settings, kv, purpose=PURPOSE, email=email, message=reset_code_email
     )
 
 
@@ -62,13 +36,7 @@ def confirm(
     code: str,
     new_password: str,
 ) -> User:
-    email = normalize_email(email)
-    outcome = kv.check_code(
-        _code_key(email),
-        reset_code_hash(settings, email, code),
-        settings.password_reset_max_tries,
-    )
-    user = find_active_user(session, email) if outcome is CodeCheck.ACCEPTED else None
+    user = emailed_codes.redeem(session, settings, kv, purpose=PURPOSE, email=email, code=code)
     if user is None:
         raise ConveyorError(ErrorCode.INVALID_RESET_CODE)
     user.password_hash = hash_password(new_password)
@@ -84,4 +52,4 @@ def confirm(
 
 def discard_code(kv: KeyValueStore, email: str) -> None:
     """A password changed with the current one makes a pending reset code pointless."""
-    kv.discard_code(_code_key(normalize_email(email)))
+    kv.discard_code(emailed_codes.code_key(PURPOSE, normalize_email(email)))
