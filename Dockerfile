@@ -20,10 +20,10 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 # Dependencies get their own layer, built from pyproject.toml alone (with empty
 # packages), so a code change does not reinstall them.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 RUN mkdir api core worker \
     && touch api/__init__.py core/__init__.py worker/__init__.py \
-    && pip install . \
+    && pip install -c constraints.txt . \
     && pip uninstall --yes conveyor
 COPY api ./api
 COPY core ./core

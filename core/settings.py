@@ -133,16 +133,24 @@ class Settings(BaseSettings):
     # Credentials are bearer tokens in a header, never cookies, so none are allowed.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
-    # Job protocol: see docs/lifecycle.md.
-    job_lease_seconds: Seconds = 60.0
+    # Job protocol: see docs/lifecycle.md. A worker's heartbeat extends the lease every
+    # third of it, so a dead worker's job is taken back within a lease and one
+    # reconciler round.
+    job_lease_seconds: Seconds = 30.0
     job_max_attempts: int = Field(default=3, ge=1, le=20)
     retry_backoff_base_seconds: Seconds = 2.0
     retry_backoff_max_seconds: Seconds = 300.0
-    reconcile_interval_seconds: Seconds = 30.0
+    reconcile_interval_seconds: Seconds = 5.0
     # A job never published (publish failed) is re-sent after this grace period.
     unpublished_grace_seconds: Seconds = 15.0
-    # A job published but never started is re-sent after this long (lost message).
-    queued_stale_seconds: Seconds = 900.0
+    # A queued job's message counts as lost (and is re-sent) when it was published
+    # longer ago than this and the broker holds fewer messages for its queue than there
+    # are jobs published after it: see docs/lifecycle.md.
+    lost_message_grace_seconds: Seconds = 30.0
+    # Redis broker only: a message a worker took and never acknowledged (the worker
+    # died) is delivered again after this long. Longer than the longest job's time
+    # limit, or a job still running is delivered again (its claim turns the copy away).
+    broker_visibility_timeout_seconds: Seconds = 4200.0
 
     flower_basic_auth: SecretStr | None = None
 

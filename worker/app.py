@@ -12,9 +12,8 @@ import threading
 import time
 from typing import Any
 
-from celery import Celery
+from celery import Celery, Task
 from celery.signals import beat_init, worker_process_shutdown
-from sqlalchemy.exc import OperationalError
 
 from core.jobs.celery_app import create_celery
 from core.jobs.contracts import KINDS
@@ -26,6 +25,7 @@ from worker.maintenance.housekeeping import housekeep
 from worker.maintenance.reconciler import reconcile
 from worker.protocol import run_job
 from worker.registry import Handler, discover_handlers
+from worker.requests import JobRequest
 from worker.resources import runtime
 
 log = logging.getLogger("conveyor.worker")
@@ -43,23 +43,19 @@ SOFT_LIMIT_MARGIN_SECONDS = 10
 def _register(kind_name: str, handler: Handler) -> None:
     kind = KINDS[kind_name]
 
-    def run(job_id: str) -> None:
-        run_job(app, handler, job_id)
+    def run(task: Task[Any, Any], job_id: str) -> None:
+        # The node name as the main process knows it (see `worker.requests`).
+        run_job(handler, job_id, node=task.request.hostname or "")
 
     run.__name__ = kind_name.replace(".", "_")
     app.task(
         name=kind.task_name,
+        bind=True,
         queue=kind.queue.value,
         time_limit=kind.time_limit_seconds,
         soft_time_limit=kind.time_limit_seconds - SOFT_LIMIT_MARGIN_SECONDS,
-        # The database unreachable (at claim, or at finish): keep the message and try
-        # again later instead of acknowledging it and leaving the job to the reconciler.
-        # Safe to repeat: the claim is a compare-and-set and every write is fenced.
-        autoretry_for=(OperationalError,),
-        retry_backoff=True,
-        retry_backoff_max=60,
-        retry_jitter=True,
-        max_retries=None,
+        # A pool process that dies under a job gives its lease back at once.
+        Request=JobRequest,
     )(run)
 
 

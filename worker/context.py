@@ -8,11 +8,11 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from core.db import Database
+from core.db import Database, is_unavailable, retrying
 from core.jobs import lifecycle
 from core.jobs.contracts import KINDS
 from core.jobs.lifecycle import Claim, Heartbeat
@@ -26,6 +26,8 @@ log = logging.getLogger("conveyor.worker")
 
 # A checkpoint looks at the database at most this often.
 CHECK_INTERVAL_SECONDS = 1.0
+# While the database is unavailable, a heartbeat is tried again this often.
+DOWN_RETRY_SECONDS = 1.0
 
 
 class JobContext:
@@ -37,6 +39,8 @@ class JobContext:
         self._cancel_requested = False
         self._lost = False
         self._last_check = time.monotonic()
+        # When the lease was last known to be extended (the claim, a heartbeat, progress).
+        self._confirmed_at = self._last_check
         # Past the kind's hard time limit the heartbeat stops, so a handler stuck where
         # no limit reaches it (the threads pool has none) loses its lease to the
         # reconciler instead of holding the job for ever.
@@ -63,21 +67,43 @@ class JobContext:
         """The worker process's settings (read-only, like the settings themselves)."""
         return self._rt.settings
 
+    def lease_deadline(self) -> float:
+        """Until when (`time.monotonic()`) the lease surely holds, as far as this
+        process knows: past it the reconciler may have given the job to another attempt."""
+        with self._lock:
+            return self._confirmed_at + self._lease
+
     def progress(self, fraction: float, message: str | None = None) -> None:
         """Record progress (0..1) as an event; also a checkpoint."""
-        with self._rt.db.transaction() as session:
-            beat = lifecycle.report_progress(
-                session, self.job_id, self.claim.attempt, fraction, message, self._lease
-            )
-        self._note(beat)
-        self._raise_if_stopping()
+
+        def write() -> Heartbeat:
+            with self._rt.db.transaction() as session:
+                return lifecycle.report_progress(
+                    session, self.job_id, self.claim.attempt, fraction, message, self._lease
+                )
+
+        self._report("progress", write)
 
     def event(self, type_: EventType, data: dict[str, Any]) -> None:
         """Record a step of the job as an event; also a checkpoint."""
-        with self._rt.db.transaction() as session:
-            beat = lifecycle.report_event(
-                session, self.job_id, self.claim.attempt, type_, data, self._lease
-            )
+
+        def write() -> Heartbeat:
+            with self._rt.db.transaction() as session:
+                return lifecycle.report_event(
+                    session, self.job_id, self.claim.attempt, type_, data, self._lease
+                )
+
+        self._report("event", write)
+
+    def _report(self, what: str, write: Callable[[], Heartbeat]) -> None:
+        """Write while the database restarts, for as long as the lease may hold; past
+        that the job may be another attempt's, so this one stops."""
+        try:
+            beat = retrying(f"{what} of job {self.job_id}", write, deadline=self.lease_deadline())
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            raise LeaseLost(str(self.job_id)) from exc
         self._note(beat)
         self._raise_if_stopping()
 
@@ -90,13 +116,29 @@ class JobContext:
         self._raise_if_stopping()
 
     def _beat(self) -> None:
-        with self._rt.db.autocommit() as session:
-            beat = lifecycle.heartbeat(session, self.job_id, self.claim.attempt, self._lease)
+        """Extend the lease. While the database is unavailable the job goes on (the
+        next beat may get through), until the lease may have run out."""
+        try:
+            with self._rt.db.autocommit() as session:
+                beat = lifecycle.heartbeat(session, self.job_id, self.claim.attempt, self._lease)
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            now = time.monotonic()
+            with self._lock:
+                # The next beat in a second, not a third of a lease: it is running out.
+                self._last_check = now - self._lease / 3 + DOWN_RETRY_SECONDS
+                if now >= self._confirmed_at + self._lease:
+                    self._lost = True
+            log.warning("heartbeat for job %s: database unavailable", self.job_id)
+            return
         self._note(beat)
 
     def _note(self, beat: Heartbeat) -> None:
         with self._lock:
             self._last_check = time.monotonic()
+            if beat.still_ours:
+                self._confirmed_at = self._last_check
             self._cancel_requested = beat.cancel_requested
             self._lost = not beat.still_ours
 

@@ -2,23 +2,28 @@
 
 Celery delivers at least once (`acks_late`), so this must be safe to run twice: the
 claim is a compare-and-set, and every later write is fenced by the attempt number.
+That also makes each write safe to retry while the database restarts: the claim and
+the outcome are retried for as long as the attempt's lease may hold, so a restart
+costs the job neither an attempt nor a second run of its handler.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import random
+import secrets
+import time
 import uuid
+from collections.abc import Callable
 
-from celery import Celery
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import Reject, SoftTimeLimitExceeded
 from pydantic import BaseModel, ValidationError
-from sqlalchemy.exc import DBAPIError
 
+from core.db import is_unavailable, retrying
 from core.jobs import lifecycle
 from core.jobs.contracts import KINDS, JobKind
 from core.jobs.lifecycle import Claim, JobError
-from core.jobs.publishing import publish_committed
 from core.settings import Settings
 from worker.context import JobContext
 from worker.errors import JobCancelled, LeaseLost, PermanentJobError, TransientJobError
@@ -42,7 +47,7 @@ def classify(exc: BaseException) -> JobError:
             "The handler produced output that does not match its contract",
             retryable=False,
         )
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+    if is_unavailable(exc):
         return JobError("connection_lost", "Lost the database connection", retryable=True)
     if isinstance(exc, ConnectionError | TimeoutError):
         return JobError("connection_error", type(exc).__name__, retryable=True)
@@ -58,30 +63,80 @@ def backoff_seconds(settings: Settings, attempt: int, retry_after: float | None)
     return float(max(delay, retry_after or 0.0))
 
 
-def run_job(celery: Celery, handler: Handler, job_id_text: str) -> None:
+def lease_owner_prefix(node: str, pid: int) -> str:
+    """What every lease a worker's pool process holds starts with (`jobs.lease_owner`)."""
+    return f"{node}/{pid}/"
+
+
+def run_job(handler: Handler, job_id_text: str, node: str) -> None:
     rt = runtime()
     job_id = uuid.UUID(job_id_text)
-    with rt.db.autocommit() as session:  # one statement: the claim and its event
-        claim = lifecycle.claim(session, job_id, rt.settings.job_lease_seconds)
+    # Unique to this delivery, so a retried claim can tell its own committed claim from
+    # another delivery's.
+    owner = f"{lease_owner_prefix(node, os.getpid())}{secrets.token_hex(4)}"
+    claim = _claim(job_id, owner)
     if claim is None:
         # Duplicate delivery, a cancelled job, or one another worker holds: not ours.
         log.info("job %s not claimable; acknowledging the message", job_id)
         return
     log.info("job %s (%s) attempt %d started", job_id, claim.kind, claim.attempt)
     kind = KINDS[claim.kind]
+    ctx = JobContext(rt, claim)
     try:
-        _run_claimed(celery, handler, kind, claim)
+        _run_claimed(handler, kind, ctx)
     finally:
         if kind.secret_fields:
-            # Once finished (not when requeued for a retry), its secrets go.
-            with rt.db.transaction() as session:
-                lifecycle.redact_finished(session, kind, [job_id])
+            # Once finished (not when requeued for a retry), its secrets go. Housekeeping
+            # redacts what a failed write here leaves.
+            _write(ctx, "redaction", lambda: _redact(kind, job_id))
 
 
-def _run_claimed(celery: Celery, handler: Handler, kind: JobKind, claim: Claim) -> None:
+def _claim(job_id: uuid.UUID, owner: str) -> Claim | None:
     rt = runtime()
+    lease = rt.settings.job_lease_seconds
+    tries = 0
+
+    def claim() -> Claim | None:
+        nonlocal tries
+        tries += 1
+        with rt.db.autocommit() as connection:  # one statement: the claim and its event
+            if tries > 1:
+                # The last try may have committed before its connection dropped.
+                held = lifecycle.held_claim(connection, job_id, owner)
+                if held is not None:
+                    return held
+            return lifecycle.claim(connection, job_id, lease, owner)
+
+    try:
+        return retrying(f"claim of job {job_id}", claim, deadline=time.monotonic() + lease)
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
+        # Still down after a lease's worth of tries: put the message back for later.
+        raise Reject(f"database unavailable ({type(exc).__name__})", requeue=True) from exc
+
+
+def _write(ctx: JobContext, what: str, work: Callable[[], object]) -> None:
+    """A write of the job's outcome, retried while the database is unavailable and the
+    attempt's lease may still hold. Past that the reconciler takes the job back, so
+    the write is given up (logged): the job runs again, and its claim fences this one."""
+    try:
+        retrying(f"{what} of job {ctx.job_id}", work, deadline=ctx.lease_deadline())
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
+        log.error("job %s attempt %d: %s not written", ctx.job_id, ctx.claim.attempt, what)
+
+
+def _redact(kind: JobKind, job_id: uuid.UUID) -> None:
+    with runtime().db.transaction() as session:
+        lifecycle.redact_finished(session, kind, [job_id])
+
+
+def _run_claimed(handler: Handler, kind: JobKind, ctx: JobContext) -> None:
+    rt = runtime()
+    claim = ctx.claim
     job_id = claim.job_id
-    ctx = JobContext(rt, claim)
     try:
         with ctx.heartbeating():
             data = kind.input_model.model_validate(claim.input)
@@ -93,20 +148,32 @@ def _run_claimed(celery: Celery, handler: Handler, kind: JobKind, claim: Claim) 
         log.warning("job %s attempt %d lost its lease; stopping", job_id, claim.attempt)
         return
     except JobCancelled:
-        with rt.db.transaction() as session:
-            lifecycle.cancel_running(session, job_id, claim.attempt)
+
+        def cancel() -> None:
+            with rt.db.transaction() as session:
+                lifecycle.cancel_running(session, job_id, claim.attempt)
+
+        _write(ctx, "cancellation", cancel)
         log.info("job %s cancelled", job_id)
         return
     except Exception as exc:
-        _handle_failure(celery, claim, exc)
+        _handle_failure(ctx, exc)
         return
-    with rt.db.autocommit() as session:  # one statement: the result and its event
-        finished = lifecycle.succeed(session, job_id, claim.attempt, result)
+
+    finished = False
+
+    def succeed() -> None:
+        nonlocal finished
+        with rt.db.autocommit() as connection:  # one statement: the result and its event
+            finished = lifecycle.succeed(connection, job_id, claim.attempt, result)
+
+    _write(ctx, "result", succeed)
     log.info("job %s %s", job_id, "succeeded" if finished else "finished but was not ours")
 
 
-def _handle_failure(celery: Celery, claim: Claim, exc: Exception) -> None:
+def _handle_failure(ctx: JobContext, exc: Exception) -> None:
     rt = runtime()
+    claim = ctx.claim
     error = classify(exc)
     # A stack trace only for the unexpected: handlers' own errors say what happened.
     log.warning(
@@ -120,12 +187,25 @@ def _handle_failure(celery: Celery, claim: Claim, exc: Exception) -> None:
     if error.retryable and claim.attempt < claim.max_attempts:
         retry_after = exc.retry_after if isinstance(exc, TransientJobError) else None
         delay = backoff_seconds(rt.settings, claim.attempt, retry_after)
-        with rt.db.transaction() as session:
-            requeued = lifecycle.requeue(
-                session, claim.job_id, claim.attempt, reason="retry", error=error, retry_in=delay
-            )
-        if requeued:
-            publish_committed(celery, rt.db, [(claim.job_id, KINDS[claim.kind])], delay)
+
+        def requeue() -> None:
+            # Held in PostgreSQL until `run_after`; the reconciler sends it then, to
+            # whichever worker is free, instead of a countdown in this worker's memory.
+            with rt.db.transaction() as session:
+                lifecycle.requeue(
+                    session,
+                    claim.job_id,
+                    claim.attempt,
+                    reason="retry",
+                    error=error,
+                    retry_in=delay,
+                )
+
+        _write(ctx, "retry", requeue)
         return
-    with rt.db.transaction() as session:
-        lifecycle.fail(session, claim.job_id, claim.attempt, error)
+
+    def fail() -> None:
+        with rt.db.transaction() as session:
+            lifecycle.fail(session, claim.job_id, claim.attempt, error)
+
+    _write(ctx, "failure", fail)

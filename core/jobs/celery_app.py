@@ -7,12 +7,13 @@ the beat schedule on top. Results live in PostgreSQL, so there is no result back
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from celery import Celery
 from kombu import Queue as KombuQueue
 
-from core.jobs.contracts import KINDS, JobKind, Queue, longest_time_limit
+from core.jobs.contracts import KINDS, JobKind, Queue
 from core.settings import Settings
 
 
@@ -30,9 +31,8 @@ def broker_transport_options(settings: Settings, broker_url: str) -> dict[str, A
             "control_folder": str(folder / "control"),
         }
     return {
-        # An unacked message is redelivered after this long: it must outlast the
-        # longest hard time limit, or a long job would run twice.
-        "visibility_timeout": longest_time_limit() * 2 + 600,
+        # An unacknowledged message is delivered again after this long.
+        "visibility_timeout": settings.broker_visibility_timeout_seconds,
         # Restore unacked messages of dead workers on every check, not every 10th.
         "unacked_restore_throttle": 1,
         "socket_connect_timeout": 5,
@@ -75,7 +75,10 @@ def create_celery(settings: Settings, name: str) -> Celery:
         task_reject_on_worker_lost=True,
         task_acks_on_failure_or_timeout=True,
         worker_prefetch_multiplier=1,
-        worker_cancel_long_running_tasks_on_connection_loss=True,
+        # A broker outage does not stop running jobs: they finish and write their
+        # outcome to PostgreSQL; a copy of the message delivered again later finds the
+        # job finished and is turned away by the claim.
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         worker_send_task_events=True,
         task_send_sent_event=True,
         worker_hijack_root_logger=False,
@@ -88,14 +91,28 @@ def create_celery(settings: Settings, name: str) -> Celery:
     return app
 
 
-def publish_job(
-    app: Celery, job_id: uuid.UUID, kind: JobKind, countdown: float | None = None
-) -> None:
-    """Send the job's task. The task id is the job id, so Flower shows one per job."""
-    app.send_task(
-        kind.task_name,
-        args=[str(job_id)],
-        task_id=str(job_id),
-        queue=kind.queue.value,
-        countdown=countdown,
-    )
+def publish_job(app: Celery, job_id: uuid.UUID, kind: JobKind) -> None:
+    """Send the job's task. The task id is the job id, so Flower shows one per job.
+    Never with a countdown: a delayed job waits in PostgreSQL (`jobs.run_after`)."""
+    app.send_task(kind.task_name, args=[str(job_id)], task_id=str(job_id), queue=kind.queue.value)
+
+
+def ready_messages(app: Celery, queues: Iterable[str]) -> dict[str, int]:
+    """How many messages wait in each queue at the broker, not counting the ones workers
+    have taken and not yet acknowledged. Raises if the broker cannot be asked."""
+    counts: dict[str, int] = {}
+    with app.connection_for_write() as connection:
+        connection.ensure_connection(max_retries=1)
+        channel: Any = connection.channel()
+        try:
+            for name in queues:
+                try:
+                    counts[name] = channel.queue_declare(queue=name, passive=True).message_count
+                except connection.channel_errors:
+                    # No such queue: nothing published to it has waited there since the
+                    # broker started. AMQP closes the channel on this error.
+                    counts[name] = 0
+                    channel = connection.channel()
+        finally:
+            channel.close()
+    return counts

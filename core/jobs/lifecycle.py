@@ -160,12 +160,19 @@ def _claim_statement() -> Select[Any]:
         values={
             "attempts": Job.attempts + 1,
             "lease_until": NOW + bindparam("lease", type_=Interval),
+            "lease_owner": bindparam("owner"),
+            "run_after": None,
             "started_at": NOW,
         },
         where=(
             Job.attempts < Job.max_attempts,
             or_(
-                Job.status == JobStatus.QUEUED,
+                # Not before a retry's wait is over: an early copy of a message cannot
+                # cut a backoff short.
+                and_(
+                    Job.status == JobStatus.QUEUED,
+                    or_(Job.run_after.is_(None), Job.run_after <= NOW),
+                ),
                 and_(Job.status == JobStatus.RUNNING, Job.lease_until < NOW),
             ),
         ),
@@ -183,20 +190,57 @@ def _succeed_statement() -> Select[Any]:
             "progress": 1.0,
             "finished_at": NOW,
             "lease_until": None,
+            "lease_owner": None,
         },
         where=(Job.attempts == bindparam("attempt"),),
     )
 
 
-def claim(session: Executor, job_id: uuid.UUID, lease_seconds: float) -> Claim | None:
-    """queued → running (or take over a running job whose lease expired)."""
+def claim(session: Executor, job_id: uuid.UUID, lease_seconds: float, owner: str) -> Claim | None:
+    """queued → running (or take over a running job whose lease expired), with the
+    lease held by `owner` (see `lease_owner`)."""
     row = session.execute(
         _claim_statement(),
-        {"job_id": job_id, "event": {}, "lease": timedelta(seconds=lease_seconds)},
+        {
+            "job_id": job_id,
+            "event": {},
+            "lease": timedelta(seconds=lease_seconds),
+            "owner": owner,
+        },
     ).one_or_none()
     if row is None:
         return None
     return Claim(row.id, row.tenant_id, row.kind, row.input, row.attempts, row.max_attempts)
+
+
+def held_claim(session: Executor, job_id: uuid.UUID, owner: str) -> Claim | None:
+    """The claim `owner` already holds on the job, if any: a claim whose commit went
+    through but whose answer was lost with the connection."""
+    row = session.execute(
+        select(Job.id, Job.tenant_id, Job.kind, Job.input, Job.attempts, Job.max_attempts).where(
+            Job.id == job_id, Job.status == JobStatus.RUNNING, Job.lease_owner == owner
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    return Claim(row.id, row.tenant_id, row.kind, row.input, row.attempts, row.max_attempts)
+
+
+def release_lease(session: Executor, job_id: uuid.UUID, owner_prefix: str) -> bool:
+    """End the lease of a running job whose holder died (its owner starts with
+    `owner_prefix`), so the job's next delivery or the reconciler's next round takes it
+    back now instead of when the lease runs out."""
+    row = session.execute(
+        update(Job)
+        .where(
+            Job.id == job_id,
+            Job.status == JobStatus.RUNNING,
+            Job.lease_owner.startswith(owner_prefix, autoescape=True),
+        )
+        .values(lease_until=NOW - timedelta(seconds=1))
+        .returning(Job.id)
+    ).one_or_none()
+    return row is not None
 
 
 def _fenced(attempt: int) -> tuple[ColumnElement[bool], ...]:
@@ -216,7 +260,12 @@ def fail(session: Session, job_id: uuid.UUID, attempt: int | None, error: JobErr
             job_id,
             source=(JobStatus.RUNNING,),
             target=JobStatus.FAILED,
-            values={"error": error.as_dict(), "finished_at": NOW, "lease_until": None},
+            values={
+                "error": error.as_dict(),
+                "finished_at": NOW,
+                "lease_until": None,
+                "lease_owner": None,
+            },
             event={"error": error.as_dict()},
             where=() if attempt is None else _fenced(attempt),
         )
@@ -232,7 +281,7 @@ def cancel_running(session: Session, job_id: uuid.UUID, attempt: int) -> bool:
             job_id,
             source=(JobStatus.RUNNING,),
             target=JobStatus.CANCELLED,
-            values={"finished_at": NOW, "lease_until": None},
+            values={"finished_at": NOW, "lease_until": None, "lease_owner": None},
             event={},
             where=_fenced(attempt),
         )
@@ -251,8 +300,10 @@ def requeue(
 ) -> bool:
     """running → queued, for a retry (fenced) or an expired lease (reconciler).
 
-    A job whose owner asked to cancel it is not run again: it ends `cancelled` here,
-    and the caller, seeing False, publishes nothing.
+    A retry (`retry_in`) waits in PostgreSQL until its `run_after`, and the reconciler
+    sends it then; other requeues are the caller's to publish. A job whose owner asked
+    to cancel it is not run again: it ends `cancelled` here, and the caller, seeing
+    False, publishes nothing.
     """
     fence = () if attempt is None else _fenced(attempt)
     event: dict[str, Any] = {"reason": reason}
@@ -263,20 +314,22 @@ def requeue(
         job_id,
         source=(JobStatus.RUNNING,),
         target=JobStatus.CANCELLED,
-        values={"finished_at": NOW, "lease_until": None},
+        values={"finished_at": NOW, "lease_until": None, "lease_owner": None},
         event=event,
         where=(*fence, Job.cancel_requested_at.is_not(None)),
     ):
         return False
+    values: dict[str, Any] = {"lease_until": None, "lease_owner": None, "enqueued_at": None}
     if retry_in is not None:
         event["retry_in_seconds"] = round(retry_in, 3)
+        values["run_after"] = NOW + timedelta(seconds=retry_in)
     return (
         _transition(
             session,
             job_id,
             source=(JobStatus.RUNNING,),
             target=JobStatus.QUEUED,
-            values={"lease_until": None, "enqueued_at": None},
+            values=values,
             event=event,
             where=(*fence, Job.cancel_requested_at.is_(None)),
         )

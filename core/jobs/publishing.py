@@ -53,7 +53,6 @@ def publish_committed(
     celery: Celery,
     db: Database,
     jobs: Sequence[tuple[uuid.UUID, JobKind]],
-    countdown: float | None = None,
     record: Record | None = None,
 ) -> list[uuid.UUID]:
     """Publish each job, record the ones sent (now, in `db`, unless `record` is
@@ -61,7 +60,7 @@ def publish_committed(
     sent: list[uuid.UUID] = []
     for job_id, kind in jobs:
         try:
-            publish_job(celery, job_id, kind, countdown)
+            publish_job(celery, job_id, kind)
         except (BrokerUnavailable, OSError) as exc:
             log.warning(
                 "broker unavailable (%s); %d job(s) left for the reconciler",

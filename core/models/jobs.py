@@ -77,6 +77,12 @@ class Job(CreatedAt, Base):
     # Last seq handed out in job_events; bumped in the same UPDATE as the change it logs.
     event_seq: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     lease_until: Mapped[datetime | None] = mapped_column(TZDateTime)
+    # Who holds the lease: `<worker node>/<pid>`, so a worker whose pool child died can
+    # give back that child's lease at once, and only that child's.
+    lease_owner: Mapped[str | None] = mapped_column(String(255))
+    # A queued job is not sent before this (a retry's backoff): held here, not as a
+    # broker countdown sitting in one worker's memory.
+    run_after: Mapped[datetime | None] = mapped_column(TZDateTime)
     enqueued_at: Mapped[datetime | None] = mapped_column(TZDateTime)
     started_at: Mapped[datetime | None] = mapped_column(TZDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(TZDateTime)

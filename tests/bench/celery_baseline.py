@@ -41,11 +41,12 @@ def _wait_noop_batch(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         group.check_alive()
-        stamp = client.get(noop_done_key(counter))
+        stamp: bytes | None = client.get(noop_done_key(counter))  # type: ignore[assignment]
         if stamp is not None:
             return float(stamp)
         time.sleep(0.005)
-    done = int(client.get(counter) or 0)
+    count: bytes | None = client.get(counter)  # type: ignore[assignment]
+    done = int(count or 0)
     raise BenchError(f"no-op tasks: only {done} executed after {timeout:.0f} s")
 
 

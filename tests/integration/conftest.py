@@ -46,8 +46,9 @@ def agents_worker(
         # Failed model requests go back to the job protocol at once, so its retries show.
         "OPENAI_MAX_RETRIES": "0",
     }
+    # With beat: a retry waits in PostgreSQL, and the reconciler sends it when it is due.
     proc = WorkerProcess(
-        env, tmp_path_factory.mktemp("agents-worker"), beat=False, queues="agents", pool="threads"
+        env, tmp_path_factory.mktemp("agents-worker"), queues="agents", pool="threads"
     )
     yield proc
     proc.stop()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from psycopg2.errors import DeadlockDetected
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
 
 from core.db import Database
@@ -23,6 +23,12 @@ def job_state(db: Database, job_id: uuid.UUID) -> tuple[Job, list[JobEvent]]:
             )
         )
         return job, events
+
+
+def end_retry_wait(db: Database, job_id: uuid.UUID) -> None:
+    """A retry's backoff, over now: its job may be claimed at once."""
+    with db.transaction() as session:
+        session.execute(update(Job).where(Job.id == job_id).values(run_after=func.now()))
 
 
 def empty_tables(db: Database) -> None:

@@ -2,9 +2,9 @@
 
 It runs inside the beat process (see `worker.app`), not as a queued task, so it keeps
 working when every worker slot is busy. A transaction-scoped advisory lock makes it a
-singleton even if two beats run. It re-sends jobs whose publish failed or whose message
-vanished, and takes back jobs whose worker died (lease expired): requeued, or failed
-once out of attempts.
+singleton even if two beats run. It re-sends jobs whose publish failed, whose retry is
+due, or whose message the broker lost, and takes back jobs whose worker died (lease
+expired): requeued, or failed once out of attempts.
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from celery import Celery
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from core.jobs import lifecycle
+from core.jobs.celery_app import ready_messages
 from core.jobs.contracts import KINDS, JobKind
 from core.jobs.lifecycle import JobError
 from core.jobs.publishing import publish_committed
@@ -44,6 +45,8 @@ class ReconcileReport:
     resent: int
     requeued: int
     dead_lettered: int
+    # Of the resent: jobs whose message the broker had lost.
+    lost: int
 
 
 def _take_back_expired(session: Session) -> tuple[list[tuple[uuid.UUID, JobKind]], int]:
@@ -64,19 +67,20 @@ def _take_back_expired(session: Session) -> tuple[list[tuple[uuid.UUID, JobKind]
     return requeued, dead
 
 
-def _stale_queued(session: Session, settings: Settings) -> list[tuple[uuid.UUID, JobKind]]:
+def _unpublished(session: Session, settings: Settings) -> list[tuple[uuid.UUID, JobKind]]:
+    """Queued jobs with no message: their publish failed (past the grace period in
+    which the API's own publish and record may still land), or a retry's wait is over."""
     now = func.now()
+    grace = timedelta(seconds=settings.unpublished_grace_seconds)
     rows = session.execute(
         select(Job.id, Job.kind)
         .where(
             Job.status == JobStatus.QUEUED,
+            Job.enqueued_at.is_(None),
             Job.kind.in_(KINDS),
             or_(
-                and_(
-                    Job.enqueued_at.is_(None),
-                    Job.updated_at < now - timedelta(seconds=settings.unpublished_grace_seconds),
-                ),
-                Job.enqueued_at < now - timedelta(seconds=settings.queued_stale_seconds),
+                and_(Job.run_after.is_(None), Job.updated_at < now - grace),
+                Job.run_after <= now,
             ),
         )
         .order_by(Job.created_at)
@@ -86,6 +90,54 @@ def _stale_queued(session: Session, settings: Settings) -> list[tuple[uuid.UUID,
     return [(row.id, KINDS[row.kind]) for row in rows]
 
 
+def _count_by_queue(session: Session, where: ColumnElement[bool]) -> dict[str, int]:
+    rows = session.execute(select(Job.queue, func.count()).where(where).group_by(Job.queue))
+    return {queue: count for queue, count in rows.tuples()}
+
+
+def _lost(session: Session, settings: Settings, celery: Celery) -> list[tuple[uuid.UUID, JobKind]]:
+    """Queued jobs whose message the broker no longer has.
+
+    A queue delivers in the order it was sent, so the messages waiting at the broker
+    belong to the jobs published last. Of a queue's jobs still queued, newest message
+    first, only as many as the broker holds messages can still be waiting for theirs;
+    the ones after them, published more than the grace period ago, were lost (a broker
+    restarted without persistence, a worker killed between taking a message and
+    recording it). A backlog of any length is never mistaken for loss, and a lost
+    message is sent again within the grace period and a round. A job taken by a worker
+    and not yet claimed may be sent twice; the claim turns the copy away.
+    """
+    cutoff = func.now() - timedelta(seconds=settings.lost_message_grace_seconds)
+    queued = and_(Job.status == JobStatus.QUEUED, Job.enqueued_at.is_not(None))
+    # Counted before the broker is asked: a job published in between makes the broker's
+    # count larger, never smaller, so nothing waiting is taken for lost.
+    recent = _count_by_queue(session, and_(queued, Job.enqueued_at >= cutoff))
+    old = _count_by_queue(session, and_(queued, Job.enqueued_at < cutoff))
+    if not old:
+        return []
+    try:
+        waiting = ready_messages(celery, old)
+    except Exception as exc:  # the broker is down: nothing can be sent this round anyway
+        log.info("broker queue lengths unavailable (%s)", type(exc).__name__)
+        return []
+    lost: list[tuple[uuid.UUID, JobKind]] = []
+    for queue, count in old.items():
+        # Messages beyond the recent jobs' own may belong to the old jobs, newest first.
+        covered = max(0, waiting.get(queue, 0) - recent.get(queue, 0))
+        if count <= covered:
+            continue
+        rows = session.execute(
+            select(Job.id, Job.kind)
+            .where(queued, Job.queue == queue, Job.enqueued_at < cutoff, Job.kind.in_(KINDS))
+            .order_by(Job.enqueued_at.desc())
+            .offset(covered)
+            .limit(BATCH)
+            .with_for_update(skip_locked=True)
+        ).all()
+        lost += [(row.id, KINDS[row.kind]) for row in rows]
+    return lost
+
+
 def reconcile(celery: Celery) -> ReconcileReport | None:
     rt = runtime()
     with rt.db.transaction() as session:
@@ -93,10 +145,13 @@ def reconcile(celery: Celery) -> ReconcileReport | None:
             log.info("another reconciler is running; skipping")
             return None
         requeued, dead = _take_back_expired(session)
-        to_send = requeued + _stale_queued(session, rt.settings)
+        unpublished = _unpublished(session, rt.settings)
+        lost = _lost(session, rt.settings, celery)
     # Published after the commit: a worker must find the job queued when the message lands.
-    sent = publish_committed(celery, rt.db, to_send)
-    report = ReconcileReport(resent=len(sent), requeued=len(requeued), dead_lettered=dead)
-    if to_send or dead:
+    sent = publish_committed(celery, rt.db, requeued + unpublished + lost)
+    report = ReconcileReport(
+        resent=len(sent), requeued=len(requeued), dead_lettered=dead, lost=len(lost)
+    )
+    if sent or dead:
         log.info("reconciled: %s", report)
     return report

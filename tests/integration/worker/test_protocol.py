@@ -1,8 +1,8 @@
 """The worker's job protocol against the real database: retries, failures, duplicates.
 
 Handlers here are small functions that raise on purpose; the protocol around them is
-the production code. Retries are published to kombu's in-memory transport, which no
-worker consumes, so each step is observed deterministically.
+the production code. A retry waits in PostgreSQL until its `run_after` and no worker
+runs here, so each step is observed deterministically.
 """
 
 from __future__ import annotations
@@ -19,15 +19,20 @@ from core.db import Database
 from core.jobs.contracts import ECHO
 from core.models import Job
 from tests.support.factories import User, create_job
-from tests.support.rows import job_state
+from tests.support.rows import end_retry_wait, job_state
 from tests.support.stack import Stack
 from worker.context import JobContext
 from worker.errors import PermanentJobError, TransientJobError
 from worker.protocol import run_job
 
+# The worker node the jobs here run on, as a `celery worker` names itself.
+NODE = "tests@localhost"
+
 
 @pytest.fixture
 def celery() -> Celery:
+    """For the reconciler: it publishes to kombu's in-memory transport, which no worker
+    consumes."""
     return Celery("tests", broker="memory://", set_as_current=False)
 
 
@@ -55,12 +60,10 @@ def works(_: JobContext, data: Any) -> dict[str, Any]:
     return {"ok": True}
 
 
-def test_transient_error_requeues_then_succeeds(
-    db: Database, stack: Stack, user: User, celery: Celery
-) -> None:
+def test_transient_error_requeues_then_succeeds(db: Database, stack: Stack, user: User) -> None:
     job_id = new_job(stack, user)
 
-    run_job(celery, transient, str(job_id))
+    run_job(transient, str(job_id), NODE)
 
     job, events = job_state(db, job_id)
     assert (job.status, job.attempts, job.lease_until) == ("queued", 1, None)
@@ -73,35 +76,39 @@ def test_transient_error_requeues_then_succeeds(
         "retryable": True,
     }
     assert 0 < retry["retry_in_seconds"] <= stack.settings.retry_backoff_max_seconds
+    # Held in PostgreSQL, unpublished, until the reconciler sends it when it is due.
+    assert job.enqueued_at is None
+    assert job.run_after is not None
+    assert job.run_after > job.updated_at
+    run_job(works, str(job_id), NODE)  # a copy of a message, early: turned away
+    assert job_state(db, job_id)[0].status == "queued"
 
-    run_job(celery, works, str(job_id))
+    end_retry_wait(db, job_id)
+    run_job(works, str(job_id), NODE)
 
     job, _ = job_state(db, job_id)
     assert (job.status, job.attempts, job.result) == ("succeeded", 2, {"ok": True})
 
 
-def test_transient_error_on_the_last_attempt_fails(
-    db: Database, stack: Stack, user: User, celery: Celery
-) -> None:
+def test_transient_error_on_the_last_attempt_fails(db: Database, stack: Stack, user: User) -> None:
     job_id = new_job(stack, user, max_attempts=2)
 
-    run_job(celery, transient, str(job_id))
-    run_job(celery, transient, str(job_id))
+    run_job(transient, str(job_id), NODE)
+    end_retry_wait(db, job_id)
+    run_job(transient, str(job_id), NODE)
 
     job, _ = job_state(db, job_id)
     assert (job.status, job.attempts) == ("failed", 2)
     assert job.error is not None
     assert job.error["type"] == "transient_error"
-    run_job(celery, works, str(job_id))  # a late duplicate changes nothing
+    run_job(works, str(job_id), NODE)  # a late duplicate changes nothing
     assert job_state(db, job_id)[0].status == "failed"
 
 
-def test_permanent_error_fails_at_once(
-    db: Database, stack: Stack, user: User, celery: Celery
-) -> None:
+def test_permanent_error_fails_at_once(db: Database, stack: Stack, user: User) -> None:
     job_id = new_job(stack, user)
 
-    run_job(celery, permanent, str(job_id))
+    run_job(permanent, str(job_id), NODE)
 
     job, events = job_state(db, job_id)
     assert (job.status, job.attempts) == ("failed", 1)
@@ -113,12 +120,10 @@ def test_permanent_error_fails_at_once(
     assert events[-1].data["status"] == "failed"
 
 
-def test_unexpected_exception_fails_without_leaking(
-    db: Database, stack: Stack, user: User, celery: Celery
-) -> None:
+def test_unexpected_exception_fails_without_leaking(db: Database, stack: Stack, user: User) -> None:
     job_id = new_job(stack, user)
 
-    run_job(celery, crashes, str(job_id))
+    run_job(crashes, str(job_id), NODE)
 
     job, _ = job_state(db, job_id)
     assert job.status == "failed"
@@ -130,7 +135,7 @@ def test_unexpected_exception_fails_without_leaking(
 
 
 def test_duplicate_delivery_while_running_does_nothing(
-    db: Database, stack: Stack, user: User, celery: Celery
+    db: Database, stack: Stack, user: User
 ) -> None:
     job_id = new_job(stack, user)
     calls: list[str] = []
@@ -141,10 +146,10 @@ def test_duplicate_delivery_while_running_does_nothing(
 
     def reenters(_: JobContext, __: Any) -> dict[str, Any]:
         # The same message delivered again while this attempt holds the lease.
-        run_job(celery, duplicate, str(job_id))
+        run_job(duplicate, str(job_id), NODE)
         return {"once": True}
 
-    run_job(celery, reenters, str(job_id))
+    run_job(reenters, str(job_id), NODE)
 
     job, events = job_state(db, job_id)
     assert calls == []
@@ -153,7 +158,7 @@ def test_duplicate_delivery_while_running_does_nothing(
 
 
 def test_cancel_requested_then_transient_error_ends_cancelled(
-    db: Database, stack: Stack, user: User, app_client: Any, celery: Celery
+    db: Database, stack: Stack, user: User, app_client: Any
 ) -> None:
     job_id = new_job(stack, user)
 
@@ -161,7 +166,7 @@ def test_cancel_requested_then_transient_error_ends_cancelled(
         app_client.post(f"/api/v1/jobs/{job_id}/cancel", headers=user.headers)
         raise TransientJobError("upstream answered 503")
 
-    run_job(celery, cancelled_then_fails, str(job_id))
+    run_job(cancelled_then_fails, str(job_id), NODE)
 
     job, events = job_state(db, job_id)
     assert (job.status, job.attempts) == ("cancelled", 1)
@@ -173,10 +178,10 @@ def test_a_write_from_a_replaced_attempt_is_refused(db: Database, stack: Stack, 
 
     job_id = new_job(stack, user)
     with db.transaction() as session:
-        first = lifecycle.claim(session, job_id, lease_seconds=60)
+        first = lifecycle.claim(session, job_id, lease_seconds=60, owner="tests/1/a")
         session.execute(update(Job).where(Job.id == job_id).values(lease_until=func.now()))
     with db.transaction() as session:
-        second = lifecycle.claim(session, job_id, lease_seconds=60)
+        second = lifecycle.claim(session, job_id, lease_seconds=60, owner="tests/1/a")
     assert first is not None
     assert second is not None
     assert (first.attempt, second.attempt) == (1, 2)
@@ -195,7 +200,7 @@ def test_reconciler_dead_letters_a_lost_job_out_of_attempts(
 
     job_id = new_job(stack, user, max_attempts=1)
     with db.transaction() as session:
-        assert lifecycle.claim(session, job_id, lease_seconds=60) is not None
+        assert lifecycle.claim(session, job_id, lease_seconds=60, owner="tests/1/a") is not None
         # The worker holding it died: nobody extends the lease.
         session.execute(
             update(Job)
@@ -227,7 +232,7 @@ def test_a_handler_blocked_past_its_lease_keeps_the_job(
         reconcile(celery)
         return {"kept": True}
 
-    run_job(celery, blocks, str(job_id))
+    run_job(blocks, str(job_id), NODE)
 
     job, _ = job_state(db, job_id)
     assert (job.status, job.attempts, job.result) == ("succeeded", 1, {"kept": True})

@@ -18,7 +18,6 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from celery import Celery
 from pydantic import SecretStr
 
 import worker.resources
@@ -29,7 +28,7 @@ from core.jobs.publishing import PendingPublishes
 from core.jobs.submit import submit
 from core.models import Job, JobEvent
 from core.settings import Environment, Settings, SmtpTls
-from tests.support.rows import job_state
+from tests.support.rows import end_retry_wait, job_state
 from tests.support.smtp import SmtpServer, free_port
 from tests.support.stack import Stack
 from worker.protocol import run_job
@@ -67,13 +66,12 @@ def smtp_settings(base: Settings, port: int, **extra: object) -> Settings:
 @pytest.fixture
 def run(db: Database, monkeypatch: pytest.MonkeyPatch) -> RunJob:
     """One attempt of a job by the real runner, with a runtime built on `settings`."""
-    celery = Celery("tests", broker="memory://", set_as_current=False)
     handler = discover_handlers()["email.send"]
 
     def run_once(settings: Settings, job_id: uuid.UUID) -> tuple[Job, list[JobEvent]]:
         rt = Runtime(settings=settings, db=db, pid=os.getpid())
         monkeypatch.setattr(worker.resources, "_runtime", rt)
-        run_job(celery, handler, str(job_id))
+        run_job(handler, str(job_id), node="tests")
         return job_state(db, job_id)
 
     return run_once
@@ -145,6 +143,7 @@ def test_temporary_refusal_is_retried_with_the_same_message_id(
         assert "451" in retry["error"]["message"]
         assert server.received == []
 
+        end_retry_wait(db, job_id)
         job, _ = run(settings, job_id)
         got = server.wait_for()
 
