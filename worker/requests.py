@@ -3,8 +3,8 @@
 Celery tells the main process (`WorkerLostError`) and puts the message back (with
 `task_reject_on_worker_lost`), but the redelivery would find the job still leased to the
 dead process and be turned away until the lease ran out. The main process knows which
-process died, so it ends that process's lease first: the redelivery, or failing that
-the reconciler's next round, takes the job back at once.
+process died, so it requeues the job first, if that process held it (reason
+`worker_lost`): the redelivery claims it at once.
 """
 
 from __future__ import annotations
@@ -44,8 +44,10 @@ def _release(job_id: uuid.UUID, owner_prefix: str) -> None:
     db = runtime().db
 
     def release() -> bool:
-        with db.autocommit() as connection:
-            return lifecycle.release_lease(connection, job_id, owner_prefix)
+        with db.transaction() as session:
+            return lifecycle.requeue(
+                session, job_id, None, reason="worker_lost", held_by=owner_prefix
+            )
 
     deadline = time.monotonic() + RELEASE_DEADLINE_SECONDS
     try:
@@ -54,4 +56,4 @@ def _release(job_id: uuid.UUID, owner_prefix: str) -> None:
         log.warning("job %s: lease not released (%s)", job_id, type(exc).__name__)
         return
     if released:
-        log.warning("job %s: its pool process died; lease released", job_id)
+        log.warning("job %s: its pool process died; requeued", job_id)

@@ -226,23 +226,6 @@ def held_claim(session: Executor, job_id: uuid.UUID, owner: str) -> Claim | None
     return Claim(row.id, row.tenant_id, row.kind, row.input, row.attempts, row.max_attempts)
 
 
-def release_lease(session: Executor, job_id: uuid.UUID, owner_prefix: str) -> bool:
-    """End the lease of a running job whose holder died (its owner starts with
-    `owner_prefix`), so the job's next delivery or the reconciler's next round takes it
-    back now instead of when the lease runs out."""
-    row = session.execute(
-        update(Job)
-        .where(
-            Job.id == job_id,
-            Job.status == JobStatus.RUNNING,
-            Job.lease_owner.startswith(owner_prefix, autoescape=True),
-        )
-        .values(lease_until=NOW - timedelta(seconds=1))
-        .returning(Job.id)
-    ).one_or_none()
-    return row is not None
-
-
 def _fenced(attempt: int) -> tuple[ColumnElement[bool], ...]:
     return (Job.attempts == attempt,)
 
@@ -297,15 +280,19 @@ def requeue(
     reason: str,
     error: JobError | None = None,
     retry_in: float | None = None,
+    held_by: str | None = None,
 ) -> bool:
-    """running → queued, for a retry (fenced) or an expired lease (reconciler).
+    """running → queued, for a retry (fenced) or an expired lease (reconciler), or
+    because the pool process `held_by` (a `lease_owner` prefix) died under it.
 
     A retry (`retry_in`) waits in PostgreSQL until its `run_after`, and the reconciler
-    sends it then; other requeues are the caller's to publish. A job whose owner asked
-    to cancel it is not run again: it ends `cancelled` here, and the caller, seeing
-    False, publishes nothing.
+    sends it then; other requeues are the caller's to publish (a dead pool process's
+    message is put back by Celery itself). A job whose owner asked to cancel it is not
+    run again: it ends `cancelled` here, and the caller, seeing False, publishes nothing.
     """
     fence = () if attempt is None else _fenced(attempt)
+    if held_by is not None:
+        fence = (*fence, Job.lease_owner.startswith(held_by, autoescape=True))
     event: dict[str, Any] = {"reason": reason}
     if error is not None:
         event["error"] = error.as_dict()
@@ -319,7 +306,12 @@ def requeue(
         where=(*fence, Job.cancel_requested_at.is_not(None)),
     ):
         return False
-    values: dict[str, Any] = {"lease_until": None, "lease_owner": None, "enqueued_at": None}
+    values: dict[str, Any] = {
+        "lease_until": None,
+        "lease_owner": None,
+        # Put back by Celery: the message is on its way (a lost one is found later).
+        "enqueued_at": NOW if held_by is not None else None,
+    }
     if retry_in is not None:
         event["retry_in_seconds"] = round(retry_in, 3)
         values["run_after"] = NOW + timedelta(seconds=retry_in)
