@@ -48,6 +48,9 @@ from tests.support.stack import Stack, running_stack
 __all__ = ["Stack", "User"]
 from tests.support.worker import WorkerProcess
 
+# The chaos suite's summary, printed by the process that reports (xdist's controller).
+pytest_plugins = ["tests.support.chaos_report"]
+
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:

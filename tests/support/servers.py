@@ -73,10 +73,17 @@ class RedisServer:
         _wait(f"redis-server on {self.port}", client.ping)
 
     def stop(self) -> None:
-        """As `redis-cli shutdown nosave`: every message it held is gone."""
+        """`redis-cli shutdown nosave`: every message it held is gone."""
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
+            try:
+                redis.Redis.from_url(self.url).shutdown(nosave=True)
+            except redis.ConnectionError:
+                pass  # it closes the connection as it goes
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.send_signal(signal.SIGKILL)
+                self.proc.wait()
         self.proc = None
 
 

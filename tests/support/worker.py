@@ -39,10 +39,12 @@ class WorkerProcess:
         beat: bool = True,
         queues: str = "default,uploads",
         pool: str = "prefork",
+        name: str | None = None,
     ) -> None:
         """The defaults are the Procfile's `worker`; `queues="agents", pool="threads"`
-        is its `agents` worker."""
+        is its `agents` worker. `name`: the node name, for several workers at once."""
         self.log_path = log_dir / "worker.log"
+        node = name or f"test-{queues.replace(',', '-')}-{os.getpid()}"
         self.proc = _spawn(
             [
                 str(BIN / "celery"),
@@ -60,7 +62,7 @@ class WorkerProcess:
                 "--without-mingle",
                 "--without-gossip",
                 "-n",
-                f"test-{queues.replace(',', '-')}-{os.getpid()}@%h",
+                f"{node}@%h",
             ],
             env,
             self.log_path,
@@ -102,6 +104,13 @@ class WorkerProcess:
     def pool_children(self) -> list[psutil.Process]:
         children: list[psutil.Process] = psutil.Process(self.proc.pid).children()
         return children
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its pool at once, as a lost machine would; beat lives."""
+        _stop(self.proc)
 
     def stop(self) -> None:
         for proc in (self.beat, self.proc):

@@ -1,0 +1,170 @@
+"""Chaos scenarios: each test owns a PostgreSQL and a Redis of its own
+(tests/support/servers.py), starts real API, worker and beat processes against them, and
+kills, restarts or cuts any of them. Each records what it saw (`scenario`), and the
+summary at the end of the run prints it (tests/support/chaos_report.py).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from sqlalchemy import select
+
+from core.db import Database
+from core.migrate import upgrade
+from core.models import Job
+from tests.support import jobs
+from tests.support.chaos_report import Scenario
+from tests.support.factories import User
+from tests.support.servers import PostgresServer, RedisServer
+from tests.support.stack import Stack
+from tests.support.worker import WorkerProcess
+
+# Short clocks, so that each recovery path shows within a test's patience; the figures
+# are reported against them (a job's recovery after a dead worker is bounded by the
+# lease plus a reconciler round).
+CHAOS_SETTINGS = {
+    "JOB_LEASE_SECONDS": "6",
+    "RECONCILE_INTERVAL_SECONDS": "1",
+    "UNPUBLISHED_GRACE_SECONDS": "1",
+    "LOST_MESSAGE_GRACE_SECONDS": "3",
+}
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+@dataclass
+class Chaos:
+    stack: Stack
+    postgres: PostgresServer
+    redis: RedisServer
+    folder: Path
+    api: TestClient
+    workers: list[WorkerProcess] = field(default_factory=list)
+
+    def start_worker(self, name: str, *, concurrency: int = 2, beat: bool = False) -> WorkerProcess:
+        folder = self.folder / f"{name}-{len(self.workers)}"
+        folder.mkdir()
+        worker = WorkerProcess(
+            self.stack.env, folder, concurrency=concurrency, beat=beat, name=name
+        )
+        self.workers.append(worker)
+        return worker
+
+    def submit(
+        self, user: User, kind: str, job_input: dict[str, Any], count: int = 1
+    ) -> list[uuid.UUID]:
+        return [
+            uuid.UUID(jobs.submit(self.api, user.headers, kind, job_input)["id"])
+            for _ in range(count)
+        ]
+
+    def worker_logs(self) -> str:
+        return "\n".join(worker.log() for worker in self.workers)
+
+    def jobs(self, ids: list[uuid.UUID]) -> list[Job]:
+        """The jobs as they are now, read straight from the database (which may have
+        just restarted: a dropped pooled connection is tried again)."""
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with self.stack.db.transaction() as session:
+                    return list(session.scalars(select(Job).where(Job.id.in_(ids))))
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def wait_until_finished(self, ids: list[uuid.UUID], timeout: float) -> list[Job]:
+        deadline = time.monotonic() + timeout
+        while True:
+            jobs = self.jobs(ids)
+            if all(job.status in TERMINAL for job in jobs):
+                return jobs
+            if time.monotonic() > deadline:
+                waiting = [
+                    (str(j.id), j.status, j.attempts) for j in jobs if j.status not in TERMINAL
+                ]
+                raise AssertionError(
+                    f"{len(waiting)} jobs unfinished after {timeout}s: {waiting[:5]}"
+                )
+            time.sleep(0.1)
+
+    def wait_for_status(
+        self, ids: list[uuid.UUID], status: str, count: int, timeout: float
+    ) -> None:
+        deadline = time.monotonic() + timeout
+        while sum(job.status == status for job in self.jobs(ids)) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"fewer than {count} jobs {status} after {timeout}s")
+            time.sleep(0.05)
+
+    def tally(self, scenario: Scenario, ids: list[uuid.UUID]) -> list[Job]:
+        """Count what became of the jobs into the scenario's record."""
+        jobs = self.jobs(ids)
+        scenario.submitted = len(ids)
+        scenario.succeeded = sum(job.status == "succeeded" for job in jobs)
+        scenario.stuck = sum(job.status not in TERMINAL for job in jobs)
+        scenario.rerun = sum(job.attempts > 1 for job in jobs)
+        # A handler that ran to its end for an attempt whose outcome could not be
+        # written, or was no longer its own: the job's work was done twice.
+        logs = self.worker_logs()
+        scenario.duplicated = logs.count("finished but was not ours") + logs.count("not written")
+        return jobs
+
+
+@pytest.fixture
+def chaos(stack: Stack, tmp_path: Path) -> Iterator[Chaos]:
+    """API, workers and beat on a PostgreSQL and a Redis this test may kill. SMTP and S3
+    are the session's."""
+    from api.app import create_app
+
+    postgres = PostgresServer()
+    redis = RedisServer(tmp_path / "redis")
+    try:
+        postgres.start()
+        redis.start()
+        database_url = postgres.create_database("conveyor")
+        env = {
+            **stack.env,
+            **CHAOS_SETTINGS,
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis.url,
+        }
+        settings = stack.settings.model_copy(
+            update={
+                "database_url": SecretStr(database_url),
+                "redis_url": SecretStr(redis.url),
+                "broker_url": None,
+                **{name.lower(): float(value) for name, value in CHAOS_SETTINGS.items()},
+            }
+        )
+        upgrade(settings.sqlalchemy_url())
+        db = Database(settings, "tests")
+        own = Stack(settings, env, database_url, redis.url, tmp_path, stack.smtp, stack.s3, db)
+        with TestClient(create_app(settings), raise_server_exceptions=False) as api:
+            chaos = Chaos(own, postgres, redis, tmp_path, api)
+            try:
+                yield chaos
+            finally:
+                for worker in chaos.workers:
+                    worker.stop()
+                db.dispose()
+    finally:
+        redis.stop()
+        postgres.remove()
+
+
+@pytest.fixture
+def scenario(request: pytest.FixtureRequest) -> Iterator[Scenario]:
+    """What the test saw, for the run's summary; filled in by the test."""
+    record = Scenario(name=request.node.name.removeprefix("test_"))
+    yield record
+    request.node.user_properties.append(("chaos", record.to_json()))
