@@ -30,6 +30,12 @@ def broker_transport_options(settings: Settings, broker_url: str) -> dict[str, A
             "store_processed": False,
             "control_folder": str(folder / "control"),
         }
+    if _is_amqp(broker_url):
+        return {
+            # The broker confirms each publish: a job's message that RabbitMQ did not
+            # take is an error at once (the reconciler sends it again), never silence.
+            "confirm_publish": True,
+        }
     return {
         # An unacknowledged message is delivered again after this long.
         "visibility_timeout": settings.broker_visibility_timeout_seconds,
@@ -40,6 +46,20 @@ def broker_transport_options(settings: Settings, broker_url: str) -> dict[str, A
         "retry_on_timeout": True,
         "health_check_interval": 25,
     }
+
+
+def _is_amqp(broker_url: str) -> bool:
+    return broker_url.split("://", 1)[0] in ("amqp", "amqps", "pyamqp")
+
+
+def _queues(broker_url: str) -> list[KombuQueue]:
+    """The job queues. On RabbitMQ they are quorum queues: replicated, durable, and
+    they keep a message a consumer took until it is acknowledged, across restarts."""
+    arguments = {"x-queue-type": "quorum"} if _is_amqp(broker_url) else None
+    return [
+        KombuQueue(q.value, routing_key=q.value, durable=True, queue_arguments=arguments)
+        for q in Queue
+    ]
 
 
 def _transport(broker_url: str) -> str | None:
@@ -75,6 +95,10 @@ def create_celery(settings: Settings, name: str) -> Celery:
         task_reject_on_worker_lost=True,
         task_acks_on_failure_or_timeout=True,
         worker_prefetch_multiplier=1,
+        # How long the main process waits for a result from a pool process that died
+        # before it declares the job's worker lost (and requeues the job). Results
+        # live in PostgreSQL, so there is nothing to wait for.
+        worker_lost_wait=1.0,
         # A broker outage does not stop running jobs: they finish and write their
         # outcome to PostgreSQL; a copy of the message delivered again later finds the
         # job finished and is turned away by the claim.
@@ -83,7 +107,7 @@ def create_celery(settings: Settings, name: str) -> Celery:
         task_send_sent_event=True,
         worker_hijack_root_logger=False,
         task_default_queue=Queue.DEFAULT.value,
-        task_queues=[KombuQueue(q.value, routing_key=q.value) for q in Queue],
+        task_queues=_queues(broker_url),
         task_routes={kind.task_name: {"queue": kind.queue.value} for kind in KINDS.values()},
         enable_utc=True,
         timezone="UTC",

@@ -1,6 +1,7 @@
-"""The broker goes away while workers hold messages, and comes back empty (Redis
-keeping nothing on disk): no worker exits, the running jobs finish and keep their
-results, and the waiting jobs whose messages went with the broker are sent again."""
+"""The broker goes away while workers hold messages, and comes back (Redis empty, as it
+keeps nothing on disk; RabbitMQ with its durable queues): no worker exits, the running
+jobs finish and keep their results, and waiting jobs whose messages went with the
+broker are sent again."""
 
 from __future__ import annotations
 
@@ -22,9 +23,9 @@ def test_workers_ride_out_a_broker_outage_with_jobs_in_flight(
     waiting = chaos.submit(user, "diagnostics.echo", {"waited": True}, count=6)
     chaos.wait_for_status(running, "running", 2, timeout=30)
 
-    chaos.redis.stop()
+    chaos.broker.stop()
     time.sleep(OUTAGE_SECONDS)
-    chaos.redis.start()
+    chaos.broker.start()
     back = time.monotonic()
 
     done = chaos.wait_until_finished(running + waiting, timeout=60)
