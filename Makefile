@@ -22,10 +22,14 @@ dev: $(VENV)/.runtime
 	$(BIN)/conveyor dev
 
 # Two pytest-xdist workers, each with its own database, Redis database (REDIS_URL's
-# and the next), S3 and SMTP servers; PYTEST_WORKERS=0 runs in one process.
+# and the next), S3 and SMTP servers; PYTEST_WORKERS=0 runs in one process. Then the
+# tests that run jobs through real workers again, on RabbitMQ (the chaos scenarios run
+# on both brokers in the first pass).
 PYTEST_WORKERS ?= 2
 test: $(VENV)/.test
 	$(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+	CONVEYOR_TEST_BROKER=rabbitmq $(BIN)/pytest -n $(PYTEST_WORKERS) -m broker \
+	  --ignore=tests/chaos $(PYTEST_ARGS)
 
 lint: $(VENV)/.test
 	$(BIN)/ruff check .

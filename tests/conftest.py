@@ -52,6 +52,17 @@ from tests.support.worker import WorkerProcess
 pytest_plugins = ["tests.support.chaos_report"]
 
 
+# Tests that send jobs through the broker to real workers: `make test` runs them a
+# second time on RabbitMQ (CONVEYOR_TEST_BROKER=rabbitmq).
+WORKER_FIXTURES = {"worker", "agents_worker"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if WORKER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker("broker")
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with running_stack(tmp_path_factory.mktemp("stack")) as services:

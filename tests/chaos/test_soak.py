@@ -32,7 +32,7 @@ def requeues_by_job(chaos: Chaos, ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
             .where(JobEvent.job_id.in_(ids), JobEvent.data.has_key("reason"))
             .group_by(JobEvent.job_id)
         )
-        return {job_id: count for job_id, count in rows.tuples()}
+        return {job_id: count for job_id, count in rows}
 
 
 def test_two_thousand_jobs_through_repeated_worker_kills(chaos: Chaos, scenario: Scenario) -> None:

@@ -21,6 +21,7 @@ from core.migrate import upgrade
 from core.settings import Settings, get_settings
 from core.storage import open_storage
 from tests.support import services
+from tests.support.rabbitmq import rabbitmq_vhost
 from tests.support.s3 import FAKE_KEY, FAKE_SECRET, REGION, MotoS3Server, new_bucket_name
 from tests.support.smtp import SmtpServer
 
@@ -84,10 +85,15 @@ def worker_redis_url(url: str, worker: int) -> str:
 def running_stack(base: Path) -> Iterator[Stack]:
     """Start (or find) every service, build the schema with the migrations, and export
     the settings to the environment, so in-process code and worker subprocesses agree."""
-    with services.postgres_server(base) as server, SmtpServer() as smtp, MotoS3Server() as s3:
+    with (
+        services.postgres_server(base) as server,
+        SmtpServer() as smtp,
+        MotoS3Server() as s3,
+        _broker() as broker_url,
+    ):
         database_url = services.create_database(server)
         try:
-            stack = _configure(base, database_url, smtp, s3)
+            stack = _configure(base, database_url, smtp, s3, broker_url)
             try:
                 yield stack
             finally:
@@ -96,7 +102,21 @@ def running_stack(base: Path) -> Iterator[Stack]:
             services.drop_database(server, database_url)
 
 
-def _configure(base: Path, database_url: str, smtp: SmtpServer, s3: MotoS3Server) -> Stack:
+@contextmanager
+def _broker() -> Iterator[str | None]:
+    """The broker, when it is not Redis: CONVEYOR_TEST_BROKER=rabbitmq runs the session
+    on a RabbitMQ virtual host of its own (`make test` runs the tests marked `broker`
+    that way too). Redis still keeps the accounts' codes and counters."""
+    if os.environ.get("CONVEYOR_TEST_BROKER") == "rabbitmq":
+        with rabbitmq_vhost() as url:
+            yield url
+    else:
+        yield None
+
+
+def _configure(
+    base: Path, database_url: str, smtp: SmtpServer, s3: MotoS3Server, broker_url: str | None
+) -> Stack:
     redis_url = services.redis_url()
     if redis_url:
         redis_url = worker_redis_url(redis_url, xdist_worker_number())
@@ -124,6 +144,8 @@ def _configure(base: Path, database_url: str, smtp: SmtpServer, s3: MotoS3Server
         env_updates["REDIS_URL"] = redis_url
     else:
         os.environ.pop("REDIS_URL", None)
+    if broker_url:
+        env_updates["BROKER_URL"] = broker_url
     os.environ.update(env_updates)
     get_settings.cache_clear()
     settings = get_settings()

@@ -92,7 +92,7 @@ def _unpublished(session: Session, settings: Settings) -> list[tuple[uuid.UUID, 
 
 def _count_by_queue(session: Session, where: ColumnElement[bool]) -> dict[str, int]:
     rows = session.execute(select(Job.queue, func.count()).where(where).group_by(Job.queue))
-    return {queue: count for queue, count in rows.tuples()}
+    return {queue: count for queue, count in rows}
 
 
 def _lost(session: Session, settings: Settings, celery: Celery) -> list[tuple[uuid.UUID, JobKind]]:
