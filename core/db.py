@@ -42,6 +42,15 @@ class Database:
             "connect_args": {
                 "application_name": f"conveyor-{process_name}",
                 "connect_timeout": 10,
+                # A server gone silent (a cut link, a dead host) fails a connection in
+                # seconds, not after the kernel's retransmissions (many minutes), so a
+                # job's writes give up within its lease: unacknowledged data for 10 s,
+                # or an idle wait whose keepalive probes go unanswered.
+                "tcp_user_timeout": 10_000,
+                "keepalives": 1,
+                "keepalives_idle": 10,
+                "keepalives_interval": 2,
+                "keepalives_count": 3,
             },
         }
         self.engine: Engine = create_engine(settings.sqlalchemy_url(), **options)
@@ -79,11 +88,8 @@ def is_unavailable(exc: BaseException) -> bool:
     it escaped unwrapped (from a connection being returned to the pool), the answer is
     the same."""
     if isinstance(exc, DBAPIError):
-        if exc.connection_invalidated:
-            return True
-        exc = exc.orig if isinstance(exc.orig, BaseException) else exc
-        if isinstance(exc, SAOperationalError | SAInterfaceError):
-            return True
+        # SQLAlchemy wraps the driver's OperationalError and InterfaceError in its own.
+        return exc.connection_invalidated or isinstance(exc, SAOperationalError | SAInterfaceError)
     return isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError)
 
 

@@ -40,13 +40,16 @@ class WorkerProcess:
         queues: str = "default,uploads",
         pool: str = "prefork",
         name: str | None = None,
+        prefix: tuple[str, ...] = (),
     ) -> None:
         """The defaults are the Procfile's `worker`; `queues="agents", pool="threads"`
-        is its `agents` worker. `name`: the node name, for several workers at once."""
+        is its `agents` worker. `name`: the node name, for several workers at once;
+        `prefix`: what the command runs under (`ip netns exec HOST`, on a test host)."""
         self.log_path = log_dir / "worker.log"
         node = name or f"test-{queues.replace(',', '-')}-{os.getpid()}"
         self.proc = _spawn(
             [
+                *prefix,
                 str(BIN / "celery"),
                 "-A",
                 "worker.app",
