@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import InterfaceError as SAInterfaceError
 from sqlalchemy.exc import OperationalError as SAOperationalError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 from core.settings import Settings
 
@@ -28,10 +29,15 @@ T = TypeVar("T")
 
 
 class Database:
-    def __init__(self, settings: Settings, process_name: str) -> None:
+    def __init__(self, settings: Settings, process_name: str, *, pooled: bool = True) -> None:
+        """`pooled=False`: every connection is closed when it is returned."""
+        pool: dict[str, Any] = (
+            {"pool_size": settings.db_pool_size, "max_overflow": settings.db_pool_size}
+            if pooled
+            else {"poolclass": NullPool}
+        )
         options: dict[str, Any] = {
-            "pool_size": settings.db_pool_size,
-            "max_overflow": settings.db_pool_size,
+            **pool,
             # No pre-ping: it costs a round trip on every checkout. A connection the
             # server dropped fails its statement once and the pool discards every
             # connection opened before; the API answers that request with a 503, the

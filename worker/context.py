@@ -31,16 +31,21 @@ DOWN_RETRY_SECONDS = 1.0
 
 
 class JobContext:
-    def __init__(self, rt: Runtime, claim: Claim) -> None:
+    def __init__(self, rt: Runtime, claim: Claim, claimed_at: float) -> None:
+        """`claimed_at`: when the claim's statement was sent (`time.monotonic()`)."""
         self._rt = rt
         self.claim = claim
         self._lease = rt.settings.job_lease_seconds
         self._lock = threading.Lock()
         self._cancel_requested = False
         self._lost = False
+        # When the database was last asked, whatever the answer (paces checkpoints and
+        # heartbeats), and whether that failed (the next heartbeat comes sooner).
         self._last_check = time.monotonic()
-        # When the lease was last known to be extended (the claim, a heartbeat, progress).
-        self._confirmed_at = self._last_check
+        self._unreachable = False
+        # When the statement that last extended the lease was sent: the lease holds for
+        # `lease` from then at least, however long the answer took.
+        self._confirmed_at = claimed_at
         # Past the kind's hard time limit the heartbeat stops, so a handler stuck where
         # no limit reaches it (the threads pool has none) loses its lease to the
         # reconciler instead of holding the job for ever.
@@ -98,13 +103,20 @@ class JobContext:
     def _report(self, what: str, write: Callable[[], Heartbeat]) -> None:
         """Write while the database restarts, for as long as the lease may hold; past
         that the job may be another attempt's, so this one stops."""
+        sent_at = time.monotonic()
+
+        def attempt() -> Heartbeat:
+            nonlocal sent_at
+            sent_at = time.monotonic()
+            return write()
+
         try:
-            beat = retrying(f"{what} of job {self.job_id}", write, deadline=self.lease_deadline())
+            beat = retrying(f"{what} of job {self.job_id}", attempt, deadline=self.lease_deadline())
         except Exception as exc:
             if not is_unavailable(exc):
                 raise
             raise LeaseLost(str(self.job_id)) from exc
-        self._note(beat)
+        self._note(beat, sent_at)
         self._raise_if_stopping()
 
     def checkpoint(self, *, now: bool = False) -> None:
@@ -118,6 +130,7 @@ class JobContext:
     def _beat(self) -> None:
         """Extend the lease. While the database is unavailable the job goes on (the
         next beat may get through), until the lease may have run out."""
+        sent_at = time.monotonic()
         try:
             with self._rt.db.autocommit() as session:
                 beat = lifecycle.heartbeat(session, self.job_id, self.claim.attempt, self._lease)
@@ -126,19 +139,20 @@ class JobContext:
                 raise
             now = time.monotonic()
             with self._lock:
-                # The next beat in a second, not a third of a lease: it is running out.
-                self._last_check = now - self._lease / 3 + DOWN_RETRY_SECONDS
+                self._last_check = now
+                self._unreachable = True
                 if now >= self._confirmed_at + self._lease:
                     self._lost = True
             log.warning("heartbeat for job %s: database unavailable", self.job_id)
             return
-        self._note(beat)
+        self._note(beat, sent_at)
 
-    def _note(self, beat: Heartbeat) -> None:
+    def _note(self, beat: Heartbeat, sent_at: float) -> None:
         with self._lock:
             self._last_check = time.monotonic()
+            self._unreachable = False
             if beat.still_ours:
-                self._confirmed_at = self._last_check
+                self._confirmed_at = sent_at
             self._cancel_requested = beat.cancel_requested
             self._lost = not beat.still_ours
 
@@ -152,7 +166,9 @@ class JobContext:
     def _heartbeat_due(self) -> bool:
         with self._lock:
             now = time.monotonic()
-            return now < self._give_up_at and now - self._last_check >= self._lease / 3
+            # Sooner while the database is unreachable: the lease is running out.
+            interval = DOWN_RETRY_SECONDS if self._unreachable else self._lease / 3
+            return now < self._give_up_at and now - self._last_check >= interval
 
     @contextmanager
     def heartbeating(self) -> Iterator[None]:

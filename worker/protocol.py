@@ -74,14 +74,14 @@ def run_job(handler: Handler, job_id_text: str, node: str) -> None:
     # Unique to this delivery, so a retried claim can tell its own committed claim from
     # another delivery's.
     owner = f"{lease_owner_prefix(node, os.getpid())}{secrets.token_hex(4)}"
-    claim = _claim(job_id, owner)
+    claim, claimed_at = _claim(job_id, owner)
     if claim is None:
         # Duplicate delivery, a cancelled job, or one another worker holds: not ours.
         log.info("job %s not claimable; acknowledging the message", job_id)
         return
     log.info("job %s (%s) attempt %d started", job_id, claim.kind, claim.attempt)
     kind = KINDS[claim.kind]
-    ctx = JobContext(rt, claim)
+    ctx = JobContext(rt, claim, claimed_at)
     try:
         _run_claimed(handler, kind, ctx)
     finally:
@@ -91,29 +91,34 @@ def run_job(handler: Handler, job_id_text: str, node: str) -> None:
             _write(ctx, "redaction", lambda: _redact(kind, job_id))
 
 
-def _claim(job_id: uuid.UUID, owner: str) -> Claim | None:
+def _claim(job_id: uuid.UUID, owner: str) -> tuple[Claim | None, float]:
+    """The claim, and when (`time.monotonic()`) the statement that made it was sent:
+    the lease is counted from there."""
     rt = runtime()
     lease = rt.settings.job_lease_seconds
     tries = 0
+    sent_at = time.monotonic()
 
     def claim() -> Claim | None:
-        nonlocal tries
+        nonlocal tries, sent_at
         tries += 1
+        sent_at = time.monotonic()
         with rt.db.autocommit() as connection:  # one statement: the claim and its event
             if tries > 1:
                 # The last try may have committed before its connection dropped.
-                held = lifecycle.held_claim(connection, job_id, owner)
+                held = lifecycle.held_claim(connection, job_id, lease, owner)
                 if held is not None:
                     return held
             return lifecycle.claim(connection, job_id, lease, owner)
 
     try:
-        return retrying(f"claim of job {job_id}", claim, deadline=time.monotonic() + lease)
+        made = retrying(f"claim of job {job_id}", claim, deadline=time.monotonic() + lease)
     except Exception as exc:
         if not is_unavailable(exc):
             raise
         # Still down after a lease's worth of tries: put the message back for later.
         raise Reject(f"database unavailable ({type(exc).__name__})", requeue=True) from exc
+    return made, sent_at
 
 
 def _write(ctx: JobContext, what: str, work: Callable[[], object]) -> None:
@@ -161,11 +166,16 @@ def _run_claimed(handler: Handler, kind: JobKind, ctx: JobContext) -> None:
         return
 
     finished = False
+    tries = 0
 
     def succeed() -> None:
-        nonlocal finished
+        nonlocal finished, tries
+        tries += 1
         with rt.db.autocommit() as connection:  # one statement: the result and its event
             finished = lifecycle.succeed(connection, job_id, claim.attempt, result)
+            if not finished and tries > 1:
+                # The last try may have committed before its connection dropped.
+                finished = lifecycle.succeeded_by(connection, job_id, claim.attempt)
 
     _write(ctx, "result", succeed)
     log.info("job %s %s", job_id, "succeeded" if finished else "finished but was not ours")

@@ -125,7 +125,7 @@ def ready_messages(app: Celery, queues: Iterable[str]) -> dict[str, int]:
     """How many messages wait in each queue at the broker, not counting the ones workers
     have taken and not yet acknowledged. Raises if the broker cannot be asked."""
     counts: dict[str, int] = {}
-    with app.connection_for_write() as connection:
+    with app.connection_for_write(connect_timeout=3) as connection:
         connection.ensure_connection(max_retries=1)
         channel: Any = connection.channel()
         try:

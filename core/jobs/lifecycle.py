@@ -59,6 +59,14 @@ class JobError:
         return {"type": self.type, "message": self.message, "retryable": self.retryable}
 
 
+# What a job shows when the worker running it died with no attempts left.
+WORKER_LOST = JobError(
+    "worker_lost",
+    "The worker running this job stopped responding and no attempts are left",
+    retryable=False,
+)
+
+
 @dataclass(frozen=True)
 class Claim:
     job_id: uuid.UUID
@@ -213,13 +221,17 @@ def claim(session: Executor, job_id: uuid.UUID, lease_seconds: float, owner: str
     return Claim(row.id, row.tenant_id, row.kind, row.input, row.attempts, row.max_attempts)
 
 
-def held_claim(session: Executor, job_id: uuid.UUID, owner: str) -> Claim | None:
-    """The claim `owner` already holds on the job, if any: a claim whose commit went
-    through but whose answer was lost with the connection."""
+def held_claim(
+    session: Executor, job_id: uuid.UUID, lease_seconds: float, owner: str
+) -> Claim | None:
+    """The claim `owner` already holds on the job, if any (a claim whose commit went
+    through but whose answer was lost with the connection), with its lease extended as
+    if it had just been made."""
     row = session.execute(
-        select(Job.id, Job.tenant_id, Job.kind, Job.input, Job.attempts, Job.max_attempts).where(
-            Job.id == job_id, Job.status == JobStatus.RUNNING, Job.lease_owner == owner
-        )
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.RUNNING, Job.lease_owner == owner)
+        .values(lease_until=NOW + timedelta(seconds=lease_seconds))
+        .returning(Job.id, Job.tenant_id, Job.kind, Job.input, Job.attempts, Job.max_attempts)
     ).one_or_none()
     if row is None:
         return None
@@ -235,8 +247,23 @@ def succeed(session: Executor, job_id: uuid.UUID, attempt: int, result: dict[str
     return session.execute(_succeed_statement(), params).one_or_none() is not None
 
 
-def fail(session: Session, job_id: uuid.UUID, attempt: int | None, error: JobError) -> bool:
-    """running → failed; `attempt=None` is the reconciler's dead-letter (no fence)."""
+def succeeded_by(session: Executor, job_id: uuid.UUID, attempt: int) -> bool:
+    """Whether the job succeeded by that attempt."""
+    status = session.execute(
+        select(Job.status).where(Job.id == job_id, Job.attempts == attempt)
+    ).scalar_one_or_none()
+    return status == JobStatus.SUCCEEDED
+
+
+def fail(
+    session: Session,
+    job_id: uuid.UUID,
+    attempt: int | None,
+    error: JobError,
+    held_by: str | None = None,
+) -> bool:
+    """running → failed; `attempt=None` is a dead-letter (no fence) by the reconciler,
+    or for a dead pool process that held the job (`held_by`, a `lease_owner` prefix)."""
     return (
         _transition(
             session,
@@ -250,10 +277,17 @@ def fail(session: Session, job_id: uuid.UUID, attempt: int | None, error: JobErr
                 "lease_owner": None,
             },
             event={"error": error.as_dict()},
-            where=() if attempt is None else _fenced(attempt),
+            where=(*_fences(attempt, held_by),),
         )
         is not None
     )
+
+
+def _fences(attempt: int | None, held_by: str | None) -> tuple[ColumnElement[bool], ...]:
+    fence = () if attempt is None else _fenced(attempt)
+    if held_by is not None:
+        fence = (*fence, Job.lease_owner.startswith(held_by, autoescape=True))
+    return fence
 
 
 def cancel_running(session: Session, job_id: uuid.UUID, attempt: int) -> bool:
@@ -290,9 +324,7 @@ def requeue(
     message is put back by Celery itself). A job whose owner asked to cancel it is not
     run again: it ends `cancelled` here, and the caller, seeing False, publishes nothing.
     """
-    fence = () if attempt is None else _fenced(attempt)
-    if held_by is not None:
-        fence = (*fence, Job.lease_owner.startswith(held_by, autoescape=True))
+    fence = _fences(attempt, held_by)
     event: dict[str, Any] = {"reason": reason}
     if error is not None:
         event["error"] = error.as_dict()
@@ -327,6 +359,28 @@ def requeue(
         )
         is not None
     )
+
+
+def take_back_from_dead(session: Session, job_id: uuid.UUID, held_by: str) -> bool:
+    """The pool process `held_by` (a `lease_owner` prefix) died under the job: requeue
+    it (reason `worker_lost`), or fail it with `worker_lost` when no attempts are left.
+    False if that process did not hold it."""
+    row = session.execute(
+        select(Job.attempts, Job.max_attempts)
+        .where(
+            Job.id == job_id,
+            Job.status == JobStatus.RUNNING,
+            Job.lease_owner.startswith(held_by, autoescape=True),
+        )
+        .with_for_update()
+    ).one_or_none()
+    if row is None:
+        return False
+    if row.attempts >= row.max_attempts:
+        fail(session, job_id, None, WORKER_LOST, held_by=held_by)
+    else:
+        requeue(session, job_id, None, reason="worker_lost", held_by=held_by)
+    return True
 
 
 def request_cancel(session: Session, tenant_id: uuid.UUID, job_id: uuid.UUID) -> Job | None:
@@ -447,7 +501,11 @@ def _report(
 @cache
 def _mark_enqueued_statement(unclaimed: bool) -> Update:
     statement = update(Job).where(
-        Job.id.in_(bindparam("job_ids", expanding=True)), Job.status == JobStatus.QUEUED
+        Job.id.in_(bindparam("job_ids", expanding=True)),
+        Job.status == JobStatus.QUEUED,
+        # Not a job claimed, failed and requeued for a retry since: it waits for a
+        # message of its own, sent when its `run_after` comes.
+        or_(Job.run_after.is_(None), Job.run_after <= NOW),
     )
     if unclaimed:
         statement = statement.where(Job.attempts == 0)

@@ -18,10 +18,10 @@ from celery import Celery
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from core.db import Database
 from core.jobs import lifecycle
 from core.jobs.celery_app import ready_messages
 from core.jobs.contracts import KINDS, JobKind
-from core.jobs.lifecycle import JobError
 from core.jobs.publishing import publish_committed
 from core.jobs.states import JobStatus
 from core.models import Job
@@ -32,12 +32,6 @@ log = logging.getLogger("conveyor.reconciler")
 
 LOCK_KEY = 0x636F6E76  # "conv"
 BATCH = 500
-
-DEAD_LETTER = JobError(
-    "worker_lost",
-    "The worker running this job stopped responding and no attempts are left",
-    retryable=False,
-)
 
 
 @dataclass(frozen=True)
@@ -61,7 +55,7 @@ def _take_back_expired(session: Session) -> tuple[list[tuple[uuid.UUID, JobKind]
     dead = 0
     for row in rows:
         if row.attempts >= row.max_attempts:
-            dead += lifecycle.fail(session, row.id, None, DEAD_LETTER)
+            dead += lifecycle.fail(session, row.id, None, lifecycle.WORKER_LOST)
         elif lifecycle.requeue(session, row.id, None, reason="lease_expired"):
             requeued.append((row.id, KINDS[row.kind]))
     return requeued, dead
@@ -95,7 +89,7 @@ def _count_by_queue(session: Session, where: ColumnElement[bool]) -> dict[str, i
     return {queue: count for queue, count in rows}
 
 
-def _lost(session: Session, settings: Settings, celery: Celery) -> list[tuple[uuid.UUID, JobKind]]:
+def _lost(db: Database, settings: Settings, celery: Celery) -> list[tuple[uuid.UUID, JobKind]]:
     """Queued jobs whose message the broker no longer has.
 
     A queue delivers in the order it was sent, so the messages waiting at the broker
@@ -106,13 +100,19 @@ def _lost(session: Session, settings: Settings, celery: Celery) -> list[tuple[uu
     recording it). A backlog of any length is never mistaken for loss, and a lost
     message is sent again within the grace period and a round. A job taken by a worker
     and not yet claimed may be sent twice; the claim turns the copy away.
+
+    The broker is asked with no row locked and no transaction open: a slow or dead
+    broker holds up no claim or cancel.
     """
-    cutoff = func.now() - timedelta(seconds=settings.lost_message_grace_seconds)
     queued = and_(Job.status == JobStatus.QUEUED, Job.enqueued_at.is_not(None))
     # Counted before the broker is asked: a job published in between makes the broker's
     # count larger, never smaller, so nothing waiting is taken for lost.
-    recent = _count_by_queue(session, and_(queued, Job.enqueued_at >= cutoff))
-    old = _count_by_queue(session, and_(queued, Job.enqueued_at < cutoff))
+    with db.transaction() as session:
+        cutoff = session.scalar(
+            select(func.now() - timedelta(seconds=settings.lost_message_grace_seconds))
+        )
+        recent = _count_by_queue(session, and_(queued, Job.enqueued_at >= cutoff))
+        old = _count_by_queue(session, and_(queued, Job.enqueued_at < cutoff))
     if not old:
         return []
     try:
@@ -121,20 +121,23 @@ def _lost(session: Session, settings: Settings, celery: Celery) -> list[tuple[uu
         log.info("broker queue lengths unavailable (%s)", type(exc).__name__)
         return []
     lost: list[tuple[uuid.UUID, JobKind]] = []
-    for queue, count in old.items():
-        # Messages beyond the recent jobs' own may belong to the old jobs, newest first.
-        covered = max(0, waiting.get(queue, 0) - recent.get(queue, 0))
-        if count <= covered:
-            continue
-        rows = session.execute(
-            select(Job.id, Job.kind)
-            .where(queued, Job.queue == queue, Job.enqueued_at < cutoff, Job.kind.in_(KINDS))
-            .order_by(Job.enqueued_at.desc())
-            .offset(covered)
-            .limit(BATCH)
-            .with_for_update(skip_locked=True)
-        ).all()
-        lost += [(row.id, KINDS[row.kind]) for row in rows]
+    with db.transaction() as session:
+        if not session.scalar(select(func.pg_try_advisory_xact_lock(LOCK_KEY))):
+            return []
+        for queue, count in old.items():
+            # Messages beyond the recent jobs' own may be the old jobs', newest first.
+            covered = max(0, waiting.get(queue, 0) - recent.get(queue, 0))
+            if count <= covered:
+                continue
+            rows = session.execute(
+                select(Job.id, Job.kind)
+                .where(queued, Job.queue == queue, Job.enqueued_at < cutoff, Job.kind.in_(KINDS))
+                .order_by(Job.enqueued_at.desc())
+                .offset(covered)
+                .limit(BATCH)
+                .with_for_update(skip_locked=True)
+            ).all()
+            lost += [(row.id, KINDS[row.kind]) for row in rows]
     return lost
 
 
@@ -146,9 +149,10 @@ def reconcile(celery: Celery) -> ReconcileReport | None:
             return None
         requeued, dead = _take_back_expired(session)
         unpublished = _unpublished(session, rt.settings)
-        lost = _lost(session, rt.settings, celery)
     # Published after the commit: a worker must find the job queued when the message lands.
-    sent = publish_committed(celery, rt.db, requeued + unpublished + lost)
+    sent = publish_committed(celery, rt.db, requeued + unpublished)
+    lost = _lost(rt.db, rt.settings, celery)
+    sent += publish_committed(celery, rt.db, lost)
     report = ReconcileReport(
         resent=len(sent), requeued=len(requeued), dead_lettered=dead, lost=len(lost)
     )
