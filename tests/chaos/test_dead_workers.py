@@ -46,8 +46,10 @@ def test_a_pool_process_killed_mid_job_is_requeued_at_once(
     chaos.wait_for_status([job_id], "running", 1, timeout=30)
     time.sleep(0.5)
 
-    for child in worker.pool_children():
-        os.kill(child.pid, signal.SIGKILL)
+    # The pool process that holds the job: `<node>/<pid>/<delivery>`.
+    pid = int(holder(chaos, job_id).split("/")[1])
+    assert pid in [child.pid for child in worker.pool_children()]
+    os.kill(pid, signal.SIGKILL)
     killed = time.monotonic()
 
     [done] = chaos.wait_until_finished([job_id], timeout=60)

@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from _pytest.terminal import TerminalReporter
 
+TOTALS = pytest.StashKey[str]()
+
 
 @dataclass
 class Scenario:
@@ -57,9 +59,18 @@ def pytest_terminal_summary(terminalreporter: TerminalReporter) -> None:
             f"recovery_s={'-' if recovery is None else f'{recovery:.1f}'}"
             f"{'' if passed.get(nodeid) else ' FAILED'}"
         )
-    terminalreporter.write_line(
+    totals = (
         f"chaos_scenarios={len(records)} passed={sum(passed.get(n, False) for n in records)} "
         f"worst_recovery_s={worst:.1f} "
         f"lost={sum(r['stuck'] for r in records.values())} "
         f"duplicated={sum(r['duplicated'] for r in records.values())}"
     )
+    terminalreporter.write_line(totals)
+    terminalreporter.config.stash[TOTALS] = totals
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The totals again, as the very last line of the run (after pytest's own)."""
+    totals = config.stash.get(TOTALS, None)
+    if totals is not None:
+        print(totals)  # noqa: T201 - the run's last line, for scripts to read
