@@ -77,6 +77,9 @@ def create_celery(settings: Settings, name: str) -> Celery:
         broker_transport=_transport(broker_url),
         broker_transport_options=broker_transport_options(settings, broker_url),
         broker_connection_retry_on_startup=True,
+        # A worker that lost the broker keeps trying to reconnect for as long as the
+        # outage lasts (Celery's default gives up after 100 tries, about 50 minutes).
+        broker_connection_max_retries=None,
         broker_connection_timeout=5,
         # A failed publish must fail fast: the job row is already committed and the
         # reconciler sends it later, so the request should not hang on a dead broker.
