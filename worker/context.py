@@ -82,9 +82,9 @@ class JobContext:
         """Record progress (0..1) as an event; also a checkpoint."""
 
         def write() -> Heartbeat:
-            with self._rt.db.transaction() as session:
+            with self._rt.db.autocommit() as connection:  # one statement
                 return lifecycle.report_progress(
-                    session, self.job_id, self.claim.attempt, fraction, message, self._lease
+                    connection, self.job_id, self.claim.attempt, fraction, message, self._lease
                 )
 
         self._report("progress", write)
@@ -93,9 +93,9 @@ class JobContext:
         """Record a step of the job as an event; also a checkpoint."""
 
         def write() -> Heartbeat:
-            with self._rt.db.transaction() as session:
+            with self._rt.db.autocommit() as connection:  # one statement
                 return lifecycle.report_event(
-                    session, self.job_id, self.claim.attempt, type_, data, self._lease
+                    connection, self.job_id, self.claim.attempt, type_, data, self._lease
                 )
 
         self._report("event", write)

@@ -155,8 +155,8 @@ def _run_claimed(handler: Handler, kind: JobKind, ctx: JobContext) -> None:
     except JobCancelled:
 
         def cancel() -> None:
-            with rt.db.transaction() as session:
-                lifecycle.cancel_running(session, job_id, claim.attempt)
+            with rt.db.autocommit() as connection:  # one statement
+                lifecycle.cancel_running(connection, job_id, claim.attempt)
 
         _write(ctx, "cancellation", cancel)
         log.info("job %s cancelled", job_id)
@@ -201,9 +201,9 @@ def _handle_failure(ctx: JobContext, exc: Exception) -> None:
         def requeue() -> None:
             # Held in PostgreSQL until `run_after`; the reconciler sends it then, to
             # whichever worker is free, instead of a countdown in this worker's memory.
-            with rt.db.transaction() as session:
+            with rt.db.autocommit() as connection:  # each statement a compare-and-set
                 lifecycle.requeue(
-                    session,
+                    connection,
                     claim.job_id,
                     claim.attempt,
                     reason="retry",
@@ -215,7 +215,7 @@ def _handle_failure(ctx: JobContext, exc: Exception) -> None:
         return
 
     def fail() -> None:
-        with rt.db.transaction() as session:
-            lifecycle.fail(session, claim.job_id, claim.attempt, error)
+        with rt.db.autocommit() as connection:  # one statement
+            lifecycle.fail(connection, claim.job_id, claim.attempt, error)
 
     _write(ctx, "failure", fail)

@@ -1,6 +1,8 @@
-"""Every write to a job: a compare-and-set UPDATE plus its event row, in the caller's
-transaction, or as one statement on an autocommit connection for the hot writes
-(claim, succeed, heartbeat, enqueued).
+"""Every write to a job: a compare-and-set UPDATE plus its event row, as one statement
+(a data-modifying CTE), in the caller's transaction or on an autocommit connection. The
+job protocol uses autocommit: one round trip, and a connection cut mid-write (a host
+cut off) leaves no transaction open holding the job's row, which would keep the
+reconciler and every other worker from it until the server noticed.
 
 A CAS that matches no row means someone else moved the job first (a duplicate delivery,
 a cancel, the reconciler); callers treat `None` as "not mine" and stop. Writes by a
@@ -23,6 +25,7 @@ from sqlalchemy import (
     Interval,
     Row,
     Select,
+    String,
     Update,
     and_,
     bindparam,
@@ -142,7 +145,7 @@ TransitionRow = Row[tuple[uuid.UUID, uuid.UUID, str, dict[str, Any], int, int, i
 
 
 def _transition(
-    session: Session,
+    session: Executor,
     job_id: uuid.UUID,
     *,
     source: tuple[JobStatus, ...],
@@ -256,7 +259,7 @@ def succeeded_by(session: Executor, job_id: uuid.UUID, attempt: int) -> bool:
 
 
 def fail(
-    session: Session,
+    session: Executor,
     job_id: uuid.UUID,
     attempt: int | None,
     error: JobError,
@@ -290,7 +293,7 @@ def _fences(attempt: int | None, held_by: str | None) -> tuple[ColumnElement[boo
     return fence
 
 
-def cancel_running(session: Session, job_id: uuid.UUID, attempt: int) -> bool:
+def cancel_running(session: Executor, job_id: uuid.UUID, attempt: int) -> bool:
     """The handler saw the cancel request at a checkpoint and stopped."""
     return (
         _transition(
@@ -307,7 +310,7 @@ def cancel_running(session: Session, job_id: uuid.UUID, attempt: int) -> bool:
 
 
 def requeue(
-    session: Session,
+    session: Executor,
     job_id: uuid.UUID,
     attempt: int | None,
     *,
@@ -441,7 +444,7 @@ def heartbeat(
 
 
 def report_progress(
-    session: Session,
+    session: Executor,
     job_id: uuid.UUID,
     attempt: int,
     progress: float,
@@ -454,12 +457,12 @@ def report_progress(
     if message is not None:
         data["message"] = message
     return _report(
-        session, job_id, attempt, EventType.PROGRESS, data, lease_seconds, {"progress": progress}
+        session, job_id, attempt, EventType.PROGRESS, data, lease_seconds, progress=progress
     )
 
 
 def report_event(
-    session: Session,
+    session: Executor,
     job_id: uuid.UUID,
     attempt: int,
     type_: EventType,
@@ -467,35 +470,69 @@ def report_event(
     lease_seconds: float,
 ) -> Heartbeat:
     """Record a step of a running job (an agent's tool call, say) and extend the lease."""
-    return _report(session, job_id, attempt, type_, data, lease_seconds, {})
+    return _report(session, job_id, attempt, type_, data, lease_seconds)
 
 
 def _report(
-    session: Session,
+    session: Executor,
     job_id: uuid.UUID,
     attempt: int,
     type_: EventType,
     data: dict[str, Any],
     lease_seconds: float,
-    values: dict[str, Any],
+    progress: float | None = None,
 ) -> Heartbeat:
-    """An event of the running attempt, with `values` set on the job, the lease
-    extended, and whether to go on."""
-    row = session.execute(
+    """An event of the running attempt (with its progress, if given), the lease extended,
+    and whether to go on: one statement, so on an autocommit connection it leaves no
+    transaction open (and no row locked) if the connection is cut while it runs."""
+    params: dict[str, Any] = {
+        "job_id": job_id,
+        "attempt": attempt,
+        "lease": timedelta(seconds=lease_seconds),
+        "type": type_.value,
+        "data": data,
+    }
+    if progress is not None:
+        params["progress"] = progress
+    row = session.execute(_report_statement(progress is not None), params).one_or_none()
+    if row is None:
+        return Heartbeat(still_ours=False, cancel_requested=False)
+    return Heartbeat(still_ours=True, cancel_requested=row.cancel_requested_at is not None)
+
+
+@cache
+def _report_statement(with_progress: bool) -> Select[Any]:
+    values: dict[str, Any] = {"progress": bindparam("progress")} if with_progress else {}
+    moved = (
         update(Job)
-        .where(Job.id == job_id, Job.status == JobStatus.RUNNING, *_fenced(attempt))
+        .where(
+            Job.id == bindparam("job_id"),
+            Job.status == JobStatus.RUNNING,
+            Job.attempts == bindparam("attempt"),
+        )
         .values(
             **values,
             event_seq=Job.event_seq + 1,
             updated_at=NOW,
-            lease_until=NOW + timedelta(seconds=lease_seconds),
+            lease_until=NOW + bindparam("lease", type_=Interval),
         )
-        .returning(Job.event_seq, Job.cancel_requested_at)
-    ).one_or_none()
-    if row is None:
-        return Heartbeat(still_ours=False, cancel_requested=False)
-    append_event(session, job_id, row.event_seq, type_, data)
-    return Heartbeat(still_ours=True, cancel_requested=row.cancel_requested_at is not None)
+        .returning(Job.id, Job.event_seq, Job.cancel_requested_at)
+        .cte("moved")
+    )
+    logged = (
+        insert(JobEvent)
+        .from_select(
+            ["job_id", "seq", "type", "data"],
+            select(
+                moved.c.id,
+                moved.c.event_seq,
+                bindparam("type", type_=String),
+                bindparam("data", type_=JSONB),
+            ),
+        )
+        .cte("logged")
+    )
+    return select(moved.c.cancel_requested_at).add_cte(logged)
 
 
 @cache
