@@ -5,6 +5,7 @@ import pytest
 from core.errors import ConveyorError
 from core.jobs.contracts import KINDS, Queue, longest_time_limit, public_kinds
 from core.jobs.submit import validate_input
+from core.settings import Settings
 
 
 def test_every_kind_has_a_queue_and_a_task_name() -> None:
@@ -49,6 +50,12 @@ def test_internal_kinds_are_unknown_to_clients_but_not_to_system_jobs() -> None:
 def test_time_limits_cover_the_longest_sleep() -> None:
     assert KINDS["diagnostics.sleep"].time_limit_seconds > 600
     assert longest_time_limit() >= KINDS["diagnostics.sleep"].time_limit_seconds
+
+
+def test_the_default_visibility_timeout_outlasts_the_longest_job() -> None:
+    """Else Redis would deliver a running job's message again, to be turned away."""
+    default = Settings.model_fields["broker_visibility_timeout_seconds"].default
+    assert default > longest_time_limit()
 
 
 # email.send: internal, and strict about what goes into a message header.
