@@ -13,9 +13,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from core.db import Database, is_unavailable, retrying
-from core.jobs import lifecycle
+from core.jobs import heartbeats
 from core.jobs.contracts import KINDS
-from core.jobs.lifecycle import Claim, Heartbeat
+from core.jobs.heartbeats import Heartbeat
+from core.jobs.lifecycle import Claim
 from core.jobs.states import EventType
 from core.settings import Settings
 from core.storage import Storage
@@ -83,7 +84,7 @@ class JobContext:
 
         def write() -> Heartbeat:
             with self._rt.db.autocommit() as connection:  # one statement
-                return lifecycle.report_progress(
+                return heartbeats.report_progress(
                     connection, self.job_id, self.claim.attempt, fraction, message, self._lease
                 )
 
@@ -94,7 +95,7 @@ class JobContext:
 
         def write() -> Heartbeat:
             with self._rt.db.autocommit() as connection:  # one statement
-                return lifecycle.report_event(
+                return heartbeats.report_event(
                     connection, self.job_id, self.claim.attempt, type_, data, self._lease
                 )
 
@@ -133,7 +134,7 @@ class JobContext:
         sent_at = time.monotonic()
         try:
             with self._rt.db.autocommit() as session:
-                beat = lifecycle.heartbeat(session, self.job_id, self.claim.attempt, self._lease)
+                beat = heartbeats.heartbeat(session, self.job_id, self.claim.attempt, self._lease)
         except Exception as exc:
             if not is_unavailable(exc):
                 raise

@@ -21,7 +21,7 @@ from celery.exceptions import Reject, SoftTimeLimitExceeded
 from pydantic import BaseModel, ValidationError
 
 from core.db import is_unavailable, retrying
-from core.jobs import lifecycle
+from core.jobs import lifecycle, redaction
 from core.jobs.contracts import KINDS, JobKind
 from core.jobs.lifecycle import Claim, JobError
 from core.settings import Settings
@@ -135,7 +135,7 @@ def _write(ctx: JobContext, what: str, work: Callable[[], object]) -> None:
 
 def _redact(kind: JobKind, job_id: uuid.UUID) -> None:
     with runtime().db.transaction() as session:
-        lifecycle.redact_finished(session, kind, [job_id])
+        redaction.redact_finished(session, kind, [job_id])
 
 
 def _run_claimed(handler: Handler, kind: JobKind, ctx: JobContext) -> None:

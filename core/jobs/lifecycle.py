@@ -1,8 +1,8 @@
-"""Every write to a job: a compare-and-set UPDATE plus its event row, as one statement
-(a data-modifying CTE), in the caller's transaction or on an autocommit connection. The
-job protocol uses autocommit: one round trip, and a connection cut mid-write (a host
-cut off) leaves no transaction open holding the job's row, which would keep the
-reconciler and every other worker from it until the server noticed.
+"""Every change of a job's status: a compare-and-set UPDATE plus its event row, as one
+statement (a data-modifying CTE), in the caller's transaction or on an autocommit
+connection. The job protocol uses autocommit: one round trip, and a connection cut
+mid-write (a host cut off) leaves no transaction open holding the job's row, which would
+keep the reconciler and every other worker from it until the server noticed.
 
 A CAS that matches no row means someone else moved the job first (a duplicate delivery,
 a cancel, the reconciler); callers treat `None` as "not mine" and stop. Writes by a
@@ -25,8 +25,6 @@ from sqlalchemy import (
     Interval,
     Row,
     Select,
-    String,
-    Update,
     and_,
     bindparam,
     func,
@@ -39,7 +37,6 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
-from core.jobs.contracts import JobKind
 from core.jobs.states import EventType, JobStatus, can_transition
 from core.models import Job, JobEvent
 
@@ -420,163 +417,3 @@ def request_cancel(session: Session, tenant_id: uuid.UUID, job_id: uuid.UUID) ->
         append_event(session, job_id, row.event_seq, EventType.CANCEL_REQUESTED, {})
     session.refresh(job)
     return job
-
-
-@dataclass(frozen=True)
-class Heartbeat:
-    still_ours: bool
-    cancel_requested: bool
-
-
-def heartbeat(
-    session: Executor, job_id: uuid.UUID, attempt: int, lease_seconds: float
-) -> Heartbeat:
-    """Extend the lease; tell the handler whether to go on."""
-    row = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == JobStatus.RUNNING, *_fenced(attempt))
-        .values(lease_until=NOW + timedelta(seconds=lease_seconds))
-        .returning(Job.cancel_requested_at)
-    ).one_or_none()
-    if row is None:
-        return Heartbeat(still_ours=False, cancel_requested=False)
-    return Heartbeat(still_ours=True, cancel_requested=row.cancel_requested_at is not None)
-
-
-def report_progress(
-    session: Executor,
-    job_id: uuid.UUID,
-    attempt: int,
-    progress: float,
-    message: str | None,
-    lease_seconds: float,
-) -> Heartbeat:
-    """Record progress (an event) and extend the lease in the same statement."""
-    progress = round(min(max(progress, 0.0), 1.0), 4)
-    data: dict[str, Any] = {"progress": progress}
-    if message is not None:
-        data["message"] = message
-    return _report(
-        session, job_id, attempt, EventType.PROGRESS, data, lease_seconds, progress=progress
-    )
-
-
-def report_event(
-    session: Executor,
-    job_id: uuid.UUID,
-    attempt: int,
-    type_: EventType,
-    data: dict[str, Any],
-    lease_seconds: float,
-) -> Heartbeat:
-    """Record a step of a running job (an agent's tool call, say) and extend the lease."""
-    return _report(session, job_id, attempt, type_, data, lease_seconds)
-
-
-def _report(
-    session: Executor,
-    job_id: uuid.UUID,
-    attempt: int,
-    type_: EventType,
-    data: dict[str, Any],
-    lease_seconds: float,
-    progress: float | None = None,
-) -> Heartbeat:
-    """An event of the running attempt (with its progress, if given), the lease extended,
-    and whether to go on: one statement, so on an autocommit connection it leaves no
-    transaction open (and no row locked) if the connection is cut while it runs."""
-    params: dict[str, Any] = {
-        "job_id": job_id,
-        "attempt": attempt,
-        "lease": timedelta(seconds=lease_seconds),
-        "type": type_.value,
-        "data": data,
-    }
-    if progress is not None:
-        params["progress"] = progress
-    row = session.execute(_report_statement(progress is not None), params).one_or_none()
-    if row is None:
-        return Heartbeat(still_ours=False, cancel_requested=False)
-    return Heartbeat(still_ours=True, cancel_requested=row.cancel_requested_at is not None)
-
-
-@cache
-def _report_statement(with_progress: bool) -> Select[Any]:
-    values: dict[str, Any] = {"progress": bindparam("progress")} if with_progress else {}
-    moved = (
-        update(Job)
-        .where(
-            Job.id == bindparam("job_id"),
-            Job.status == JobStatus.RUNNING,
-            Job.attempts == bindparam("attempt"),
-        )
-        .values(
-            **values,
-            event_seq=Job.event_seq + 1,
-            updated_at=NOW,
-            lease_until=NOW + bindparam("lease", type_=Interval),
-        )
-        .returning(Job.id, Job.event_seq, Job.cancel_requested_at)
-        .cte("moved")
-    )
-    logged = (
-        insert(JobEvent)
-        .from_select(
-            ["job_id", "seq", "type", "data"],
-            select(
-                moved.c.id,
-                moved.c.event_seq,
-                bindparam("type", type_=String),
-                bindparam("data", type_=JSONB),
-            ),
-        )
-        .cte("logged")
-    )
-    return select(moved.c.cancel_requested_at).add_cte(logged)
-
-
-@cache
-def _mark_enqueued_statement(unclaimed: bool) -> Update:
-    statement = update(Job).where(
-        Job.id.in_(bindparam("job_ids", expanding=True)),
-        Job.status == JobStatus.QUEUED,
-        # Not a job claimed, failed and requeued for a retry since: it waits for a
-        # message of its own, sent when its `run_after` comes.
-        or_(Job.run_after.is_(None), Job.run_after <= NOW),
-    )
-    if unclaimed:
-        statement = statement.where(Job.attempts == 0)
-    return statement.values(enqueued_at=NOW)
-
-
-def mark_enqueued(session: Executor, job_ids: list[uuid.UUID], *, unclaimed: bool = False) -> None:
-    """Record that these jobs' messages were sent. `unclaimed`: only jobs no attempt
-    has claimed yet, for a record that may come late (a job that has been claimed,
-    failed and requeued since is waiting for another message, not this one)."""
-    if job_ids:
-        session.execute(_mark_enqueued_statement(unclaimed), {"job_ids": job_ids})
-
-
-REDACTED = "[redacted]"
-
-
-def redact_finished(session: Session, kind: JobKind, job_ids: list[uuid.UUID] | None = None) -> int:
-    """Overwrite the secret input fields of finished jobs of this kind (of `job_ids`, or
-    all of them); returns how many jobs changed."""
-    if not kind.secret_fields:
-        return 0
-    redacted = func.jsonb_build_object(
-        *[item for field in kind.secret_fields for item in (field, REDACTED)]
-    )
-    statement = (
-        update(Job)
-        .where(
-            Job.kind == kind.name,
-            Job.status.in_([s.value for s in JobStatus if s.is_terminal]),
-            or_(*[Job.input[field].astext != REDACTED for field in kind.secret_fields]),
-        )
-        .values(input=Job.input.op("||")(redacted))
-    )
-    if job_ids is not None:
-        statement = statement.where(Job.id.in_(job_ids))
-    return session.connection().execute(statement).rowcount

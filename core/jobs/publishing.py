@@ -17,15 +17,18 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Sequence
-from functools import partial
+from functools import cache, partial
 
 from celery import Celery
 from kombu.exceptions import OperationalError as BrokerUnavailable
+from sqlalchemy import Update, bindparam, or_, update
 
 from core.db import Database
 from core.jobs.celery_app import publish_job
 from core.jobs.contracts import JobKind
-from core.jobs.lifecycle import mark_enqueued
+from core.jobs.lifecycle import NOW, Executor
+from core.jobs.states import JobStatus
+from core.models import Job
 
 log = logging.getLogger("conveyor.publish")
 
@@ -152,3 +155,25 @@ class EnqueuedRecorder:
             batch, self._pending = self._pending, []
         if batch:
             record_enqueued(self._db, batch, unclaimed=True)
+
+
+@cache
+def _mark_enqueued_statement(unclaimed: bool) -> Update:
+    statement = update(Job).where(
+        Job.id.in_(bindparam("job_ids", expanding=True)),
+        Job.status == JobStatus.QUEUED,
+        # Not a job claimed, failed and requeued for a retry since: it waits for a
+        # message of its own, sent when its `run_after` comes.
+        or_(Job.run_after.is_(None), Job.run_after <= NOW),
+    )
+    if unclaimed:
+        statement = statement.where(Job.attempts == 0)
+    return statement.values(enqueued_at=NOW)
+
+
+def mark_enqueued(session: Executor, job_ids: list[uuid.UUID], *, unclaimed: bool = False) -> None:
+    """Record that these jobs' messages were sent. `unclaimed`: only jobs no attempt
+    has claimed yet, for a record that may come late (a job that has been claimed,
+    failed and requeued since is waiting for another message, not this one)."""
+    if job_ids:
+        session.execute(_mark_enqueued_statement(unclaimed), {"job_ids": job_ids})

@@ -23,7 +23,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from core.db import Database
+from core.db import Database, retrying
 from core.jobs.contracts import Queue
 from core.migrate import upgrade
 from core.models import Job
@@ -156,15 +156,12 @@ class Chaos:
     def jobs(self, ids: list[uuid.UUID]) -> list[Job]:
         """The jobs as they are now, read straight from the database (which may have
         just restarted: a dropped pooled connection is tried again)."""
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with self.stack.db.transaction() as session:
-                    return list(session.scalars(select(Job).where(Job.id.in_(ids))))
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+
+        def read() -> list[Job]:
+            with self.stack.db.transaction() as session:
+                return list(session.scalars(select(Job).where(Job.id.in_(ids))))
+
+        return retrying("read of the jobs", read, deadline=time.monotonic() + 30)
 
     def wait_until_finished(self, ids: list[uuid.UUID], timeout: float) -> list[Job]:
         deadline = time.monotonic() + timeout

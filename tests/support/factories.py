@@ -20,8 +20,7 @@ from core.identity.access import Principal, Scope
 from core.identity.accounts import TENANT_NAME_LENGTH, normalize_email
 from core.identity.credentials import hash_password
 from core.jobs.contracts import ECHO
-from core.jobs.lifecycle import mark_enqueued
-from core.jobs.publishing import PendingPublishes
+from core.jobs.publishing import PendingPublishes, mark_enqueued
 from core.jobs.submit import submit
 from core.models import Membership, Role, Tenant
 from core.models import User as UserRow

@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from sqlalchemy import delete, func, select
 
-from core.jobs import lifecycle
+from core.jobs import redaction
 from core.jobs.contracts import KINDS
 from core.kv import KeyValueStore
 from core.models import AuthSession, Invitation, Job, RefreshToken, Upload, UploadStatus
@@ -53,7 +53,7 @@ def housekeep(kv: KeyValueStore) -> int:
         ).rowcount
         for kind in KINDS.values():
             # Secrets of jobs that ended without their worker seeing it (dead letters).
-            lifecycle.redact_finished(session, kind)
+            redaction.redact_finished(session, kind)
         removed += connection.execute(
             delete(Job).where(
                 Job.tenant_id.is_(None),

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from celery import Celery
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from core.db import Database
@@ -84,11 +84,6 @@ def _unpublished(session: Session, settings: Settings) -> list[tuple[uuid.UUID, 
     return [(row.id, KINDS[row.kind]) for row in rows]
 
 
-def _count_by_queue(session: Session, where: ColumnElement[bool]) -> dict[str, int]:
-    rows = session.execute(select(Job.queue, func.count()).where(where).group_by(Job.queue))
-    return {queue: count for queue, count in rows}
-
-
 def _lost(db: Database, settings: Settings, celery: Celery) -> list[tuple[uuid.UUID, JobKind]]:
     """Queued jobs whose message the broker no longer has.
 
@@ -105,16 +100,25 @@ def _lost(db: Database, settings: Settings, celery: Celery) -> list[tuple[uuid.U
     broker holds up no claim or cancel.
     """
     queued = and_(Job.status == JobStatus.QUEUED, Job.enqueued_at.is_not(None))
+    cutoff_at = func.now() - timedelta(seconds=settings.lost_message_grace_seconds)
     # Counted before the broker is asked: a job published in between makes the broker's
     # count larger, never smaller, so nothing waiting is taken for lost.
     with db.transaction() as session:
-        cutoff = session.scalar(
-            select(func.now() - timedelta(seconds=settings.lost_message_grace_seconds))
-        )
-        recent = _count_by_queue(session, and_(queued, Job.enqueued_at >= cutoff))
-        old = _count_by_queue(session, and_(queued, Job.enqueued_at < cutoff))
+        counts = session.execute(
+            select(
+                Job.queue,
+                func.count().filter(Job.enqueued_at >= cutoff_at),
+                func.count().filter(Job.enqueued_at < cutoff_at),
+                cutoff_at,
+            )
+            .where(queued)
+            .group_by(Job.queue)
+        ).all()
+    recent = {row[0]: row[1] for row in counts}
+    old = {row[0]: row[2] for row in counts if row[2]}
     if not old:
         return []
+    cutoff = counts[0][3]  # the same instant in every row: the transaction's now()
     try:
         waiting = ready_messages(celery, old)
     except Exception as exc:  # the broker is down: nothing can be sent this round anyway

@@ -23,8 +23,7 @@ from pydantic import SecretStr
 import worker.resources
 from core.db import Database
 from core.jobs.contracts import EMAIL_SEND
-from core.jobs.lifecycle import mark_enqueued
-from core.jobs.publishing import PendingPublishes
+from core.jobs.publishing import PendingPublishes, mark_enqueued
 from core.jobs.submit import submit
 from core.models import Job, JobEvent
 from core.settings import Environment, Settings, SmtpTls
