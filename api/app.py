@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api import access_log, openapi
 from api.cors import Cors
+from api.metrics import ApiMetrics, HttpMetricsMiddleware
 from api.middleware import RequestContextMiddleware
 from api.problems import install_problem_handlers
 from api.readiness import ReadinessCache
@@ -22,6 +23,7 @@ from api.routers import (
     health,
     invitations,
     jobs,
+    metrics,
     tenants,
     uploads,
     users,
@@ -53,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         enqueued=EnqueuedRecorder(db),
         readiness=ReadinessCache(lambda: probe(state)),
         streams=StreamSlots(settings.event_streams_per_caller),
+        metrics=ApiMetrics(db, settings.metrics_top_tenants),
     )
 
     @asynccontextmanager
@@ -83,6 +86,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         upload_body_bytes=settings.max_upload_bytes + 1024 * 1024,
         upload_paths=UPLOAD_BODY_PATHS,
     )
+    # Outside the request context, so the last-resort 500 is counted too.
+    app.add_middleware(HttpMetricsMiddleware, metrics=state.metrics)
     if settings.cors_origins:
         # Outermost, so that every answer (the last-resort 500 included) carries it.
         app.add_middleware(Cors, origins=settings.cors_origins)
@@ -91,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (auth, users, tenants, invitations, api_keys, jobs, uploads, agents):
         v1.include_router(module.router)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(v1)
     log = logging.getLogger("conveyor.api")
     if not settings.is_dev and not settings.smtp_host:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from celery import Celery
 from starlette.requests import HTTPConnection
 
+from api.metrics import ApiMetrics
 from api.readiness import ReadinessCache
 from api.streams import StreamSlots
 from core.db import Database
@@ -32,6 +33,8 @@ class AppState:
     readiness: ReadinessCache
     # Open event streams per caller.
     streams: StreamSlots
+    # What GET /metrics reports.
+    metrics: ApiMetrics
 
 
 def app_state(conn: HTTPConnection) -> AppState:

@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SECRET_KEY = "changethis"  # noqa: S105 - the value refused in production
 MIN_SECRET_KEY_LENGTH = 32
+MIN_METRICS_TOKEN_LENGTH = 16
 
 
 class Environment(StrEnum):
@@ -154,6 +155,12 @@ class Settings(BaseSettings):
 
     flower_basic_auth: SecretStr | None = None
 
+    # Prometheus: GET /metrics asks for `Authorization: Bearer <METRICS_TOKEN>`. With no
+    # token it answers only in dev and test, and is off (404) in production.
+    metrics_token: SecretStr | None = None
+    # Tenants named in conveyor_tenant_jobs (the busiest); the rest are `other`.
+    metrics_top_tenants: int = Field(default=10, ge=0, le=1000)
+
     # Object storage: any S3-compatible service (DigitalOcean Spaces, AWS S3, MinIO). With
     # no bucket, dev and test keep objects on local disk under data_dir; production refuses.
     s3_endpoint_url: str | None = None  # None: AWS's own endpoint for the region
@@ -231,6 +238,13 @@ class Settings(BaseSettings):
                     "(or * for any origin)"
                 )
         return origins
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _long_enough(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is not None and len(token.get_secret_value()) < MIN_METRICS_TOKEN_LENGTH:
+            raise ValueError(f"must be at least {MIN_METRICS_TOKEN_LENGTH} characters")
+        return token
 
     @model_validator(mode="after")
     def _refuse_unsafe_secrets(self) -> Settings:

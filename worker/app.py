@@ -15,6 +15,7 @@ from typing import Any
 from celery import Celery, Task
 from celery.signals import beat_init, worker_process_shutdown
 
+import worker.monitor  # noqa: F401 - registers the revoke that cancels the job
 from core.jobs.celery_app import create_celery
 from core.jobs.contracts import KINDS
 from core.kv import open_kv_store
@@ -23,6 +24,7 @@ from core.settings import ConfigurationError, get_settings
 from worker.maintenance.housekeeping import INTERVAL_SECONDS as HOUSEKEEPING_INTERVAL
 from worker.maintenance.housekeeping import housekeep
 from worker.maintenance.reconciler import reconcile
+from worker.outcomes import JobFailed, end_task
 from worker.protocol import run_job
 from worker.registry import Handler, discover_handlers
 from worker.requests import JobRequest
@@ -43,9 +45,10 @@ SOFT_LIMIT_MARGIN_SECONDS = 10
 def _register(kind_name: str, handler: Handler) -> None:
     kind = KINDS[kind_name]
 
-    def run(task: Task[Any, Any], job_id: str) -> None:
+    def run(task: Task[Any, Any], job_id: str) -> dict[str, Any]:
         # The node name as the main process knows it (see `worker.requests`).
-        run_job(handler, job_id, node=task.request.hostname or "")
+        ended = run_job(handler, job_id, node=task.request.hostname or "")
+        return end_task(ended)  # the task's state in Flower is the job's
 
     run.__name__ = kind_name.replace(".", "_")
     app.task(
@@ -56,6 +59,8 @@ def _register(kind_name: str, handler: Handler) -> None:
         soft_time_limit=kind.time_limit_seconds - SOFT_LIMIT_MARGIN_SECONDS,
         # A pool process that dies under a job gives its lease back at once.
         Request=JobRequest,
+        # A failed job is expected: logged in a line, with no stack trace.
+        throws=(JobFailed,),
     )(run)
 
 

@@ -16,6 +16,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable
+from typing import TypeVar
 
 from celery.exceptions import Reject, SoftTimeLimitExceeded
 from pydantic import BaseModel, ValidationError
@@ -27,10 +28,13 @@ from core.jobs.lifecycle import Claim, JobError
 from core.settings import Settings
 from worker.context import JobContext
 from worker.errors import JobCancelled, LeaseLost, PermanentJobError, TransientJobError
+from worker.outcomes import NOT_OURS, Ended, Outcome
 from worker.registry import Handler
 from worker.resources import runtime
 
 log = logging.getLogger("conveyor.worker")
+
+T = TypeVar("T")
 
 
 def classify(exc: BaseException) -> JobError:
@@ -68,7 +72,7 @@ def lease_owner_prefix(node: str, pid: int) -> str:
     return f"{node}/{pid}/"
 
 
-def run_job(handler: Handler, job_id_text: str, node: str) -> None:
+def run_job(handler: Handler, job_id_text: str, node: str) -> Ended:
     rt = runtime()
     job_id = uuid.UUID(job_id_text)
     # Unique to this delivery, so a retried claim can tell its own committed claim from
@@ -78,12 +82,12 @@ def run_job(handler: Handler, job_id_text: str, node: str) -> None:
     if claim is None:
         # Duplicate delivery, a cancelled job, or one another worker holds: not ours.
         log.info("job %s not claimable; acknowledging the message", job_id)
-        return
+        return NOT_OURS
     log.info("job %s (%s) attempt %d started", job_id, claim.kind, claim.attempt)
     kind = KINDS[claim.kind]
     ctx = JobContext(rt, claim, claimed_at)
     try:
-        _run_claimed(handler, kind, ctx)
+        return _run_claimed(handler, kind, ctx)
     finally:
         if kind.secret_fields:
             # Once finished (not when requeued for a retry), its secrets go. Housekeeping
@@ -121,16 +125,23 @@ def _claim(job_id: uuid.UUID, owner: str) -> tuple[Claim | None, float]:
     return made, sent_at
 
 
-def _write(ctx: JobContext, what: str, work: Callable[[], object]) -> None:
+def _write(ctx: JobContext, what: str, work: Callable[[], T]) -> T | None:
     """A write of the job's outcome, retried while the database is unavailable and the
     attempt's lease may still hold. Past that the reconciler takes the job back, so
-    the write is given up (logged): the job runs again, and its claim fences this one."""
+    the write is given up (logged, None): the job runs again, and its claim fences
+    this one."""
     try:
-        retrying(f"{what} of job {ctx.job_id}", work, deadline=ctx.lease_deadline())
+        return retrying(f"{what} of job {ctx.job_id}", work, deadline=ctx.lease_deadline())
     except Exception as exc:
         if not is_unavailable(exc):
             raise
         log.error("job %s attempt %d: %s not written", ctx.job_id, ctx.claim.attempt, what)
+        return None
+
+
+def _ended(written: bool | None, ended: Ended) -> Ended:
+    """`ended` if this attempt's write took; else the job is not this attempt's to report."""
+    return ended if written else NOT_OURS
 
 
 def _redact(kind: JobKind, job_id: uuid.UUID) -> None:
@@ -138,7 +149,7 @@ def _redact(kind: JobKind, job_id: uuid.UUID) -> None:
         redaction.redact_finished(session, kind, [job_id])
 
 
-def _run_claimed(handler: Handler, kind: JobKind, ctx: JobContext) -> None:
+def _run_claimed(handler: Handler, kind: JobKind, ctx: JobContext) -> Ended:
     rt = runtime()
     claim = ctx.claim
     job_id = claim.job_id
@@ -151,19 +162,18 @@ def _run_claimed(handler: Handler, kind: JobKind, ctx: JobContext) -> None:
             result = kind.output_model.model_validate(output).model_dump(mode="json")
     except LeaseLost:
         log.warning("job %s attempt %d lost its lease; stopping", job_id, claim.attempt)
-        return
+        return NOT_OURS
     except JobCancelled:
 
-        def cancel() -> None:
+        def cancel() -> bool:
             with rt.db.autocommit() as connection:  # one statement
-                lifecycle.cancel_running(connection, job_id, claim.attempt)
+                return lifecycle.cancel_running(connection, job_id, claim.attempt)
 
-        _write(ctx, "cancellation", cancel)
+        cancelled = _write(ctx, "cancellation", cancel)
         log.info("job %s cancelled", job_id)
-        return
+        return _ended(cancelled, Ended(Outcome.CANCELLED, claim.attempt))
     except Exception as exc:
-        _handle_failure(ctx, exc)
-        return
+        return _handle_failure(ctx, exc)
 
     finished = False
     tries = 0
@@ -179,9 +189,10 @@ def _run_claimed(handler: Handler, kind: JobKind, ctx: JobContext) -> None:
 
     _write(ctx, "result", succeed)
     log.info("job %s %s", job_id, "succeeded" if finished else "finished but was not ours")
+    return _ended(finished, Ended(Outcome.SUCCEEDED, claim.attempt))
 
 
-def _handle_failure(ctx: JobContext, exc: Exception) -> None:
+def _handle_failure(ctx: JobContext, exc: Exception) -> Ended:
     rt = runtime()
     claim = ctx.claim
     error = classify(exc)
@@ -198,11 +209,11 @@ def _handle_failure(ctx: JobContext, exc: Exception) -> None:
         retry_after = exc.retry_after if isinstance(exc, TransientJobError) else None
         delay = backoff_seconds(rt.settings, claim.attempt, retry_after)
 
-        def requeue() -> None:
+        def requeue() -> bool:
             # Held in PostgreSQL until `run_after`; the reconciler sends it then, to
             # whichever worker is free, instead of a countdown in this worker's memory.
             with rt.db.autocommit() as connection:  # each statement a compare-and-set
-                lifecycle.requeue(
+                return lifecycle.requeue(
                     connection,
                     claim.job_id,
                     claim.attempt,
@@ -211,11 +222,12 @@ def _handle_failure(ctx: JobContext, exc: Exception) -> None:
                     retry_in=delay,
                 )
 
-        _write(ctx, "retry", requeue)
-        return
+        requeued = _write(ctx, "retry", requeue)
+        return _ended(requeued, Ended(Outcome.RETRYING, claim.attempt, error, delay))
 
-    def fail() -> None:
+    def fail() -> bool:
         with rt.db.autocommit() as connection:  # one statement
-            lifecycle.fail(connection, claim.job_id, claim.attempt, error)
+            return lifecycle.fail(connection, claim.job_id, claim.attempt, error)
 
-    _write(ctx, "failure", fail)
+    failed = _write(ctx, "failure", fail)
+    return _ended(failed, Ended(Outcome.FAILED, claim.attempt, error))

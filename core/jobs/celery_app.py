@@ -6,14 +6,14 @@ the beat schedule on top. Results live in PostgreSQL, so there is no result back
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable
 from typing import Any
 
 from celery import Celery
 from kombu import Queue as KombuQueue
 
-from core.jobs.contracts import KINDS, JobKind, Queue
+from core.jobs.contracts import KINDS, Queue
+from core.jobs.messages import JobMessage
 from core.settings import Settings
 
 
@@ -118,10 +118,18 @@ def create_celery(settings: Settings, name: str) -> Celery:
     return app
 
 
-def publish_job(app: Celery, job_id: uuid.UUID, kind: JobKind) -> None:
+def publish_job(app: Celery, message: JobMessage) -> None:
     """Send the job's task. The task id is the job id, so Flower shows one per job.
     Never with a countdown: a delayed job waits in PostgreSQL (`jobs.run_after`)."""
-    app.send_task(kind.task_name, args=[str(job_id)], task_id=str(job_id), queue=kind.queue.value)
+    kind = message.kind
+    app.send_task(
+        kind.task_name,
+        args=[str(message.job_id)],
+        task_id=str(message.job_id),
+        queue=kind.queue.value,
+        argsrepr=message.argsrepr(),
+        kwargsrepr=message.kwargsrepr(),
+    )
 
 
 def ready_messages(app: Celery, queues: Iterable[str]) -> dict[str, int]:

@@ -44,6 +44,9 @@ class JobKind:
     # Input fields that hold secrets (a reset code in an email body): overwritten once
     # the job has finished, so the database keeps them only while they are needed.
     secret_fields: tuple[str, ...] = ()
+    # Input fields safe to show an operator in the monitor (Flower): settings and ids,
+    # never a secret or what a tenant wrote (`core.jobs.messages`).
+    shown_fields: tuple[str, ...] = ()
     # Its result and its step events hold what is in the tenant's uploads (rows of a
     # CSV, text an agent read): an API key needs the uploads:read scope to see them.
     reveals_uploads: bool = False
@@ -151,6 +154,7 @@ KINDS: dict[str, JobKind] = {
             description="Sleeps, with a progress event every second; stops on cancel.",
             input_model=SleepInput,
             output_model=SleepOutput,
+            shown_fields=("seconds",),
             time_limit_seconds=MAX_SLEEP_SECONDS + 60,
         ),
         JobKind(
@@ -160,6 +164,7 @@ KINDS: dict[str, JobKind] = {
             "with derived files (extracted text, a thumbnail).",
             input_model=UploadProcessInput,
             output_model=UploadProcessOutput,
+            shown_fields=("upload_id",),
             time_limit_seconds=UPLOAD_TIME_LIMIT_SECONDS,
             internal=True,
             reveals_uploads=True,
@@ -171,6 +176,7 @@ KINDS: dict[str, JobKind] = {
             "configured model; submitted through POST /api/v1/agents/{workflow}/runs.",
             input_model=AgentRunInput,
             output_model=AgentRunOutput,
+            shown_fields=("workflow",),
             time_limit_seconds=AGENT_RUN_TIME_LIMIT_SECONDS,
             internal=True,
             reveals_uploads=True,
@@ -184,6 +190,8 @@ KINDS: dict[str, JobKind] = {
             time_limit_seconds=120,
             internal=True,
             secret_fields=("text",),
+            # Subjects are fixed texts (core.identity.mail); the address and body are not shown.
+            shown_fields=("subject",),
         ),
     )
 }

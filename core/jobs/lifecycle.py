@@ -383,37 +383,64 @@ def take_back_from_dead(session: Session, job_id: uuid.UUID, held_by: str) -> bo
     return True
 
 
+# The event data of a cancel that came from the monitor (Flower's revoke).
+REVOKED_FROM_MONITOR = {"reason": "revoked_from_monitor"}
+
+
 def request_cancel(session: Session, tenant_id: uuid.UUID, job_id: uuid.UUID) -> Job | None:
     """Cancel a queued job at once, or flag a running one for its next checkpoint.
+    Returns the job as it now is, or None if the tenant has no such job."""
+    job = _locked(session, job_id, Job.tenant_id == tenant_id)
+    if job is None:
+        return None
+    _cancel(session, job, stopped=False, event={})
+    session.refresh(job)
+    return job
 
-    The row is locked first, so a worker's concurrent requeue or finish cannot slip
-    between the two cases. Returns the job as it now is, or None if the tenant has no
-    such job.
-    """
-    job = session.scalars(
+
+def revoke(session: Session, job_id: uuid.UUID, *, stopped: bool) -> JobStatus | None:
+    """A revoke from the monitor is a cancel, with an event that says so: as
+    `request_cancel`, except that a running job whose process was `stopped` (killed)
+    is cancelled outright. Returns the job's status now, None if there is no such job."""
+    job = _locked(session, job_id)
+    if job is None:
+        return None
+    _cancel(session, job, stopped=stopped, event=REVOKED_FROM_MONITOR)
+    session.refresh(job)
+    return JobStatus(job.status)
+
+
+def _locked(session: Session, job_id: uuid.UUID, *where: ColumnElement[bool]) -> Job | None:
+    """The job, its row locked, so a worker's concurrent requeue or finish cannot slip
+    between reading its status and acting on it."""
+    return session.scalars(
         select(Job)
-        .where(Job.id == job_id, Job.tenant_id == tenant_id)
+        .where(Job.id == job_id, *where)
         .with_for_update()
         .execution_options(populate_existing=True)
     ).one_or_none()
-    if job is None:
-        return None
-    if job.status == JobStatus.QUEUED:
+
+
+def _cancel(session: Session, job: Job, *, stopped: bool, event: dict[str, Any]) -> None:
+    if job.status == JobStatus.QUEUED or (job.status == JobStatus.RUNNING and stopped):
         _transition(
             session,
-            job_id,
-            source=(JobStatus.QUEUED,),
+            job.id,
+            source=(JobStatus(job.status),),
             target=JobStatus.CANCELLED,
-            values={"cancel_requested_at": NOW, "finished_at": NOW},
-            event={},
+            values={
+                "cancel_requested_at": func.coalesce(Job.cancel_requested_at, NOW),
+                "finished_at": NOW,
+                "lease_until": None,
+                "lease_owner": None,
+            },
+            event=event,
         )
     elif job.status == JobStatus.RUNNING and job.cancel_requested_at is None:
         row = session.execute(
             update(Job)
-            .where(Job.id == job_id)
+            .where(Job.id == job.id)
             .values(cancel_requested_at=NOW, event_seq=Job.event_seq + 1, updated_at=NOW)
             .returning(Job.event_seq)
         ).one()
-        append_event(session, job_id, row.event_seq, EventType.CANCEL_REQUESTED, {})
-    session.refresh(job)
-    return job
+        append_event(session, job.id, row.event_seq, EventType.CANCEL_REQUESTED, event)

@@ -25,8 +25,8 @@ from sqlalchemy import Update, bindparam, or_, update
 
 from core.db import Database
 from core.jobs.celery_app import publish_job
-from core.jobs.contracts import JobKind
 from core.jobs.lifecycle import NOW, Executor
+from core.jobs.messages import JobMessage
 from core.jobs.states import JobStatus
 from core.models import Job
 
@@ -41,10 +41,10 @@ class PendingPublishes:
     `flush` once it has committed."""
 
     def __init__(self) -> None:
-        self._jobs: list[tuple[uuid.UUID, JobKind]] = []
+        self._jobs: list[JobMessage] = []
 
-    def publish_after_commit(self, job_id: uuid.UUID, kind: JobKind) -> None:
-        self._jobs.append((job_id, kind))
+    def publish_after_commit(self, message: JobMessage) -> None:
+        self._jobs.append(message)
 
     def flush(self, celery: Celery, db: Database, record: Record | None = None) -> None:
         jobs, self._jobs = self._jobs, []
@@ -55,15 +55,16 @@ class PendingPublishes:
 def publish_committed(
     celery: Celery,
     db: Database,
-    jobs: Sequence[tuple[uuid.UUID, JobKind]],
+    jobs: Sequence[JobMessage],
     record: Record | None = None,
 ) -> list[uuid.UUID]:
     """Publish each job, record the ones sent (now, in `db`, unless `record` is
     given), and return their ids."""
     sent: list[uuid.UUID] = []
-    for job_id, kind in jobs:
+    for message in jobs:
+        job_id = message.job_id
         try:
-            publish_job(celery, job_id, kind)
+            publish_job(celery, message)
         except (BrokerUnavailable, OSError) as exc:
             log.warning(
                 "broker unavailable (%s); %d job(s) left for the reconciler",

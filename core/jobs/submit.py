@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, aliased
 
 from core.errors import ConveyorError, ErrorCode
 from core.jobs.contracts import JobKind, get_kind, public_kinds
+from core.jobs.messages import JobMessage
 from core.jobs.states import EventType, JobStatus
 from core.models import Job, JobEvent
 
@@ -29,7 +30,7 @@ class Publisher(Protocol):
     """Takes a new job to publish once the transaction that inserted it has committed:
     the request's unit of work in the API, a `PendingPublishes` elsewhere."""
 
-    def publish_after_commit(self, job_id: uuid.UUID, kind: JobKind) -> None: ...
+    def publish_after_commit(self, message: JobMessage) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -217,5 +218,5 @@ def submit(
         if existing.request_fingerprint != fingerprint:
             raise ConveyorError(ErrorCode.IDEMPOTENCY_CONFLICT, existing_job_id=str(existing.id))
         return Submitted(job=existing, kind=kind, replayed=True)
-    publisher.publish_after_commit(job.id, kind)
+    publisher.publish_after_commit(JobMessage(job.id, kind, job.tenant_id, job.attempts, job.input))
     return Submitted(job=job, kind=kind, replayed=False)

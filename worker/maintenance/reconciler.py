@@ -10,18 +10,19 @@ expired): requeued, or failed once out of attempts.
 from __future__ import annotations
 
 import logging
-import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from celery import Celery
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Row, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from core.db import Database
 from core.jobs import lifecycle
 from core.jobs.celery_app import ready_messages
-from core.jobs.contracts import KINDS, JobKind
+from core.jobs.contracts import KINDS
+from core.jobs.messages import JobMessage
 from core.jobs.publishing import publish_committed
 from core.jobs.states import JobStatus
 from core.models import Job
@@ -43,31 +44,39 @@ class ReconcileReport:
     lost: int
 
 
-def _take_back_expired(session: Session) -> tuple[list[tuple[uuid.UUID, JobKind]], int]:
+# What a job's message needs, as `JobMessage.of` takes it.
+_MESSAGE = (Job.id, Job.kind, Job.tenant_id, Job.attempts, Job.input)
+
+
+def _message(row: Row[Any]) -> JobMessage:
+    return JobMessage.of(row.id, row.kind, row.tenant_id, row.attempts, row.input)
+
+
+def _take_back_expired(session: Session) -> tuple[list[JobMessage], int]:
     rows = session.execute(
-        select(Job.id, Job.kind, Job.attempts, Job.max_attempts)
+        select(*_MESSAGE, Job.max_attempts)
         # Kinds this process does not know (a newer release's) are left to one that does.
         .where(Job.status == JobStatus.RUNNING, Job.lease_until < func.now(), Job.kind.in_(KINDS))
         .limit(BATCH)
         .with_for_update(skip_locked=True)
     ).all()
-    requeued: list[tuple[uuid.UUID, JobKind]] = []
+    requeued: list[JobMessage] = []
     dead = 0
     for row in rows:
         if row.attempts >= row.max_attempts:
             dead += lifecycle.fail(session, row.id, None, lifecycle.WORKER_LOST)
         elif lifecycle.requeue(session, row.id, None, reason="lease_expired"):
-            requeued.append((row.id, KINDS[row.kind]))
+            requeued.append(_message(row))
     return requeued, dead
 
 
-def _unpublished(session: Session, settings: Settings) -> list[tuple[uuid.UUID, JobKind]]:
+def _unpublished(session: Session, settings: Settings) -> list[JobMessage]:
     """Queued jobs with no message: their publish failed (past the grace period in
     which the API's own publish and record may still land), or a retry's wait is over."""
     now = func.now()
     grace = timedelta(seconds=settings.unpublished_grace_seconds)
     rows = session.execute(
-        select(Job.id, Job.kind)
+        select(*_MESSAGE)
         .where(
             Job.status == JobStatus.QUEUED,
             Job.enqueued_at.is_(None),
@@ -81,10 +90,10 @@ def _unpublished(session: Session, settings: Settings) -> list[tuple[uuid.UUID, 
         .limit(BATCH)
         .with_for_update(skip_locked=True)
     ).all()
-    return [(row.id, KINDS[row.kind]) for row in rows]
+    return [_message(row) for row in rows]
 
 
-def _lost(db: Database, settings: Settings, celery: Celery) -> list[tuple[uuid.UUID, JobKind]]:
+def _lost(db: Database, settings: Settings, celery: Celery) -> list[JobMessage]:
     """Queued jobs whose message the broker no longer has.
 
     A queue delivers in the order it was sent, so the messages waiting at the broker
@@ -124,7 +133,7 @@ def _lost(db: Database, settings: Settings, celery: Celery) -> list[tuple[uuid.U
     except Exception as exc:  # the broker is down: nothing can be sent this round anyway
         log.info("broker queue lengths unavailable (%s)", type(exc).__name__)
         return []
-    lost: list[tuple[uuid.UUID, JobKind]] = []
+    lost: list[JobMessage] = []
     with db.transaction() as session:
         if not session.scalar(select(func.pg_try_advisory_xact_lock(LOCK_KEY))):
             return []
@@ -134,14 +143,14 @@ def _lost(db: Database, settings: Settings, celery: Celery) -> list[tuple[uuid.U
             if count <= covered:
                 continue
             rows = session.execute(
-                select(Job.id, Job.kind)
+                select(*_MESSAGE)
                 .where(queued, Job.queue == queue, Job.enqueued_at < cutoff, Job.kind.in_(KINDS))
                 .order_by(Job.enqueued_at.desc())
                 .offset(covered)
                 .limit(BATCH)
                 .with_for_update(skip_locked=True)
             ).all()
-            lost += [(row.id, KINDS[row.kind]) for row in rows]
+            lost += [_message(row) for row in rows]
     return lost
 
 

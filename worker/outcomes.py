@@ -1,0 +1,74 @@
+"""How a job's end shows in Celery, and so in Flower.
+
+A job's outcome is written to PostgreSQL before its task ends; the task then ends in
+the state that matches, so Flower's counters agree with the job list:
+
+- succeeded: SUCCESS;
+- failed: FAILURE, with the job's error type and message, never a stack trace
+  (`worker.requests` drops the one Celery would send);
+- cancelled: REVOKED (`worker.requests`);
+- requeued for a retry: RETRY. No message is sent with it: the job waits in PostgreSQL
+  until its `run_after`, and the reconciler sends the next attempt's;
+- a delivery the claim turned away (a duplicate, a cancelled job, one another attempt
+  holds), or an attempt that lost its lease: no state of its own (Celery's `Ignore`),
+  since the job's own attempt reports how it ended.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from celery.exceptions import Ignore, Retry
+
+from core.jobs.lifecycle import JobError
+
+
+class Outcome(StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    RETRYING = "retrying"
+    NOT_OURS = "not_ours"
+
+
+@dataclass(frozen=True)
+class Ended:
+    outcome: Outcome
+    attempt: int = 0
+    error: JobError | None = None
+    retry_in: float | None = None
+
+
+NOT_OURS = Ended(Outcome.NOT_OURS)
+
+
+class JobFailed(Exception):
+    """The task's FAILURE: the job failed, with this error (`type: message`)."""
+
+
+class AttemptFailed(Exception):
+    """Why a task ended RETRY: the attempt failed and the job will run again."""
+
+
+class JobRevoked(Exception):
+    """Ends the task REVOKED (`worker.requests`): the job was cancelled."""
+
+
+def end_task(ended: Ended) -> dict[str, Any]:
+    """Return, or raise what ends the task in the state of how its job ended."""
+    error = f"{ended.error.type}: {ended.error.message}" if ended.error else ""
+    match ended.outcome:
+        case Outcome.SUCCEEDED:
+            return {"job": "succeeded", "attempt": ended.attempt}
+        case Outcome.FAILED:
+            raise JobFailed(error)
+        case Outcome.CANCELLED:
+            raise JobRevoked("cancelled")
+        case Outcome.RETRYING:
+            when = datetime.now(UTC) + timedelta(seconds=ended.retry_in or 0)
+            raise Retry(error, exc=AttemptFailed(error), when=when)
+        case Outcome.NOT_OURS:
+            raise Ignore()
