@@ -1,25 +1,18 @@
-"""Prometheus metrics of the API process: its requests, and the jobs' backlog read
-from PostgreSQL at scrape time (`core.jobs.backlog`). Served at GET /metrics
+"""Prometheus metrics of the API process: its requests, and the jobs' metrics read
+from PostgreSQL at scrape time (`api.job_metrics`). Served at GET /metrics
 (`api.routers.metrics`); docs/monitoring.md lists every metric.
 """
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import Iterator
 
 from fastapi.routing import iter_route_contexts
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.job_metrics import JobsCollector
 from core.db import Database
-from core.jobs.backlog import ACTIVE, read_backlog
-from core.jobs.contracts import KINDS, Queue
-
-log = logging.getLogger("conveyor.api")
 
 # A client may send any method; only these get a series of their own.
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -44,7 +37,7 @@ class ApiMetrics:
             ["method", "route"],
             registry=self.registry,
         )
-        self.registry.register(BacklogCollector(db, top_tenants))
+        self.registry.register(JobsCollector(db, top_tenants))
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         method = method if method in _METHODS else "other"
@@ -102,61 +95,3 @@ class HttpMetricsMiddleware:
                 if context.path is not None
             }
         return self._templates.get(id(route)) or getattr(route, "path", None) or UNMATCHED
-
-
-class BacklogCollector(Collector):
-    """Queued and running jobs per kind, the oldest waiting job per queue, and the
-    busiest tenants, read from PostgreSQL at each scrape."""
-
-    def __init__(self, db: Database, top_tenants: int) -> None:
-        self._db = db
-        self._top_tenants = top_tenants
-
-    def collect(self) -> Iterator[Metric]:
-        up = GaugeMetricFamily(
-            "conveyor_metrics_database_up",
-            "1 if this scrape could read the jobs from PostgreSQL; the job metrics are "
-            "missing from a scrape that could not.",
-        )
-        try:
-            with self._db.transaction() as session:
-                backlog = read_backlog(session, self._top_tenants)
-        except Exception as exc:
-            log.warning("metrics: jobs not read (%s)", type(exc).__name__)
-            up.add_metric([], 0)
-            yield up
-            return
-        up.add_metric([], 1)
-        yield up
-
-        jobs = GaugeMetricFamily(
-            "conveyor_jobs",
-            "Jobs queued or running, by kind, queue and status.",
-            labels=["kind", "queue", "status"],
-        )
-        counts = backlog.jobs.copy()
-        for kind in KINDS.values():  # every series present, zeros included
-            for status in ACTIVE:
-                counts.setdefault((kind.name, kind.queue.value, status.value), 0)
-        for (kind_name, queue, state), count in sorted(counts.items()):
-            jobs.add_metric([kind_name, queue, state], count)
-        yield jobs
-
-        oldest = GaugeMetricFamily(
-            "conveyor_queue_oldest_age_seconds",
-            "How long the oldest job that is due has waited in each queue (0 if none).",
-            labels=["queue"],
-        )
-        for queue in sorted({q.value for q in Queue} | set(backlog.oldest_age)):
-            oldest.add_metric([queue], backlog.oldest_age.get(queue, 0.0))
-        yield oldest
-
-        tenants = GaugeMetricFamily(
-            "conveyor_tenant_jobs",
-            "Jobs queued or running per tenant: the busiest by id, the rest as `other`, "
-            "jobs of no tenant (account email) as `system`.",
-            labels=["tenant", "status"],
-        )
-        for (tenant, state), count in sorted(backlog.tenants.items()):
-            tenants.add_metric([tenant, state], count)
-        yield tenants

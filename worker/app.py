@@ -6,10 +6,8 @@ the same claim/heartbeat/finish protocol around the kind's handler.
 
 from __future__ import annotations
 
-import logging
 import sys
 import threading
-import time
 from typing import Any
 
 from celery import Celery, Task
@@ -18,19 +16,15 @@ from celery.signals import beat_init, worker_process_shutdown
 import worker.monitor  # noqa: F401 - registers the revoke that cancels the job
 from core.jobs.celery_app import create_celery
 from core.jobs.contracts import KINDS
-from core.kv import open_kv_store
 from core.logs import configure_logging
 from core.settings import ConfigurationError, get_settings
-from worker.maintenance.housekeeping import INTERVAL_SECONDS as HOUSEKEEPING_INTERVAL
-from worker.maintenance.housekeeping import housekeep
-from worker.maintenance.reconciler import reconcile
+from worker.maintenance.beat import maintain_forever
 from worker.outcomes import JobFailed, end_task
 from worker.protocol import run_job
 from worker.registry import Handler, discover_handlers
 from worker.requests import JobRequest
 from worker.resources import runtime
 
-log = logging.getLogger("conveyor.worker")
 configure_logging("worker")
 try:
     settings = get_settings()
@@ -68,28 +62,9 @@ for _kind, _handler in discover_handlers().items():
     _register(_kind, _handler)
 
 
-def _reconcile_forever() -> None:
-    kv = open_kv_store(settings, runtime().db)
-    next_housekeeping = time.monotonic()
-    while True:
-        try:
-            reconcile(app)
-        except Exception:  # the next round may work; the loop must not die
-            log.exception("reconcile round failed")
-        if time.monotonic() >= next_housekeeping:
-            next_housekeeping = time.monotonic() + HOUSEKEEPING_INTERVAL
-            try:
-                housekeep(kv)
-            except Exception:
-                log.exception("housekeeping failed")
-        time.sleep(settings.reconcile_interval_seconds)
-
-
 @beat_init.connect
-def _start_reconciler(**_: Any) -> None:
-    """The reconciler runs in beat's process, on a thread of its own: as a queued task
-    it would wait behind the very jobs it exists to rescue when every slot is busy."""
-    threading.Thread(target=_reconcile_forever, name="reconciler", daemon=True).start()
+def _start_maintenance(**_: Any) -> None:
+    threading.Thread(target=maintain_forever, args=(app,), name="maintenance", daemon=True).start()
 
 
 @worker_process_shutdown.connect

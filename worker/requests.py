@@ -23,7 +23,8 @@ from billiard.einfo import ExceptionInfo
 from billiard.exceptions import WorkerLostError
 from celery.worker.request import Request
 
-from core.jobs import lifecycle
+from core.jobs import lifecycle, totals
+from core.jobs.totals import Counted
 from worker.main_process import database
 from worker.outcomes import JobFailed, JobRevoked
 from worker.protocol import lease_owner_prefix
@@ -57,5 +58,7 @@ class JobRequest(Request):
 def _take_back(job_id: uuid.UUID, held_by: str) -> None:
     with database().transaction() as session:
         taken = lifecycle.take_back_from_dead(session, job_id, held_by)
+        if taken:
+            totals.count(session, Counted.LEASE_TAKEOVERS)
     if taken:
         log.warning("job %s: its pool process died; taken back", job_id)

@@ -5,6 +5,7 @@ from core.models.auth import ApiKey, AuthSession, Invitation, RefreshToken
 from core.models.base import Base
 from core.models.jobs import Job, JobEvent
 from core.models.kv import KvEntry, RateLimitHit
+from core.models.metrics import JobCounter, JobTotals, MaintenanceRun, MetricsRollup
 from core.models.uploads import Upload, UploadStatus
 
 __all__ = [
@@ -13,9 +14,13 @@ __all__ = [
     "Base",
     "Invitation",
     "Job",
+    "JobCounter",
     "JobEvent",
+    "JobTotals",
     "KvEntry",
+    "MaintenanceRun",
     "Membership",
+    "MetricsRollup",
     "RateLimitHit",
     "Role",
     "Tenant",

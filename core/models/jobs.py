@@ -48,6 +48,12 @@ class Job(CreatedAt, Base):
             "enqueued_at",
             postgresql_where=text("status = 'queued'"),
         ),
+        # Metrics: jobs finished since the last roll-up (core.jobs.totals).
+        Index(
+            "ix_jobs_finished",
+            "finished_at",
+            postgresql_where=text("finished_at IS NOT NULL"),
+        ),
         # Housekeeping: finished system jobs by age.
         Index(
             "ix_jobs_system_finished",

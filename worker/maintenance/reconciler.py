@@ -19,12 +19,13 @@ from sqlalchemy import Row, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from core.db import Database
-from core.jobs import lifecycle
+from core.jobs import lifecycle, totals
 from core.jobs.celery_app import ready_messages
 from core.jobs.contracts import KINDS
 from core.jobs.messages import JobMessage
 from core.jobs.publishing import publish_committed
 from core.jobs.states import JobStatus
+from core.jobs.totals import Counted
 from core.models import Job
 from core.settings import Settings
 from worker.resources import runtime
@@ -32,6 +33,8 @@ from worker.resources import runtime
 log = logging.getLogger("conveyor.reconciler")
 
 LOCK_KEY = 0x636F6E76  # "conv"
+# Its name in maintenance_runs (and in the metrics).
+RECONCILER = "reconciler"
 BATCH = 500
 
 
@@ -161,11 +164,15 @@ def reconcile(celery: Celery) -> ReconcileReport | None:
             log.info("another reconciler is running; skipping")
             return None
         requeued, dead = _take_back_expired(session)
+        totals.count(session, Counted.LEASE_TAKEOVERS, len(requeued) + dead)
         unpublished = _unpublished(session, rt.settings)
     # Published after the commit: a worker must find the job queued when the message lands.
     sent = publish_committed(celery, rt.db, requeued + unpublished)
     lost = _lost(rt.db, rt.settings, celery)
     sent += publish_committed(celery, rt.db, lost)
+    with rt.db.transaction() as session:
+        totals.count(session, Counted.REPUBLISHED, len(sent))
+        totals.record_run(session, RECONCILER, ok=True)
     report = ReconcileReport(
         resent=len(sent), requeued=len(requeued), dead_lettered=dead, lost=len(lost)
     )

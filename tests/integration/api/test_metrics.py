@@ -3,9 +3,11 @@ and about the jobs in PostgreSQL."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
+from functools import partial
 
 import pytest
 from fastapi.testclient import TestClient
@@ -13,11 +15,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 from sqlalchemy import func, update
 
+from core.jobs import totals
 from core.jobs.contracts import ECHO, SLEEP
 from core.models import Job
 from core.settings import Environment
 from tests.support.factories import User, create_job, create_tenant
 from tests.support.problems import assert_problem
+from tests.support.rows import add_finished_job
 from tests.support.stack import Stack
 
 TOKEN = "metrics-token-" + uuid.uuid4().hex
@@ -158,3 +162,38 @@ def test_the_backlog_is_read_from_postgresql(
             if name == "conveyor_jobs" and ("status", status) in labels
         )
         assert by_tenant == by_kind
+
+
+def test_finished_jobs_retries_and_maintenance_are_reported(
+    stack: Stack, app_client: TestClient
+) -> None:
+    kind = f"tests.metrics-{uuid.uuid4().hex[:8]}"
+    finished = partial(add_finished_job, stack.db)
+    add_finished_job(
+        stack.db, kind, "succeeded", waited=0.2, ran=1.5, finished_ago=timedelta(), attempts=2
+    )
+    finished(kind, "failed", waited=3.0, ran=0.01, finished_ago=timedelta())
+    with stack.db.transaction() as session:
+        totals.record_run(session, "reconciler", ok=True)
+        totals.count(session, totals.Counted.LEASE_TAKEOVERS, 2)
+
+    found = samples(app_client)
+
+    assert value(found, "conveyor_jobs_finished_total", kind=kind, outcome="succeeded") == 1
+    assert value(found, "conveyor_jobs_finished_total", kind=kind, outcome="failed") == 1
+    assert value(found, "conveyor_job_retries_total", kind=kind) == 1
+    assert value(found, "conveyor_job_run_seconds_count", kind=kind) == 2
+    assert value(found, "conveyor_job_run_seconds_bucket", kind=kind, le="0.05") == 1
+    assert value(found, "conveyor_job_run_seconds_bucket", kind=kind, le="2.5") == 2
+    assert value(found, "conveyor_job_run_seconds_sum", kind=kind) == 1.51
+    assert value(found, "conveyor_job_queue_wait_seconds_bucket", kind=kind, le="0.25") == 1
+    assert value(found, "conveyor_job_queue_wait_seconds_bucket", kind=kind, le="+Inf") == 2
+    assert value(found, "conveyor_lease_takeovers_total") >= 2
+    assert value(found, "conveyor_maintenance_last_run_success", task="reconciler") == 1
+    last_run = value(found, "conveyor_maintenance_last_run_timestamp_seconds", task="reconciler")
+    assert abs(time.time() - last_run) < 60
+    # Every known kind has its series, at zero if none finished.
+    assert (
+        "conveyor_jobs_finished_total",
+        frozenset({("kind", ECHO), ("outcome", "cancelled")}),
+    ) in found

@@ -1,0 +1,235 @@
+"""Counts of what jobs did, kept in PostgreSQL: the counters and histograms the metrics
+report, the same from every API process, and never going back when rows are deleted.
+
+A finished job is counted from its own row until beat rolls it up into `job_totals`
+(`roll_up`, every `ROLLUP_INTERVAL_SECONDS`); a scrape adds the rows finished since
+the last roll-up (through the index on `finished_at`) to the totals, in one snapshot.
+Rolled-up rows may then be deleted (retention, a deleted tenant) without the counts
+going down. The roll-up stops `ROLLUP_MARGIN` short of now: a job's `finished_at` is
+its statement's start, so a row committed a moment later is not missed.
+
+Beat's recovery also counts what it did (`count`), and notes each maintenance run
+(`record_run`): one small write per round.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from core.jobs.states import JobStatus
+from core.models import Job, JobCounter, JobTotals, MaintenanceRun, MetricsRollup
+
+# Durations bounds, in seconds, for queue waits and run times: from an echo to an hour.
+# Stored counts are per bound, so changing these needs the totals reset.
+BUCKETS = (
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+    600.0,
+    1800.0,
+    3600.0,
+)
+ROLLUP_INTERVAL_SECONDS = 30.0
+ROLLUP_MARGIN = timedelta(seconds=30)
+FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class Counted(StrEnum):
+    REPUBLISHED = "republished"  # messages the reconciler sent again (or first)
+    # Jobs taken back from a dead worker: requeued, or failed with no attempts left.
+    LEASE_TAKEOVERS = "lease_takeovers"
+
+
+@dataclass
+class Durations:
+    count: int = 0
+    sum: float = 0.0
+    # Cumulative: how many observations were at most each of BUCKETS.
+    buckets: list[int] = field(default_factory=lambda: [0] * len(BUCKETS))
+
+    def add(self, count: int, total: float, buckets: list[int]) -> None:
+        self.count += count
+        self.sum += total
+        self.buckets = [a + b for a, b in zip(self.buckets, buckets, strict=True)]
+
+
+@dataclass
+class Outcomes:
+    jobs: int = 0
+    retries: int = 0
+    wait: Durations = field(default_factory=Durations)
+    run: Durations = field(default_factory=Durations)
+
+    def add(self, other: Outcomes) -> None:
+        self.jobs += other.jobs
+        self.retries += other.retries
+        self.wait.add(other.wait.count, other.wait.sum, other.wait.buckets)
+        self.run.add(other.run.count, other.run.sum, other.run.buckets)
+
+
+@dataclass
+class Totals:
+    # (kind, outcome) → finished jobs
+    finished: dict[tuple[str, str], Outcomes] = field(default_factory=lambda: defaultdict(Outcomes))
+    # kind → attempts after the first of jobs still queued or running
+    active_retries: dict[str, int] = field(default_factory=dict)
+    counted: dict[str, int] = field(default_factory=dict)
+    # task → (when it last ran, whether that run went well)
+    runs: dict[str, tuple[datetime, bool]] = field(default_factory=dict)
+
+
+def read_totals(session: Session) -> Totals:
+    """Everything counted so far. Run it as the transaction's first statement: it sets
+    REPEATABLE READ, so the totals and the rows not yet rolled up are one snapshot."""
+    session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    totals = Totals()
+    for row in session.scalars(select(JobTotals)):
+        totals.finished[(row.kind, row.outcome)].add(
+            Outcomes(
+                row.jobs,
+                row.retries,
+                Durations(row.started, row.wait_sum, list(row.wait_buckets)),
+                Durations(row.started, row.run_sum, list(row.run_buckets)),
+            )
+        )
+    through = session.scalar(select(MetricsRollup.through))
+    since = () if through is None else (Job.finished_at >= through,)
+    for key, outcomes in _aggregate(session, *since).items():
+        totals.finished[key].add(outcomes)
+    active = or_(Job.status == JobStatus.QUEUED, Job.status == JobStatus.RUNNING)
+    totals.active_retries = {
+        kind: int(retries)
+        for kind, retries in session.execute(
+            select(Job.kind, func.sum(func.greatest(Job.attempts - 1, 0)))
+            .where(active)
+            .group_by(Job.kind)
+        ).all()
+    }
+    totals.counted = {row.name: row.total for row in session.scalars(select(JobCounter))}
+    totals.runs = {
+        row.task: (row.last_run_at, row.ok) for row in session.scalars(select(MaintenanceRun))
+    }
+    return totals
+
+
+def roll_up(session: Session) -> int:
+    """Count the jobs that finished since the last roll-up into `job_totals`; returns
+    how many. Safe to run from two processes: the roll-up row is locked first."""
+    # The row the migration made, or one made now: nothing counted yet.
+    session.execute(
+        insert(MetricsRollup)
+        .values(id=1, through=datetime.min.replace(tzinfo=UTC))
+        .on_conflict_do_nothing()
+    )
+    mark = session.scalars(select(MetricsRollup).with_for_update()).one()
+    until = session.scalar(select(func.now() - ROLLUP_MARGIN))
+    assert until is not None
+    if until <= mark.through:
+        return 0
+    counted = 0
+    for (kind, outcome), recent in _aggregate(
+        session, Job.finished_at >= mark.through, Job.finished_at < until
+    ).items():
+        row = session.get(JobTotals, (kind, outcome), with_for_update=True)
+        if row is None:
+            row = JobTotals(
+                kind=kind,
+                outcome=outcome,
+                jobs=0,
+                retries=0,
+                started=0,
+                wait_sum=0.0,
+                wait_buckets=[0] * len(BUCKETS),
+                run_sum=0.0,
+                run_buckets=[0] * len(BUCKETS),
+            )
+            session.add(row)
+        row.jobs += recent.jobs
+        row.retries += recent.retries
+        row.started += recent.wait.count
+        row.wait_sum += recent.wait.sum
+        row.wait_buckets = _plus(row.wait_buckets, recent.wait.buckets)
+        row.run_sum += recent.run.sum
+        row.run_buckets = _plus(row.run_buckets, recent.run.buckets)
+        counted += recent.jobs
+    mark.through = until
+    return counted
+
+
+def count(session: Session, what: Counted, n: int = 1) -> None:
+    if n:
+        statement = insert(JobCounter).values(name=what.value, total=n)
+        session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[JobCounter.name], set_={"total": JobCounter.total + n}
+            )
+        )
+
+
+def record_run(session: Session, task: str, *, ok: bool) -> None:
+    statement = insert(MaintenanceRun).values(task=task, last_run_at=func.now(), ok=ok)
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[MaintenanceRun.task],
+            set_={"last_run_at": statement.excluded.last_run_at, "ok": statement.excluded.ok},
+        )
+    )
+
+
+def _plus(a: list[int], b: list[int]) -> list[int]:
+    return [x + y for x, y in zip(a, b, strict=True)]
+
+
+def _aggregate(session: Session, *where: ColumnElement[bool]) -> dict[tuple[str, str], Outcomes]:
+    found: dict[tuple[str, str], Outcomes] = {}
+    for row in session.execute(_aggregate_statement(*where)).all():
+        kind, outcome, jobs, retries, started, wait_sum, run_sum, *buckets = row
+        wait_buckets, run_buckets = buckets[: len(BUCKETS)], buckets[len(BUCKETS) :]
+        found[(kind, outcome)] = Outcomes(
+            jobs,
+            int(retries),
+            Durations(started, float(wait_sum), list(wait_buckets)),
+            Durations(started, float(run_sum), list(run_buckets)),
+        )
+    return found
+
+
+def _aggregate_statement(*where: ColumnElement[bool]) -> Select[Any]:
+    """Per kind and outcome: jobs, retries, and the wait and run histograms of the jobs
+    that started (a job cancelled while queued has neither)."""
+    started = Job.started_at.is_not(None)
+    due_at = func.coalesce(Job.run_after, Job.created_at)
+    wait = func.greatest(func.extract("epoch", Job.started_at - due_at), 0)
+    run = func.greatest(func.extract("epoch", Job.finished_at - Job.started_at), 0)
+    return (
+        select(
+            Job.kind,
+            Job.status,
+            func.count(),
+            func.coalesce(func.sum(func.greatest(Job.attempts - 1, 0)), 0),
+            func.count().filter(started),
+            func.coalesce(func.sum(wait).filter(started), 0),
+            func.coalesce(func.sum(run).filter(started), 0),
+            *(func.count().filter(started, wait <= bound) for bound in BUCKETS),
+            *(func.count().filter(started, run <= bound) for bound in BUCKETS),
+        )
+        .where(or_(*(Job.status == status for status in FINISHED)), *where)
+        .group_by(Job.kind, Job.status)
+    )
