@@ -134,11 +134,11 @@ def _run_jobs(client: httpx.Client) -> None:
     ids.append(sleeper)
     assert client.post(f"/api/v1/jobs/{sleeper}/cancel").status_code in (200, 202)
 
-    def ended(job_id: str) -> bool | None:
-        return client.get(f"/api/v1/jobs/{job_id}").json()["status"] in TERMINAL or None
+    def all_ended() -> bool | None:
+        statuses = {client.get(f"/api/v1/jobs/{job_id}").json()["status"] for job_id in ids}
+        return statuses <= TERMINAL or None
 
-    for job_id in ids:
-        eventually(lambda job_id=job_id: ended(job_id), 60, f"job {job_id} ended")
+    eventually(all_ended, 60, "every job ended")
 
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
