@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.problems import PROBLEM_JSON, problem_body
 from core.errors import ErrorCode
+from core.logs import log_context
 
 log = logging.getLogger("conveyor.api")
 
@@ -114,7 +115,8 @@ class RequestContextMiddleware:
             return message
 
         try:
-            await self.app(scope, limited_receive, send_with_id)
+            with log_context(request_id=request_id):  # on every line logged for it
+                await self.app(scope, limited_receive, send_with_id)
         except _BodyTooLarge:
             if not started:
                 await send_problem(

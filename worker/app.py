@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import sys
 import threading
+from contextvars import Token
 from typing import Any
 
 from celery import Celery, Task
-from celery.signals import beat_init, worker_process_shutdown
+from celery.signals import beat_init, task_postrun, task_prerun, worker_process_shutdown
 
 import worker.monitor  # noqa: F401 - registers the revoke that cancels the job
 from core.jobs.celery_app import create_celery
 from core.jobs.contracts import KINDS
-from core.logs import configure_logging
+from core.logs import bind, configure_logging, unbind
 from core.settings import ConfigurationError, get_settings
 from worker.maintenance.beat import maintain_forever
 from worker.outcomes import JobFailed, end_task
@@ -42,6 +43,8 @@ def _register(kind_name: str, handler: Handler) -> None:
     def run(task: Task[Any, Any], job_id: str) -> dict[str, Any]:
         # The node name as the main process knows it (see `worker.requests`).
         ended = run_job(handler, job_id, node=task.request.hostname or "")
+        # For Celery's own line about how the task ended (unbound at task_postrun).
+        bind(tenant_id=ended.tenant_id, attempt=ended.attempt)
         return end_task(ended)  # the task's state in Flower is the job's
 
     run.__name__ = kind_name.replace(".", "_")
@@ -60,6 +63,27 @@ def _register(kind_name: str, handler: Handler) -> None:
 
 for _kind, _handler in discover_handlers().items():
     _register(_kind, _handler)
+
+
+# Every line logged while a job's task runs carries the job (core.logs): bound before
+# the task starts, unbound once Celery has logged how it ended.
+_bound: dict[str, Token[dict[str, Any]]] = {}
+
+
+@task_prerun.connect
+def _bind_job(task_id: str, task: Task[Any, Any], **_: Any) -> None:
+    _bound[task_id] = bind(
+        job_id=task_id,
+        kind=task.name.removesuffix(".run"),
+        request_id=getattr(task.request, "request_id", None),
+    )
+
+
+@task_postrun.connect
+def _unbind_job(task_id: str, **_: Any) -> None:
+    token = _bound.pop(task_id, None)
+    if token is not None:
+        unbind(token)
 
 
 @beat_init.connect

@@ -16,6 +16,7 @@ the state that matches, so Flower's counters agree with the job list:
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -37,9 +38,10 @@ class Outcome(StrEnum):
 @dataclass(frozen=True)
 class Ended:
     outcome: Outcome
-    attempt: int = 0
+    attempt: int | None = None
     error: JobError | None = None
     retry_in: float | None = None
+    tenant_id: uuid.UUID | None = None
 
 
 NOT_OURS = Ended(Outcome.NOT_OURS)

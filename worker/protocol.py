@@ -16,6 +16,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TypeVar
 
 from celery.exceptions import Reject, SoftTimeLimitExceeded
@@ -25,6 +26,7 @@ from core.db import is_unavailable, retrying
 from core.jobs import lifecycle, redaction
 from core.jobs.contracts import KINDS, JobKind
 from core.jobs.lifecycle import Claim, JobError
+from core.logs import log_context
 from core.settings import Settings
 from worker.context import JobContext
 from worker.errors import JobCancelled, LeaseLost, PermanentJobError, TransientJobError
@@ -83,16 +85,18 @@ def run_job(handler: Handler, job_id_text: str, node: str) -> Ended:
         # Duplicate delivery, a cancelled job, or one another worker holds: not ours.
         log.info("job %s not claimable; acknowledging the message", job_id)
         return NOT_OURS
-    log.info("job %s (%s) attempt %d started", job_id, claim.kind, claim.attempt)
-    kind = KINDS[claim.kind]
-    ctx = JobContext(rt, claim, claimed_at)
-    try:
-        return _run_claimed(handler, kind, ctx)
-    finally:
-        if kind.secret_fields:
-            # Once finished (not when requeued for a retry), its secrets go. Housekeeping
-            # redacts what a failed write here leaves.
-            _write(ctx, "redaction", lambda: _redact(kind, job_id))
+    with log_context(tenant_id=claim.tenant_id, attempt=claim.attempt):
+        log.info("job %s (%s) attempt %d started", job_id, claim.kind, claim.attempt)
+        kind = KINDS[claim.kind]
+        ctx = JobContext(rt, claim, claimed_at)
+        try:
+            ended = _run_claimed(handler, kind, ctx)
+        finally:
+            if kind.secret_fields:
+                # Once finished (not when requeued for a retry), its secrets go.
+                # Housekeeping redacts what a failed write here leaves.
+                _write(ctx, "redaction", lambda: _redact(kind, job_id))
+    return replace(ended, tenant_id=claim.tenant_id)
 
 
 def _claim(job_id: uuid.UUID, owner: str) -> tuple[Claim | None, float]:

@@ -129,6 +129,7 @@ def publish_job(app: Celery, message: JobMessage) -> None:
         queue=kind.queue.value,
         argsrepr=message.argsrepr(),
         kwargsrepr=message.kwargsrepr(),
+        headers=message.headers(),
     )
 
 

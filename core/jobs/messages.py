@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.jobs.contracts import KINDS, JobKind
+from core.models import Job
 
 # A shown value is cut to this many characters: the summary is a glance, not the input.
 MAX_SHOWN_CHARS = 80
@@ -27,6 +28,8 @@ class JobMessage:
     # Attempts made so far; the message is for the next one.
     attempts: int
     input: dict[str, Any]
+    # The API request that submitted the job, for the worker's log lines about it.
+    request_id: str | None = None
 
     @classmethod
     def of(
@@ -36,8 +39,17 @@ class JobMessage:
         tenant_id: uuid.UUID | None,
         attempts: int,
         input: dict[str, Any],  # noqa: A002 - the job's column
+        request_id: str | None = None,
     ) -> JobMessage:
-        return cls(job_id, KINDS[kind], tenant_id, attempts, input)
+        return cls(job_id, KINDS[kind], tenant_id, attempts, input, request_id)
+
+    @classmethod
+    def of_job(cls, job: Job) -> JobMessage:
+        return cls.of(job.id, job.kind, job.tenant_id, job.attempts, job.input, job.request_id)
+
+    def headers(self) -> dict[str, str]:
+        """Custom headers of the task message (the worker reads them as `request.<name>`)."""
+        return {"request_id": self.request_id} if self.request_id else {}
 
     def argsrepr(self) -> str:
         return repr([str(self.job_id)])

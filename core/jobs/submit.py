@@ -23,6 +23,7 @@ from core.errors import ConveyorError, ErrorCode
 from core.jobs.contracts import JobKind, get_kind, public_kinds
 from core.jobs.messages import JobMessage
 from core.jobs.states import EventType, JobStatus
+from core.logs import current_request_id
 from core.models import Job, JobEvent
 
 
@@ -142,6 +143,7 @@ _INSERTED = (
     "max_attempts",
     "idempotency_key",
     "request_fingerprint",
+    "request_id",
 )
 
 
@@ -209,6 +211,8 @@ def submit(
         "max_attempts": max_attempts,
         "idempotency_key": idempotency_key,
         "request_fingerprint": fingerprint,
+        # The API request this runs in, if any: its id follows the job into the logs.
+        "request_id": current_request_id(),
     }
     job = session.scalars(_insert_job_statement(), params).one_or_none()
     if job is None:
@@ -218,5 +222,5 @@ def submit(
         if existing.request_fingerprint != fingerprint:
             raise ConveyorError(ErrorCode.IDEMPOTENCY_CONFLICT, existing_job_id=str(existing.id))
         return Submitted(job=existing, kind=kind, replayed=True)
-    publisher.publish_after_commit(JobMessage(job.id, kind, job.tenant_id, job.attempts, job.input))
+    publisher.publish_after_commit(JobMessage.of_job(job))
     return Submitted(job=job, kind=kind, replayed=False)

@@ -80,6 +80,8 @@ class Job(CreatedAt, Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     # sha256 of the request that first used the idempotency key.
     request_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    # X-Request-ID of the API request that submitted it: its log lines carry it.
+    request_id: Mapped[str | None] = mapped_column(String(128))
     # Last seq handed out in job_events; bumped in the same UPDATE as the change it logs.
     event_seq: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     lease_until: Mapped[datetime | None] = mapped_column(TZDateTime)

@@ -1,5 +1,6 @@
 """Running totals behind the job metrics, the last runs of the reconciler and
-housekeeping, and an index on jobs.finished_at
+housekeeping, an index on jobs.finished_at, and jobs.request_id (the request that
+submitted the job, for its log lines)
 
 Revision ID: 0006
 Revises: 0005
@@ -21,6 +22,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.execute("SET LOCAL lock_timeout = '5s'")
+    op.add_column('jobs', sa.Column('request_id', sa.String(length=128), nullable=True))
     op.create_table(
         'job_totals',
         sa.Column('kind', sa.String(length=100), nullable=False),
@@ -78,7 +81,9 @@ def downgrade() -> None:
             postgresql_concurrently=True,
             if_exists=True,
         )
+    op.execute("SET LOCAL lock_timeout = '5s'")
     op.drop_table('job_counters')
     op.drop_table('maintenance_runs')
     op.drop_table('metrics_rollup')
     op.drop_table('job_totals')
+    op.drop_column('jobs', 'request_id')

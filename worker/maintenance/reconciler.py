@@ -48,11 +48,11 @@ class ReconcileReport:
 
 
 # What a job's message needs, as `JobMessage.of` takes it.
-_MESSAGE = (Job.id, Job.kind, Job.tenant_id, Job.attempts, Job.input)
+_MESSAGE = (Job.id, Job.kind, Job.tenant_id, Job.attempts, Job.input, Job.request_id)
 
 
 def _message(row: Row[Any]) -> JobMessage:
-    return JobMessage.of(row.id, row.kind, row.tenant_id, row.attempts, row.input)
+    return JobMessage.of(row.id, row.kind, row.tenant_id, row.attempts, row.input, row.request_id)
 
 
 def _take_back_expired(session: Session) -> tuple[list[JobMessage], int]:
