@@ -86,8 +86,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         upload_body_bytes=settings.max_upload_bytes + 1024 * 1024,
         upload_paths=UPLOAD_BODY_PATHS,
     )
-    # Outside the request context, so the last-resort 500 is counted too.
-    app.add_middleware(HttpMetricsMiddleware, metrics=state.metrics)
+    if settings.metrics_enabled:
+        # Outside the request context, so the last-resort 500 is counted too.
+        app.add_middleware(HttpMetricsMiddleware, metrics=state.metrics)
     if settings.cors_origins:
         # Outermost, so that every answer (the last-resort 500 included) carries it.
         app.add_middleware(Cors, origins=settings.cors_origins)

@@ -158,6 +158,8 @@ class Settings(BaseSettings):
     # Prometheus: GET /metrics asks for `Authorization: Bearer <METRICS_TOKEN>`. With no
     # token it answers only in dev and test, and is off (404) in production.
     metrics_token: SecretStr | None = None
+    # False: no /metrics, and requests are not counted.
+    metrics_enabled: bool = True
     # Tenants named in conveyor_tenant_jobs (the busiest); the rest are `other`.
     metrics_top_tenants: int = Field(default=10, ge=0, le=1000)
 

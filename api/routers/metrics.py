@@ -19,6 +19,8 @@ router = APIRouter()
 def metrics(request: Request) -> Response:
     state = app_state(request)
     token = state.settings.metrics_token
+    if not state.settings.metrics_enabled:
+        return problem_response(request, ErrorCode.NOT_FOUND)
     if token is None:
         if not state.settings.is_dev:
             return problem_response(request, ErrorCode.NOT_FOUND)

@@ -102,22 +102,31 @@ def job_timings(db: Engine, label: str, count: int) -> tuple[float, list[float]]
 
 
 async def measure_jobs(
-    client: httpx.AsyncClient, db: Engine, group: LoggedGroup, opts: PipelineOptions
+    client: httpx.AsyncClient,
+    db: Engine,
+    group: LoggedGroup,
+    opts: PipelineOptions,
+    batch: str = "pipeline",
+    jobs: int | None = None,
 ) -> tuple[PipelineResult, list[uuid.UUID]]:
-    """The timed batch's result, and its jobs' ids for the polling phase."""
-    say(f"pipeline: warming up with {opts.warmup} jobs (includes worker start-up)")
-    await submit_jobs(client, "warmup", opts.warmup, opts)
-    await wait_jobs_finished(db, "warmup", opts.warmup, group, STARTUP_SECONDS)
+    """The timed batch's result, and its jobs' ids for the polling phase. `batch` names
+    the run's jobs apart from other runs' on the same database; `jobs`: how many to
+    time (`opts.jobs`)."""
+    count = jobs or opts.jobs
+    warmup, timed = f"{batch}:warmup", f"{batch}:timed"
+    say(f"{batch}: warming up with {opts.warmup} jobs (includes worker start-up)")
+    await submit_jobs(client, warmup, opts.warmup, opts)
+    await wait_jobs_finished(db, warmup, opts.warmup, group, STARTUP_SECONDS)
 
-    say(f"pipeline: timing {opts.jobs} jobs")
+    say(f"{batch}: timing {count} jobs")
     before = cpu.snapshot(time.monotonic())
     started = time.time()
-    ids, submit_latencies, submit_seconds = await submit_jobs(client, "timed", opts.jobs, opts)
-    await wait_jobs_finished(db, "timed", opts.jobs, group, opts.timeout)
+    ids, submit_latencies, submit_seconds = await submit_jobs(client, timed, count, opts)
+    await wait_jobs_finished(db, timed, count, group, opts.timeout)
     used = cpu.usage(before, cpu.snapshot(time.monotonic()), group.roots(), opts.database_name)
-    last_finished, job_latencies = job_timings(db, "timed", opts.jobs)
+    last_finished, job_latencies = job_timings(db, timed, count)
     result = PipelineResult(
-        jobs=opts.jobs,
+        jobs=count,
         submit_seconds=submit_seconds,
         submit_latencies=submit_latencies,
         total_seconds=last_finished - started,

@@ -6,6 +6,7 @@ Phases, in this order, each with its own warm-up:
 2. pipeline (job_throughput.py): api + job worker, jobs submitted over HTTP.
 3. poll (polling.py): on the same stack, GET /healthz against GET /api/v1/jobs/{id}.
 4. reset (reset_timing.py): on the same stack, password reset requests one at a time.
+5. metrics (metrics_cost.py): the pipeline again, metrics off and on, alternating.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from tests.bench.api_client import HTTP_TIMEOUT_SECONDS, api_url, sign_in_when_r
 from tests.bench.celery_baseline import measure_celery
 from tests.bench.failures import failures_explained
 from tests.bench.job_throughput import PipelineResult, measure_jobs
+from tests.bench.metrics_cost import measure_metrics_cost
 from tests.bench.options import PipelineOptions
 from tests.bench.output import say
 from tests.bench.pipeline_report import report
@@ -91,7 +93,8 @@ def main(opts: PipelineOptions) -> int:
         stack.servers.prepare()
         celery = measure_celery(stack, opts)
         pipeline, poll, reset = measure_stack(stack, opts)
+        metrics = measure_metrics_cost(stack, opts)
     if outcome.code:
         return outcome.code
-    report(celery, pipeline, poll, reset)
+    report(celery, pipeline, poll, reset, metrics)
     return 0

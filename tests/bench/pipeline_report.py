@@ -6,6 +6,7 @@ from __future__ import annotations
 from tests.bench import cpu
 from tests.bench.celery_baseline import CeleryResult
 from tests.bench.job_throughput import PipelineResult
+from tests.bench.metrics_cost import MetricsCost
 from tests.bench.output import ms, say
 from tests.bench.polling import PollResult
 from tests.bench.reset_timing import ResetResult
@@ -13,7 +14,11 @@ from tests.bench.stats import percentile
 
 
 def report(
-    celery: CeleryResult, pipeline: PipelineResult, poll: PollResult, reset: ResetResult
+    celery: CeleryResult,
+    pipeline: PipelineResult,
+    poll: PollResult,
+    reset: ResetResult,
+    metrics: MetricsCost,
 ) -> None:
     ratio = pipeline.per_second / celery.per_second
     lines = [
@@ -42,7 +47,10 @@ def report(
         f"pipeline / celery = {ratio:.3f}   job GET / healthz = {poll.ratio:.3f}   "
         "(goal: both >= 0.5)",
         *_cost_ratios(celery, pipeline, poll),
+        "metrics (the pipeline with metrics off and on, alternating rounds)",
+        f"  {metrics.describe()}",
         f"reset_timing_ratio={reset.ratio:.3f}",
+        f"metrics_on_off_ratio={metrics.ratio:.3f}   (goal: >= 0.95)",
         f"pipeline_jobs_per_s={pipeline.per_second:.2f} "
         f"celery_tasks_per_s={celery.per_second:.2f} "
         f"ratio={ratio:.3f} poll_ratio={poll.ratio:.3f}",

@@ -75,6 +75,12 @@ def test_without_a_token_metrics_are_off_in_production(production_client: TestCl
     assert_problem(production_client.get("/metrics"), 404, "not_found")
 
 
+def test_metrics_switched_off_are_not_served(stack: Stack) -> None:
+    for client in production(stack, metrics_token=SecretStr(TOKEN), metrics_enabled=False):
+        bearer = {"Authorization": f"Bearer {TOKEN}"}
+        assert_problem(client.get("/metrics", headers=bearer), 404, "not_found")
+
+
 def test_with_a_token_set_only_its_bearer_may_read(token_client: TestClient) -> None:
     assert_problem(token_client.get("/metrics"), 401, "not_authenticated")
     wrong = {"Authorization": "Bearer " + TOKEN[:-1] + "x"}

@@ -1,0 +1,111 @@
+"""Phase 5 of `make bench`: what the metrics cost. The pipeline of phase 2, in
+alternating rounds on the same servers: metrics off (`METRICS_ENABLED=false`), then on,
+with a scraper reading `GET /metrics` every second (a Prometheus server scraping four
+to fifteen times more often than usual), and so on. Each round starts its own api and
+worker. The figure is the median rate with metrics on over the median with them off."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import statistics
+import time
+from dataclasses import dataclass, field, replace
+
+import httpx
+
+from tests.bench.api_client import HTTP_TIMEOUT_SECONDS, api_url, expect, sign_in_when_ready
+from tests.bench.job_throughput import measure_jobs
+from tests.bench.options import PipelineOptions
+from tests.bench.output import say
+from tests.bench.stack import LoggedGroup, Stack, api_argv, celery_worker_argv
+
+ROUNDS = 2  # each way
+SCRAPE_INTERVAL_SECONDS = 1.0
+
+
+@dataclass
+class MetricsCost:
+    off: list[float] = field(default_factory=list)  # jobs/s, per round
+    on: list[float] = field(default_factory=list)
+    scrape_seconds: list[float] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> float:
+        return statistics.median(self.on) / statistics.median(self.off)
+
+    def describe(self) -> str:
+        rounds = ", ".join(f"{v:.1f}" for v in self.off)
+        on = ", ".join(f"{v:.1f}" for v in self.on)
+        scrape = statistics.median(self.scrape_seconds) * 1000 if self.scrape_seconds else 0.0
+        return (
+            f"metrics off: {rounds} jobs/s; on, scraped every {SCRAPE_INTERVAL_SECONDS:g} s: "
+            f"{on} jobs/s ({len(self.scrape_seconds)} scrapes, median {scrape:.1f} ms)"
+        )
+
+
+def measure_metrics_cost(stack: Stack, opts: PipelineOptions) -> MetricsCost:
+    cost = MetricsCost()
+    jobs = max(opts.jobs // 2, 100)
+    token = secrets.token_urlsafe(24)
+    for round_number in range(ROUNDS):
+        for enabled in (False, True):
+            env = {"METRICS_ENABLED": str(enabled).lower(), "METRICS_TOKEN": token}
+            run = replace(stack, extra_env={**stack.extra_env, **env})
+            with run.group() as group:
+                group.start("api", api_argv(opts.port, opts.api_workers))
+                group.start(
+                    "worker",
+                    celery_worker_argv("worker.app", "bench-worker", opts.worker_concurrency),
+                )
+                batch = f"metrics-{'on' if enabled else 'off'}-{round_number}"
+                rate = asyncio.run(
+                    _round(run, opts, group, batch, jobs, token if enabled else None, cost)
+                )
+            (cost.on if enabled else cost.off).append(rate)
+    return cost
+
+
+async def _round(
+    stack: Stack,
+    opts: PipelineOptions,
+    group: LoggedGroup,
+    batch: str,
+    jobs: int,
+    token: str | None,
+    cost: MetricsCost,
+) -> float:
+    db = stack.servers.engine(pool_size=1)
+    limits = httpx.Limits(
+        max_connections=opts.concurrency, max_keepalive_connections=opts.concurrency
+    )
+    try:
+        async with httpx.AsyncClient(
+            base_url=api_url(opts.port), limits=limits, timeout=HTTP_TIMEOUT_SECONDS
+        ) as client:
+            await sign_in_when_ready(client, group)
+            scraper = asyncio.create_task(_scrape(opts, token, cost)) if token else None
+            try:
+                result, _ = await measure_jobs(client, db, group, opts, batch, jobs)
+            finally:
+                if scraper is not None:
+                    scraper.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await scraper
+    finally:
+        db.dispose()
+    say(f"{batch}: {result.per_second:.1f} jobs/s")
+    return result.per_second
+
+
+async def _scrape(opts: PipelineOptions, token: str, cost: MetricsCost) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(
+        base_url=api_url(opts.port), timeout=HTTP_TIMEOUT_SECONDS
+    ) as client:
+        while True:
+            started = time.perf_counter()
+            expect(await client.get("/metrics", headers=headers), 200)
+            cost.scrape_seconds.append(time.perf_counter() - started)
+            await asyncio.sleep(SCRAPE_INTERVAL_SECONDS)
