@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import io
 import subprocess
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import httpx
 import pytest
@@ -19,12 +17,12 @@ from core.jobs.contracts import ECHO, SLEEP, UPLOAD_PROCESS
 from tests.support import samples
 from tests.support.api_server import ApiServer
 from tests.support.factories import create_user
+from tests.support.processes import eventually
 from tests.support.prometheus import ALERTS, PrometheusServer, binary
 from tests.support.services import unavailable
 from tests.support.stack import Stack
 from tests.support.worker import WorkerProcess
 
-T = TypeVar("T")
 TOKEN = "scrape-" + uuid.uuid4().hex
 
 
@@ -42,15 +40,6 @@ def api(stack: Stack, tmp_path: Path) -> Iterator[ApiServer]:
     server = ApiServer({**stack.env, "METRICS_TOKEN": TOKEN}, tmp_path)
     yield server
     server.stop()
-
-
-def eventually(check: Callable[[], T | None], timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    while (found := check()) is None:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        time.sleep(0.5)
-    return found
 
 
 def test_the_alert_rules_are_valid_and_fire_as_designed(promtool: str) -> None:

@@ -3,17 +3,15 @@ watching the test session's broker, and read through its own HTTP API."""
 
 from __future__ import annotations
 
-import os
 import secrets
 import signal
-import subprocess
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from tests.support.processes import Server
 from tests.support.servers import free_port
 from tests.support.worker import BIN
 
@@ -21,45 +19,29 @@ from tests.support.worker import BIN
 COUNTED = ("task-succeeded", "task-failed", "task-retried", "task-revoked")
 
 
-class FlowerProcess:
+class FlowerProcess(Server):
     def __init__(self, env: dict[str, str], log_dir: Path) -> None:
         self.login = ("monitor", secrets.token_urlsafe(12))
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
-        self.log_path = log_dir / "flower.log"
-        with self.log_path.open("wb") as out:
-            self.proc = subprocess.Popen(
-                [
-                    str(BIN / "celery"),
-                    "-A",
-                    "worker.flower",
-                    "flower",
-                    "--address=127.0.0.1",
-                    f"--port={port}",
-                ],
-                env={**env, "FLOWER_BASIC_AUTH": ":".join(self.login)},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        argv = [
+            str(BIN / "celery"),
+            "-A",
+            "worker.flower",
+            "flower",
+            "--address=127.0.0.1",
+            f"--port={port}",
+        ]
+        env = {**env, "FLOWER_BASIC_AUTH": ":".join(self.login)}
+        super().__init__("flower", argv, env, log_dir / "flower.log")
         self.http = httpx.Client(base_url=self.url, auth=self.login, timeout=10)
 
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
     def wait_for_workers(self, count: int, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"flower exited:\n{self.log()[-4000:]}")
-            try:
-                response = self.http.get("/api/workers", params={"refresh": 1})
-                if response.status_code == 200 and len(response.json()) >= count:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.5)
-        raise TimeoutError(f"flower saw fewer than {count} workers:\n{self.log()[-4000:]}")
+        def seen() -> bool:
+            response = self.http.get("/api/workers", params={"refresh": 1})
+            return response.status_code == 200 and len(response.json()) >= count
+
+        self.wait_until(seen, timeout)
 
     def task(self, task_id: str) -> dict[str, Any]:
         """What Flower shows of the task; {} while none of its events has arrived."""
@@ -84,8 +66,6 @@ class FlowerProcess:
         response = self.http.post(f"/api/task/revoke/{task_id}", params=params)
         assert response.status_code == 200, response.text
 
-    def stop(self) -> None:
+    def stop(self, sig: signal.Signals = signal.SIGKILL) -> None:
         self.http.close()
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
+        super().stop(sig)

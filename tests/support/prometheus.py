@@ -3,16 +3,14 @@ Conveyor's alert rules loaded, and queried through its HTTP API."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
-import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from tests.support.processes import Server
 from tests.support.servers import free_port
 
 ALERTS = Path(__file__).resolve().parents[2] / "docs" / "prometheus" / "alerts.yml"
@@ -22,7 +20,7 @@ def binary(name: str) -> str | None:
     return shutil.which(name)
 
 
-class PrometheusServer:
+class PrometheusServer(Server):
     def __init__(self, folder: Path, target: str, bearer_token: str) -> None:
         """Scrapes `target` (host:port) every second, with the token from a file as
         docs/monitoring.md's scrape config does."""
@@ -47,34 +45,15 @@ class PrometheusServer:
         )
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
-        self.log_path = folder / "prometheus.log"
-        with self.log_path.open("wb") as out:
-            self.proc = subprocess.Popen(
-                [
-                    prometheus,
-                    f"--config.file={folder / 'prometheus.yml'}",
-                    f"--storage.tsdb.path={folder / 'data'}",
-                    f"--web.listen-address=127.0.0.1:{port}",
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        argv = [
+            prometheus,
+            f"--config.file={folder / 'prometheus.yml'}",
+            f"--storage.tsdb.path={folder / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ]
+        super().__init__("prometheus", argv, None, folder / "prometheus.log")
         self.http = httpx.Client(base_url=self.url, timeout=10)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"prometheus exited:\n{self.log()[-4000:]}")
-            try:
-                if self.http.get("/-/ready").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        raise TimeoutError(f"prometheus not ready:\n{self.log()[-4000:]}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        self.wait_until(lambda: self.http.get("/-/ready").status_code == 200)
 
     def query(self, promql: str) -> list[dict[str, Any]]:
         response = self.http.get("/api/v1/query", params={"query": promql})
@@ -95,12 +74,6 @@ class PrometheusServer:
         assert response.status_code == 200, response.text
         return response.json()["data"]
 
-    def stop(self) -> None:
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
         self.http.close()
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
+        super().stop(sig)

@@ -10,8 +10,7 @@ import re
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
-from typing import TypeVar
+from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
@@ -27,10 +26,9 @@ from tests.support.agent_runs import started
 from tests.support.factories import create_user
 from tests.support.flower import FlowerProcess
 from tests.support.openai_server import OpenAIServer, error, text
+from tests.support.processes import eventually
 from tests.support.stack import Stack
 from tests.support.worker import WorkerProcess
-
-T = TypeVar("T")
 
 # The states a task ends in.
 READY = {"SUCCESS", "FAILURE", "REVOKED"}
@@ -49,15 +47,6 @@ def flower(
         yield proc
     finally:
         proc.stop()
-
-
-def eventually(check: Callable[[], T | None], timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    while (found := check()) is None:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        time.sleep(0.2)
-    return found
 
 
 def quiet(stack: Stack) -> None:
