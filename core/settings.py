@@ -241,6 +241,12 @@ class Settings(BaseSettings):
                 )
         return origins
 
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # docker compose passes `METRICS_TOKEN=` when .env leaves it out.
+        return None if value == "" else value
+
     @field_validator("metrics_token")
     @classmethod
     def _long_enough(cls, token: SecretStr | None) -> SecretStr | None:

@@ -91,3 +91,13 @@ def test_secrets_are_not_in_the_repr() -> None:
     settings = make(environment="dev", secret_key=STRONG, database_url="postgresql://u:pw@h/d")
     assert STRONG not in repr(settings)
     assert "pw@" not in repr(settings)
+
+
+def test_an_empty_metrics_token_is_unset_and_a_short_one_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("METRICS_TOKEN", "")
+    assert make(environment="dev").metrics_token is None
+    monkeypatch.setenv("METRICS_TOKEN", "short")
+    with pytest.raises(ValueError, match="at least 16"):
+        make(environment="dev")
