@@ -15,7 +15,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from core.db import Database
+from core.db import Database, limit_waits
 from core.jobs.backlog import ACTIVE, read_backlog
 from core.jobs.contracts import KINDS, Queue
 from core.jobs.totals import BUCKETS, FINISHED, Counted, Durations, Outcomes, Totals, read_totals
@@ -39,7 +39,11 @@ class JobsCollector(Collector):
         )
         try:
             with self._db.transaction() as session:
-                counted = read_totals(session)  # first: it makes the one snapshot
+                # One snapshot for every figure, and a scrape that gives up rather than
+                # hold a connection the API's requests need.
+                session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+                limit_waits(session, lock_timeout_ms=1000, statement_timeout_ms=5000)
+                counted = read_totals(session)
                 backlog = read_backlog(session, self._top_tenants)
         except Exception as exc:
             log.warning("metrics: jobs not read (%s)", type(exc).__name__)
@@ -91,7 +95,8 @@ def _totals(counted: Totals) -> Iterator[Metric]:
     )
     retries = CounterMetricFamily(
         "conveyor_job_retries",
-        "Attempts after a job's first: retries after an error and takeovers after a lost worker.",
+        "Attempts after the first, of finished jobs: retries after an error and takeovers "
+        "after a lost worker.",
         labels=["kind"],
     )
     by_kind: dict[str, Outcomes] = {name: Outcomes() for name in KINDS}
@@ -104,7 +109,7 @@ def _totals(counted: Totals) -> Iterator[Metric]:
         by_kind.setdefault(kind, Outcomes()).add(outcomes)
     yield finished
     for kind, outcomes in sorted(by_kind.items()):
-        retries.add_metric([kind], outcomes.retries + counted.active_retries.get(kind, 0))
+        retries.add_metric([kind], outcomes.retries)
     yield retries
     for name, help_text, waits in (
         (

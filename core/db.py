@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import psycopg2
-from sqlalchemy import Connection, Engine, create_engine
+from sqlalchemy import Connection, Engine, create_engine, func, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import InterfaceError as SAInterfaceError
 from sqlalchemy.exc import OperationalError as SAOperationalError
@@ -86,6 +86,18 @@ class Database:
     def dispose(self) -> None:
         self.engine.dispose()
         self._autocommit_engine.dispose()
+
+
+def limit_waits(session: Session, *, lock_timeout_ms: int, statement_timeout_ms: int) -> None:
+    """For the rest of this transaction, give up waiting on a row lock after
+    `lock_timeout_ms` and on any statement after `statement_timeout_ms`: for work that
+    must not hang the thread it runs on (a worker's main process, a metrics scrape)."""
+    session.execute(
+        select(
+            func.set_config("lock_timeout", str(lock_timeout_ms), True),
+            func.set_config("statement_timeout", str(statement_timeout_ms), True),
+        )
+    )
 
 
 def is_unavailable(exc: BaseException) -> bool:

@@ -26,10 +26,12 @@ FIELDS = ("job_id", "kind", "tenant_id", "attempt", "request_id")
 _context: ContextVar[dict[str, Any]] = ContextVar("conveyor_log_context", default={})  # noqa: B039 - never mutated
 
 
-def bind(**fields: Any) -> Token[dict[str, Any]]:
+def bind(*, fresh: bool = False, **fields: Any) -> Token[dict[str, Any]]:
     """Add fields to every line logged from here in this context (thread, task); `None`
-    values are left out. Undo with `unbind(token)`."""
-    return _context.set({**_context.get(), **{k: v for k, v in fields.items() if v is not None}})
+    values are left out. `fresh`: these fields only, none bound before. Undo with
+    `unbind(token)`."""
+    bound = {} if fresh else _context.get()
+    return _context.set({**bound, **{k: v for k, v in fields.items() if v is not None}})
 
 
 def unbind(token: Token[dict[str, Any]]) -> None:

@@ -20,7 +20,7 @@ from core.jobs.contracts import KINDS
 from core.logs import bind, configure_logging, unbind
 from core.settings import ConfigurationError, get_settings
 from worker.maintenance.beat import maintain_forever
-from worker.outcomes import JobFailed, end_task
+from worker.outcomes import JobFailed, JobRevoked, end_task
 from worker.protocol import run_job
 from worker.registry import Handler, discover_handlers
 from worker.requests import JobRequest
@@ -56,8 +56,8 @@ def _register(kind_name: str, handler: Handler) -> None:
         soft_time_limit=kind.time_limit_seconds - SOFT_LIMIT_MARGIN_SECONDS,
         # A pool process that dies under a job gives its lease back at once.
         Request=JobRequest,
-        # A failed job is expected: logged in a line, with no stack trace.
-        throws=(JobFailed,),
+        # A failed or cancelled job is expected: logged in a line, with no stack trace.
+        throws=(JobFailed, JobRevoked),
     )(run)
 
 
@@ -66,13 +66,15 @@ for _kind, _handler in discover_handlers().items():
 
 
 # Every line logged while a job's task runs carries the job (core.logs): bound before
-# the task starts, unbound once Celery has logged how it ended.
-_bound: dict[str, Token[dict[str, Any]]] = {}
+# the task starts, unbound once Celery has logged how it ended. By thread too: the
+# threads pool may run two deliveries of one job at once.
+_bound: dict[tuple[str, int], Token[dict[str, Any]]] = {}
 
 
 @task_prerun.connect
 def _bind_job(task_id: str, task: Task[Any, Any], **_: Any) -> None:
-    _bound[task_id] = bind(
+    _bound[(task_id, threading.get_ident())] = bind(
+        fresh=True,
         job_id=task_id,
         kind=task.name.removesuffix(".run"),
         request_id=getattr(task.request, "request_id", None),
@@ -81,7 +83,7 @@ def _bind_job(task_id: str, task: Task[Any, Any], **_: Any) -> None:
 
 @task_postrun.connect
 def _unbind_job(task_id: str, **_: Any) -> None:
-    token = _bound.pop(task_id, None)
+    token = _bound.pop((task_id, threading.get_ident()), None)
     if token is not None:
         unbind(token)
 

@@ -9,6 +9,9 @@ from core.settings import get_settings
 
 _db: Database | None = None
 
+# Its consumer loop waits while it writes: never for long.
+MAIN_PROCESS_WAITS = {"lock_timeout_ms": 2000, "statement_timeout_ms": 5000}
+
 
 def database() -> Database:
     """Connections opened when needed and closed after use: the main process forks new

@@ -23,8 +23,9 @@ from celery.signals import task_revoked
 from celery.worker import control
 from celery.worker import state as worker_state
 
+from core.db import limit_waits
 from core.jobs import lifecycle
-from worker.main_process import database
+from worker.main_process import MAIN_PROCESS_WAITS, database
 
 log = logging.getLogger("conveyor.worker")
 
@@ -55,6 +56,7 @@ def _cancel(task_id: str, *, stopped: bool) -> None:
         return  # not a job's task
     try:
         with database().transaction() as session:
+            limit_waits(session, **MAIN_PROCESS_WAITS)
             status = lifecycle.revoke(session, job_id, stopped=stopped)
     except Exception as exc:  # one try: this process serves every job of the worker
         log.warning("job %s revoked; cancel not written (%s)", job_id, type(exc).__name__)

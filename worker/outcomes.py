@@ -48,11 +48,29 @@ NOT_OURS = Ended(Outcome.NOT_OURS)
 
 
 class JobFailed(Exception):
-    """The task's FAILURE: the job failed, with this error (`type: message`)."""
+    """The task's FAILURE: the job failed. Its text is the error's type, which is what
+    Celery logs; the message (it may quote what a tenant or a server sent) goes only to
+    Flower, in the task-failed event (`worker.requests`)."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(error_type, message)
+        self.error_type = error_type
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.error_type
+
+    def __repr__(self) -> str:
+        return f"JobFailed({self.error_type!r})"
+
+    def shown(self) -> str:
+        """What Flower shows: the error as the job's owner sees it."""
+        return f"JobFailed({self.error_type + ': ' + self.message!r})"
 
 
 class AttemptFailed(Exception):
-    """Why a task ended RETRY: the attempt failed and the job will run again."""
+    """Why a task ended RETRY: the attempt failed (this error type) and the job will
+    run again."""
 
 
 class JobRevoked(Exception):
@@ -61,16 +79,16 @@ class JobRevoked(Exception):
 
 def end_task(ended: Ended) -> dict[str, Any]:
     """Return, or raise what ends the task in the state of how its job ended."""
-    error = f"{ended.error.type}: {ended.error.message}" if ended.error else ""
+    error_type = ended.error.type if ended.error else ""
     match ended.outcome:
         case Outcome.SUCCEEDED:
             return {"job": "succeeded", "attempt": ended.attempt}
         case Outcome.FAILED:
-            raise JobFailed(error)
+            raise JobFailed(error_type, ended.error.message if ended.error else "")
         case Outcome.CANCELLED:
             raise JobRevoked("cancelled")
         case Outcome.RETRYING:
             when = datetime.now(UTC) + timedelta(seconds=ended.retry_in or 0)
-            raise Retry(error, exc=AttemptFailed(error), when=when)
+            raise Retry(error_type, exc=AttemptFailed(error_type), when=when)
         case Outcome.NOT_OURS:
             raise Ignore()

@@ -26,6 +26,7 @@ from core.db import is_unavailable, retrying
 from core.jobs import lifecycle, redaction
 from core.jobs.contracts import KINDS, JobKind
 from core.jobs.lifecycle import Claim, JobError
+from core.jobs.states import JobStatus
 from core.logs import log_context
 from core.settings import Settings
 from worker.context import JobContext
@@ -84,7 +85,7 @@ def run_job(handler: Handler, job_id_text: str, node: str) -> Ended:
     if claim is None:
         # Duplicate delivery, a cancelled job, or one another worker holds: not ours.
         log.info("job %s not claimable; acknowledging the message", job_id)
-        return NOT_OURS
+        return _turned_away(job_id)
     with log_context(tenant_id=claim.tenant_id, attempt=claim.attempt):
         log.info("job %s (%s) attempt %d started", job_id, claim.kind, claim.attempt)
         kind = KINDS[claim.kind]
@@ -97,6 +98,27 @@ def run_job(handler: Handler, job_id_text: str, node: str) -> Ended:
                 # Housekeeping redacts what a failed write here leaves.
                 _write(ctx, "redaction", lambda: _redact(kind, job_id))
     return replace(ended, tenant_id=claim.tenant_id)
+
+
+def _turned_away(job_id: uuid.UUID) -> Ended:
+    """A delivery the claim turned away ends its task as the job ended, if it ended
+    cancelled or failed without a worker saying so (cancelled while queued, failed by
+    the reconciler): Flower then shows the task so, not as started for ever. A copy of
+    a job that succeeded, or that another attempt runs, has nothing to add."""
+    try:
+        with runtime().db.autocommit() as connection:
+            ended = lifecycle.ended_as(connection, job_id)
+    except Exception as exc:  # only what Flower shows is at stake
+        log.info("job %s: how it ended not read (%s)", job_id, type(exc).__name__)
+        return NOT_OURS
+    if ended is None:
+        return NOT_OURS
+    status, error = ended
+    if status is JobStatus.CANCELLED:
+        return Ended(Outcome.CANCELLED)
+    if status is JobStatus.FAILED and error is not None:
+        return Ended(Outcome.FAILED, error=error)
+    return NOT_OURS
 
 
 def _claim(job_id: uuid.UUID, owner: str) -> tuple[Claim | None, float]:
@@ -213,7 +235,7 @@ def _handle_failure(ctx: JobContext, exc: Exception) -> Ended:
         retry_after = exc.retry_after if isinstance(exc, TransientJobError) else None
         delay = backoff_seconds(rt.settings, claim.attempt, retry_after)
 
-        def requeue() -> bool:
+        def requeue() -> JobStatus | None:
             # Held in PostgreSQL until `run_after`; the reconciler sends it then, to
             # whichever worker is free, instead of a countdown in this worker's memory.
             with rt.db.autocommit() as connection:  # each statement a compare-and-set
@@ -227,7 +249,9 @@ def _handle_failure(ctx: JobContext, exc: Exception) -> Ended:
                 )
 
         requeued = _write(ctx, "retry", requeue)
-        return _ended(requeued, Ended(Outcome.RETRYING, claim.attempt, error, delay))
+        if requeued is JobStatus.CANCELLED:  # its owner had asked to cancel it
+            return Ended(Outcome.CANCELLED, claim.attempt)
+        return _ended(requeued is not None, Ended(Outcome.RETRYING, claim.attempt, error, delay))
 
     def fail() -> bool:
         with rt.db.autocommit() as connection:  # one statement

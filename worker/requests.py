@@ -23,9 +23,10 @@ from billiard.einfo import ExceptionInfo
 from billiard.exceptions import WorkerLostError
 from celery.worker.request import Request
 
+from core.db import limit_waits
 from core.jobs import lifecycle, totals
 from core.jobs.totals import Counted
-from worker.main_process import database
+from worker.main_process import MAIN_PROCESS_WAITS, database
 from worker.outcomes import JobFailed, JobRevoked
 from worker.protocol import lease_owner_prefix
 
@@ -41,7 +42,11 @@ class JobRequest(Request):
             self._announce_revoked("cancelled", False, None, False)  # type: ignore[attr-defined]
             return
         if isinstance(exc, JobFailed):
-            exc_info.traceback = ""  # the job's error says what happened
+            # The job's error says what happened: no stack trace, and its message only
+            # to Flower (Celery's own event and log line carry just its type).
+            exc_info.traceback = ""
+            self.send_event("task-failed", exception=exc.shown(), traceback="")
+            kwargs["send_failed_event"] = False
         try:
             if isinstance(exc, WorkerLostError) and self.worker_pid is not None:
                 prefix = lease_owner_prefix(self.hostname, int(self.worker_pid))
@@ -57,6 +62,7 @@ class JobRequest(Request):
 
 def _take_back(job_id: uuid.UUID, held_by: str) -> None:
     with database().transaction() as session:
+        limit_waits(session, **MAIN_PROCESS_WAITS)
         taken = lifecycle.take_back_from_dead(session, job_id, held_by)
         if taken:
             totals.count(session, Counted.LEASE_TAKEOVERS)

@@ -27,8 +27,8 @@ OTHER = "other"
 class Backlog:
     # (kind, queue, status) → queued or running jobs.
     jobs: Counter[tuple[str, str, str]] = field(default_factory=Counter)
-    # queue → seconds the oldest job that is due has waited (since it was submitted,
-    # or since its `run_after` came for a delayed job or a retry).
+    # queue → seconds the oldest job that is due has waited: since it was submitted or
+    # requeued, or since its `run_after` came for a retry.
     oldest_age: dict[str, float] = field(default_factory=dict)
     # (tenant id, `SYSTEM` or `OTHER`; status) → queued or running jobs.
     tenants: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -39,7 +39,7 @@ def read_backlog(session: Session, top_tenants: int) -> Backlog:
     due = and_(
         Job.status == JobStatus.QUEUED, or_(Job.run_after.is_(None), Job.run_after <= func.now())
     )
-    waiting_since = func.coalesce(Job.run_after, Job.created_at)
+    waiting_since = func.coalesce(Job.queued_at, Job.run_after, Job.created_at)
     rows = session.execute(
         select(
             Job.kind,

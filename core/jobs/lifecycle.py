@@ -77,6 +77,20 @@ class Claim:
     max_attempts: int
 
 
+def ended_as(session: Executor, job_id: uuid.UUID) -> tuple[JobStatus, JobError | None] | None:
+    """How the job ended, with its error; None if it has not ended (or does not exist)."""
+    row = session.execute(select(Job.status, Job.error).where(Job.id == job_id)).one_or_none()
+    if row is None or row.status not in (
+        JobStatus.SUCCEEDED,
+        JobStatus.FAILED,
+        JobStatus.CANCELLED,
+    ):
+        return None
+    error = row.error
+    shown = None if not error else JobError(error["type"], error["message"], retryable=False)
+    return JobStatus(row.status), shown
+
+
 def append_event(
     session: Session, job_id: uuid.UUID, seq: int, type_: EventType, data: dict[str, Any]
 ) -> None:
@@ -315,14 +329,17 @@ def requeue(
     error: JobError | None = None,
     retry_in: float | None = None,
     held_by: str | None = None,
-) -> bool:
+) -> JobStatus | None:
     """running → queued, for a retry (fenced) or an expired lease (reconciler), or
     because the pool process `held_by` (a `lease_owner` prefix) died under it.
 
     A retry (`retry_in`) waits in PostgreSQL until its `run_after`, and the reconciler
     sends it then; other requeues are the caller's to publish (a dead pool process's
     message is put back by Celery itself). A job whose owner asked to cancel it is not
-    run again: it ends `cancelled` here, and the caller, seeing False, publishes nothing.
+    run again: it ends `cancelled` here, and the caller publishes nothing.
+
+    Returns QUEUED or CANCELLED, or None when the job was not this attempt's (or
+    process's) to requeue.
     """
     fence = _fences(attempt, held_by)
     event: dict[str, Any] = {"reason": reason}
@@ -337,28 +354,27 @@ def requeue(
         event=event,
         where=(*fence, Job.cancel_requested_at.is_not(None)),
     ):
-        return False
+        return JobStatus.CANCELLED
     values: dict[str, Any] = {
         "lease_until": None,
         "lease_owner": None,
         # Put back by Celery: the message is on its way (a lost one is found later).
         "enqueued_at": NOW if held_by is not None else None,
+        "queued_at": NOW,
     }
     if retry_in is not None:
         event["retry_in_seconds"] = round(retry_in, 3)
-        values["run_after"] = NOW + timedelta(seconds=retry_in)
-    return (
-        _transition(
-            session,
-            job_id,
-            source=(JobStatus.RUNNING,),
-            target=JobStatus.QUEUED,
-            values=values,
-            event=event,
-            where=(*fence, Job.cancel_requested_at.is_(None)),
-        )
-        is not None
+        values["run_after"] = values["queued_at"] = NOW + timedelta(seconds=retry_in)
+    requeued = _transition(
+        session,
+        job_id,
+        source=(JobStatus.RUNNING,),
+        target=JobStatus.QUEUED,
+        values=values,
+        event=event,
+        where=(*fence, Job.cancel_requested_at.is_(None)),
     )
+    return None if requeued is None else JobStatus.QUEUED
 
 
 def take_back_from_dead(session: Session, job_id: uuid.UUID, held_by: str) -> bool:

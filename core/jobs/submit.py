@@ -14,7 +14,7 @@ from functools import cache
 from typing import Any, Protocol
 
 from pydantic import ValidationError
-from sqlalchemy import Select, bindparam, literal, select
+from sqlalchemy import Select, bindparam, func, literal, select
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.orm import Session, aliased
@@ -159,6 +159,7 @@ def _insert_job_statement() -> Select[Job]:
                 "input": bindparam("input", type_=JSONB),
                 "status": JobStatus.QUEUED.value,
                 "event_seq": 1,
+                "queued_at": func.now(),
             }
         )
         .on_conflict_do_nothing(index_elements=["tenant_id", "idempotency_key"])

@@ -6,7 +6,9 @@ A finished job is counted from its own row until beat rolls it up into `job_tota
 the last roll-up (through the index on `finished_at`) to the totals, in one snapshot.
 Rolled-up rows may then be deleted (retention, a deleted tenant) without the counts
 going down. The roll-up stops `ROLLUP_MARGIN` short of now: a job's `finished_at` is
-its statement's start, so a row committed a moment later is not missed.
+its transaction's start, and a row committed after the roll-up passed it would be
+missed; every transaction that finishes jobs is far shorter than the margin. Counting
+starts when the totals were made (the migration): jobs finished before are not counted.
 
 Beat's recovery also counts what it did (`count`), and notes each maintenance run
 (`record_run`): one small write per round.
@@ -47,7 +49,9 @@ BUCKETS = (
     3600.0,
 )
 ROLLUP_INTERVAL_SECONDS = 30.0
-ROLLUP_MARGIN = timedelta(seconds=30)
+# Longer than any transaction that finishes jobs lasts (single statements, or the
+# reconciler's bounded batches): a row stamped before the roll-up's bound commits first.
+ROLLUP_MARGIN = timedelta(minutes=2)
 FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
@@ -88,17 +92,15 @@ class Outcomes:
 class Totals:
     # (kind, outcome) → finished jobs
     finished: dict[tuple[str, str], Outcomes] = field(default_factory=lambda: defaultdict(Outcomes))
-    # kind → attempts after the first of jobs still queued or running
-    active_retries: dict[str, int] = field(default_factory=dict)
     counted: dict[str, int] = field(default_factory=dict)
     # task → (when it last ran, whether that run went well)
     runs: dict[str, tuple[datetime, bool]] = field(default_factory=dict)
 
 
 def read_totals(session: Session) -> Totals:
-    """Everything counted so far. Run it as the transaction's first statement: it sets
-    REPEATABLE READ, so the totals and the rows not yet rolled up are one snapshot."""
-    session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    """Everything counted so far. In a REPEATABLE READ transaction (`snapshot`), the
+    totals and the rows not yet rolled up are read as one snapshot: a roll-up that
+    commits in between cannot count a job twice or not at all."""
     totals = Totals()
     for row in session.scalars(select(JobTotals)):
         totals.finished[(row.kind, row.outcome)].add(
@@ -113,15 +115,6 @@ def read_totals(session: Session) -> Totals:
     since = () if through is None else (Job.finished_at >= through,)
     for key, outcomes in _aggregate(session, *since).items():
         totals.finished[key].add(outcomes)
-    active = or_(Job.status == JobStatus.QUEUED, Job.status == JobStatus.RUNNING)
-    totals.active_retries = {
-        kind: int(retries)
-        for kind, retries in session.execute(
-            select(Job.kind, func.sum(func.greatest(Job.attempts - 1, 0)))
-            .where(active)
-            .group_by(Job.kind)
-        ).all()
-    }
     totals.counted = {row.name: row.total for row in session.scalars(select(JobCounter))}
     totals.runs = {
         row.task: (row.last_run_at, row.ok) for row in session.scalars(select(MaintenanceRun))
@@ -132,12 +125,10 @@ def read_totals(session: Session) -> Totals:
 def roll_up(session: Session) -> int:
     """Count the jobs that finished since the last roll-up into `job_totals`; returns
     how many. Safe to run from two processes: the roll-up row is locked first."""
-    # The row the migration made, or one made now: nothing counted yet.
-    session.execute(
-        insert(MetricsRollup)
-        .values(id=1, through=datetime.min.replace(tzinfo=UTC))
-        .on_conflict_do_nothing()
-    )
+    # The migration makes the row (counting starts then). Should it be gone, every
+    # finished row is counted, as `read_totals` does without it.
+    beginning = datetime.min.replace(tzinfo=UTC)
+    session.execute(insert(MetricsRollup).values(id=1, through=beginning).on_conflict_do_nothing())
     mark = session.scalars(select(MetricsRollup).with_for_update()).one()
     until = session.scalar(select(func.now() - ROLLUP_MARGIN))
     assert until is not None
@@ -215,7 +206,7 @@ def _aggregate_statement(*where: ColumnElement[bool]) -> Select[Any]:
     """Per kind and outcome: jobs, retries, and the wait and run histograms of the jobs
     that started (a job cancelled while queued has neither)."""
     started = Job.started_at.is_not(None)
-    due_at = func.coalesce(Job.run_after, Job.created_at)
+    due_at = func.coalesce(Job.queued_at, Job.created_at)
     wait = func.greatest(func.extract("epoch", Job.started_at - due_at), 0)
     run = func.greatest(func.extract("epoch", Job.finished_at - Job.started_at), 0)
     return (

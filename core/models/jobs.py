@@ -91,6 +91,9 @@ class Job(CreatedAt, Base):
     # A queued job is not sent before this (a retry's backoff): held here, not as a
     # broker countdown sitting in one worker's memory.
     run_after: Mapped[datetime | None] = mapped_column(TZDateTime)
+    # When it last became due to run: submitted, requeued, or its retry's run_after.
+    # Its queue wait is counted from here (NULL on jobs from before it was kept).
+    queued_at: Mapped[datetime | None] = mapped_column(TZDateTime)
     enqueued_at: Mapped[datetime | None] = mapped_column(TZDateTime)
     started_at: Mapped[datetime | None] = mapped_column(TZDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(TZDateTime)

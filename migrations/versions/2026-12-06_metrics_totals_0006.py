@@ -24,6 +24,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.execute("SET LOCAL lock_timeout = '5s'")
     op.add_column('jobs', sa.Column('request_id', sa.String(length=128), nullable=True))
+    op.add_column('jobs', sa.Column('queued_at', sa.DateTime(timezone=True), nullable=True))
     op.create_table(
         'job_totals',
         sa.Column('kind', sa.String(length=100), nullable=False),
@@ -44,8 +45,8 @@ def upgrade() -> None:
         sa.CheckConstraint('id = 1', name=op.f('ck_metrics_rollup_one_row')),
         sa.PrimaryKeyConstraint('id', name=op.f('pk_metrics_rollup')),
     )
-    # Nothing is counted yet: every job finished so far is counted from its row.
-    op.execute("INSERT INTO metrics_rollup (id, through) VALUES (1, '-infinity')")
+    # Jobs are counted from here on: the counters start at zero, as counters do.
+    op.execute("INSERT INTO metrics_rollup (id, through) VALUES (1, now())")
     op.create_table(
         'maintenance_runs',
         sa.Column('task', sa.String(length=32), nullable=False),
@@ -86,4 +87,5 @@ def downgrade() -> None:
     op.drop_table('maintenance_runs')
     op.drop_table('metrics_rollup')
     op.drop_table('job_totals')
+    op.drop_column('jobs', 'queued_at')
     op.drop_column('jobs', 'request_id')

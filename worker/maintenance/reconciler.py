@@ -68,7 +68,7 @@ def _take_back_expired(session: Session) -> tuple[list[JobMessage], int]:
     for row in rows:
         if row.attempts >= row.max_attempts:
             dead += lifecycle.fail(session, row.id, None, lifecycle.WORKER_LOST)
-        elif lifecycle.requeue(session, row.id, None, reason="lease_expired"):
+        elif lifecycle.requeue(session, row.id, None, reason="lease_expired") is JobStatus.QUEUED:
             requeued.append(_message(row))
     return requeued, dead
 

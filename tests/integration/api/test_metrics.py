@@ -134,7 +134,7 @@ def test_the_backlog_is_read_from_postgresql(
         session.execute(
             update(Job)
             .where(Job.id == queued[0])
-            .values(created_at=func.now() - timedelta(minutes=10))
+            .values(queued_at=func.now() - timedelta(minutes=10))
         )
         session.execute(
             update(Job)

@@ -23,6 +23,7 @@ from tests.support.rows import end_retry_wait, job_state
 from tests.support.stack import Stack
 from worker.context import JobContext
 from worker.errors import PermanentJobError, TransientJobError
+from worker.outcomes import NOT_OURS, Outcome
 from worker.protocol import run_job
 
 # The worker node the jobs here run on, as a `celery worker` names itself.
@@ -63,8 +64,9 @@ def works(_: JobContext, data: Any) -> dict[str, Any]:
 def test_transient_error_requeues_then_succeeds(db: Database, stack: Stack, user: User) -> None:
     job_id = new_job(stack, user)
 
-    run_job(transient, str(job_id), NODE)
+    ended = run_job(transient, str(job_id), NODE)
 
+    assert ended.outcome is Outcome.RETRYING  # the task ends RETRY
     job, events = job_state(db, job_id)
     assert (job.status, job.attempts, job.lease_until) == ("queued", 1, None)
     retry = events[-1].data
@@ -80,11 +82,14 @@ def test_transient_error_requeues_then_succeeds(db: Database, stack: Stack, user
     assert job.enqueued_at is None
     assert job.run_after is not None
     assert job.run_after > job.updated_at
-    run_job(works, str(job_id), NODE)  # a copy of a message, early: turned away
+    # Its queue wait counts from when it is due again.
+    assert job.queued_at == job.run_after
+    # A copy of a message, early: turned away, and its task counts as nothing.
+    assert run_job(works, str(job_id), NODE) == NOT_OURS
     assert job_state(db, job_id)[0].status == "queued"
 
     end_retry_wait(db, job_id)
-    run_job(works, str(job_id), NODE)
+    assert run_job(works, str(job_id), NODE).outcome is Outcome.SUCCEEDED
 
     job, _ = job_state(db, job_id)
     assert (job.status, job.attempts, job.result) == ("succeeded", 2, {"ok": True})
@@ -101,7 +106,11 @@ def test_transient_error_on_the_last_attempt_fails(db: Database, stack: Stack, u
     assert (job.status, job.attempts) == ("failed", 2)
     assert job.error is not None
     assert job.error["type"] == "transient_error"
-    run_job(works, str(job_id), NODE)  # a late duplicate changes nothing
+    # A late duplicate changes nothing, and its task ends failed as the job did.
+    late = run_job(works, str(job_id), NODE)
+    assert late.outcome is Outcome.FAILED
+    assert late.error is not None
+    assert late.error.type == "transient_error"
     assert job_state(db, job_id)[0].status == "failed"
 
 
@@ -146,7 +155,7 @@ def test_duplicate_delivery_while_running_does_nothing(
 
     def reenters(_: JobContext, __: Any) -> dict[str, Any]:
         # The same message delivered again while this attempt holds the lease.
-        run_job(duplicate, str(job_id), NODE)
+        assert run_job(duplicate, str(job_id), NODE) == NOT_OURS
         return {"once": True}
 
     run_job(reenters, str(job_id), NODE)
@@ -166,8 +175,9 @@ def test_cancel_requested_then_transient_error_ends_cancelled(
         app_client.post(f"/api/v1/jobs/{job_id}/cancel", headers=user.headers)
         raise TransientJobError("upstream answered 503")
 
-    run_job(cancelled_then_fails, str(job_id), NODE)
+    ended = run_job(cancelled_then_fails, str(job_id), NODE)
 
+    assert ended.outcome is Outcome.CANCELLED  # the task ends REVOKED
     job, events = job_state(db, job_id)
     assert (job.status, job.attempts) == ("cancelled", 1)
     assert events[-1].data["status"] == "cancelled"
@@ -236,3 +246,15 @@ def test_a_handler_blocked_past_its_lease_keeps_the_job(
 
     job, _ = job_state(db, job_id)
     assert (job.status, job.attempts, job.result) == ("succeeded", 1, {"kept": True})
+
+
+def test_a_job_cancelled_while_queued_ends_its_task_cancelled(
+    db: Database, stack: Stack, user: User, app_client: Any
+) -> None:
+    job_id = new_job(stack, user)
+    cancelled = app_client.post(f"/api/v1/jobs/{job_id}/cancel", headers=user.headers)
+    assert cancelled.json()["status"] == "cancelled"
+
+    # Its message, delivered after: the claim turns it away, and Flower shows REVOKED.
+    assert run_job(works, str(job_id), NODE).outcome is Outcome.CANCELLED
+    assert job_state(db, job_id)[0].attempts == 0
