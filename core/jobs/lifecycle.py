@@ -58,6 +58,11 @@ class JobError:
     def as_dict(self) -> dict[str, Any]:
         return {"type": self.type, "message": self.message, "retryable": self.retryable}
 
+    @classmethod
+    def from_dict(cls, recorded: dict[str, Any]) -> JobError:
+        """An error as `as_dict` recorded it on the job."""
+        return cls(recorded["type"], recorded["message"], bool(recorded.get("retryable")))
+
 
 # What a job shows when the worker running it died with no attempts left.
 WORKER_LOST = JobError(
@@ -86,9 +91,7 @@ def ended_as(session: Executor, job_id: uuid.UUID) -> tuple[JobStatus, JobError 
         JobStatus.CANCELLED,
     ):
         return None
-    error = row.error
-    shown = None if not error else JobError(error["type"], error["message"], retryable=False)
-    return JobStatus(row.status), shown
+    return JobStatus(row.status), JobError.from_dict(row.error) if row.error else None
 
 
 def append_event(
