@@ -15,13 +15,15 @@ from sqlalchemy import ColumnElement, Engine, func, select
 from core.jobs.contracts import ECHO
 from core.jobs.states import TERMINAL, JobStatus
 from core.models import Job
+from core.storage.s3 import S3Storage
 from tests.bench import cpu
 from tests.bench.api_client import expect
 from tests.bench.failures import BenchError
 from tests.bench.http_load import run_concurrently
 from tests.bench.options import PipelineOptions
 from tests.bench.output import say
-from tests.bench.stack import STARTUP_SECONDS, LoggedGroup
+from tests.bench.s3 import start_s3
+from tests.bench.stack import STARTUP_SECONDS, LoggedGroup, Stack, api_argv, celery_worker_argv
 
 POLL_INTERVAL_SECONDS = 0.25
 
@@ -99,6 +101,18 @@ def job_timings(db: Engine, label: str, count: int) -> tuple[float, list[float]]
         raise BenchError(f"{count} jobs submitted, {len(finished)} with a finished_at")
     latencies = [(row.finished_at - row.created_at).total_seconds() for row in rows]
     return max(finished).timestamp(), latencies
+
+
+def start_pipeline(stack: Stack, opts: PipelineOptions, group: LoggedGroup) -> None:
+    """The api and the job worker, in `group`."""
+    # In production the api refuses to start without object storage, and /readyz
+    # checks it, though no job here touches it.
+    target = start_s3(group)
+    if target.moto:
+        settings = target.settings(environment=opts.environment, secret_key=stack.secret_key)
+        S3Storage(settings).ensure_bucket()
+    group.start("api", api_argv(opts.port, opts.api_workers))
+    group.start("worker", celery_worker_argv("worker.app", "bench-worker", opts.worker_concurrency))
 
 
 async def measure_jobs(

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field, replace
 import httpx
 
 from tests.bench.api_client import HTTP_TIMEOUT_SECONDS, api_url, expect, sign_in_when_ready
-from tests.bench.job_throughput import measure_jobs
+from tests.bench.job_throughput import measure_jobs, start_pipeline
 from tests.bench.options import PipelineOptions
 from tests.bench.output import say
-from tests.bench.stack import LoggedGroup, Stack, api_argv, celery_worker_argv
+from tests.bench.stack import LoggedGroup, Stack
 
 ROUNDS = 2  # each way
 SCRAPE_INTERVAL_SECONDS = 1.0
@@ -54,11 +54,7 @@ def measure_metrics_cost(stack: Stack, opts: PipelineOptions) -> MetricsCost:
             env = {"METRICS_ENABLED": str(enabled).lower(), "METRICS_TOKEN": token}
             run = replace(stack, extra_env={**stack.extra_env, **env})
             with run.group() as group:
-                group.start("api", api_argv(opts.port, opts.api_workers))
-                group.start(
-                    "worker",
-                    celery_worker_argv("worker.app", "bench-worker", opts.worker_concurrency),
-                )
+                start_pipeline(run, opts, group)
                 batch = f"metrics-{'on' if enabled else 'off'}-{round_number}"
                 rate = asyncio.run(
                     _round(run, opts, group, batch, jobs, token if enabled else None, cost)

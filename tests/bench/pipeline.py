@@ -17,23 +17,19 @@ from pathlib import Path
 import httpx
 from sqlalchemy import Engine
 
-from core.storage.s3 import S3Storage
 from tests.bench.api_client import HTTP_TIMEOUT_SECONDS, api_url, sign_in_when_ready
 from tests.bench.celery_baseline import measure_celery
 from tests.bench.failures import failures_explained
-from tests.bench.job_throughput import PipelineResult, measure_jobs
+from tests.bench.job_throughput import PipelineResult, measure_jobs, start_pipeline
 from tests.bench.metrics_cost import measure_metrics_cost
 from tests.bench.options import PipelineOptions
 from tests.bench.output import say
 from tests.bench.pipeline_report import report
 from tests.bench.polling import PollResult, measure_polling
 from tests.bench.reset_timing import UNTHROTTLED_ENV, ResetResult, measure_resets
-from tests.bench.s3 import start_s3
 from tests.bench.stack import (
     LoggedGroup,
     Stack,
-    api_argv,
-    celery_worker_argv,
     check_port_free,
 )
 
@@ -63,18 +59,7 @@ def measure_stack(
     db = stack.servers.engine(pool_size=1)
     try:
         with stack.group() as group:
-            # In production the api refuses to start without object storage, and
-            # /readyz checks it, though no job here touches it.
-            target = start_s3(group)
-            if target.moto:
-                settings = target.settings(
-                    environment=opts.environment, secret_key=stack.secret_key
-                )
-                S3Storage(settings).ensure_bucket()
-            group.start("api", api_argv(opts.port, opts.api_workers))
-            group.start(
-                "worker", celery_worker_argv("worker.app", "bench-worker", opts.worker_concurrency)
-            )
+            start_pipeline(stack, opts, group)
             return asyncio.run(drive_stack(opts, group, db))
     finally:
         db.dispose()

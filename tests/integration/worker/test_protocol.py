@@ -205,9 +205,15 @@ def test_a_write_from_a_replaced_attempt_is_refused(db: Database, stack: Stack, 
 def test_reconciler_dead_letters_a_lost_job_out_of_attempts(
     db: Database, stack: Stack, user: User, app_client: Any, celery: Celery
 ) -> None:
-    from core.jobs import lifecycle
+    from core.jobs import lifecycle, totals
+    from core.jobs.totals import Counted
     from worker.maintenance.reconciler import reconcile
 
+    def takeovers() -> int:
+        with db.transaction() as session:
+            return totals.read_totals(session).counted.get(Counted.LEASE_TAKEOVERS.value, 0)
+
+    before = takeovers()
     job_id = new_job(stack, user, max_attempts=1)
     with db.transaction() as session:
         assert lifecycle.claim(session, job_id, lease_seconds=60, owner="tests/1/a") is not None
@@ -223,6 +229,10 @@ def test_reconciler_dead_letters_a_lost_job_out_of_attempts(
     job = app_client.get(f"/api/v1/jobs/{job_id}", headers=user.headers).json()
     assert job["status"] == "failed"
     assert job["error"]["type"] == "worker_lost"
+    # Counted once, by whichever reconciler took it (beat's may have run first).
+    assert takeovers() == before + 1
+    with db.transaction() as session:
+        assert totals.read_totals(session).runs["reconciler"][1] is True
     assert job["attempts"] == 1
 
 
