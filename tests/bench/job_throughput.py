@@ -23,7 +23,14 @@ from tests.bench.http_load import run_concurrently
 from tests.bench.options import PipelineOptions
 from tests.bench.output import say
 from tests.bench.s3 import start_s3
-from tests.bench.stack import STARTUP_SECONDS, LoggedGroup, Stack, api_argv, celery_worker_argv
+from tests.bench.stack import (
+    STARTUP_SECONDS,
+    LoggedGroup,
+    Stack,
+    api_argv,
+    celery_beat_argv,
+    celery_worker_argv,
+)
 
 POLL_INTERVAL_SECONDS = 0.25
 
@@ -104,7 +111,7 @@ def job_timings(db: Engine, label: str, count: int) -> tuple[float, list[float]]
 
 
 def start_pipeline(stack: Stack, opts: PipelineOptions, group: LoggedGroup) -> None:
-    """The api and the job worker, in `group`."""
+    """The api, the job worker and beat, in `group`, as a user runs them."""
     # In production the api refuses to start without object storage, and /readyz
     # checks it, though no job here touches it.
     target = start_s3(group)
@@ -113,6 +120,7 @@ def start_pipeline(stack: Stack, opts: PipelineOptions, group: LoggedGroup) -> N
         S3Storage(settings).ensure_bucket()
     group.start("api", api_argv(opts.port, opts.api_workers))
     group.start("worker", celery_worker_argv("worker.app", "bench-worker", opts.worker_concurrency))
+    group.start("beat", celery_beat_argv(stack.log_path / "celerybeat-schedule"))
 
 
 async def measure_jobs(

@@ -123,6 +123,11 @@ def celery_worker_argv(app: str, node: str, concurrency: int) -> list[str]:
     )
 
 
+def celery_beat_argv(schedule: Path) -> list[str]:
+    """Beat, whose process runs the reconciler and the metrics' roll-up, as in production."""
+    return python_module("celery", "-A", "worker.app", "beat", "--schedule", str(schedule))
+
+
 @dataclass(frozen=True)
 class Servers:
     database: URL  # the bench database, psycopg2 driver
