@@ -21,7 +21,7 @@ from tests.bench.options import PipelineOptions
 from tests.bench.output import say
 from tests.bench.stack import LoggedGroup, Stack
 
-ROUNDS = 2  # each way
+ROUNDS = 3  # each way
 SCRAPE_INTERVAL_SECONDS = 5.0
 
 
