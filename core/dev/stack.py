@@ -1,4 +1,4 @@
-"""`conveyor dev`: api, worker, beat and flower on one machine.
+"""`conveyor dev`: api, the workers, beat and flower on one machine.
 
 Whatever is configured (DATABASE_URL, DB_HOST, BROKER_URL, REDIS_URL, REDIS_HOST) is
 used; everything else is embedded under the data dir: PostgreSQL from the
@@ -148,7 +148,7 @@ def _start_processes(group: ProcessGroup, args: argparse.Namespace, data_dir: Pa
     # The interpreter's own bin dir: `conveyor dev` works from a venv that is not active.
     bin_dir = Path(sys.executable).parent
     celery = [str(bin_dir / "celery"), "-A", "worker.app"]
-    queues = ",".join(queue.value for queue in Queue if queue is not Queue.AGENTS)
+    queues = ",".join(q.value for q in Queue if q not in (Queue.AGENTS, Queue.SYSTEM))
     group.start(
         "api",
         [
@@ -172,6 +172,12 @@ def _start_processes(group: ProcessGroup, args: argparse.Namespace, data_dir: Pa
         [*celery, "worker", "-Q", Queue.AGENTS.value, "--pool", "threads"]
         + ["--concurrency", str(args.agents_concurrency), "-n", "agents@%h"]
         + ["--loglevel", "INFO"],
+    )
+    # Account email on a worker of its own, as the Procfile's `system` process.
+    group.start(
+        "system",
+        [*celery, "worker", "-Q", Queue.SYSTEM.value, "--pool", "threads"]
+        + ["--concurrency", "2", "-n", "system@%h", "--loglevel", "INFO"],
     )
     group.start(
         "beat",

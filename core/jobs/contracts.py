@@ -27,6 +27,9 @@ class Queue(StrEnum):
     DEFAULT = "default"
     UPLOADS = "uploads"
     AGENTS = "agents"
+    # Conveyor's own work (account email), read by a worker of its own that no tenant's
+    # jobs can fill: a reset code is sent however long the tenants' backlog.
+    SYSTEM = "system"
 
 
 @dataclass(frozen=True)
@@ -183,7 +186,7 @@ KINDS: dict[str, JobKind] = {
         ),
         JobKind(
             name=EMAIL_SEND,
-            queue=Queue.DEFAULT,
+            queue=Queue.SYSTEM,
             description="Sends one account email (reset code, invitation) over SMTP.",
             input_model=EmailInput,
             output_model=EmailOutput,

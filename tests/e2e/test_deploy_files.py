@@ -43,12 +43,13 @@ SERVICE_OF = {
     "web": "api",
     "worker": "worker",
     "agents": "agents",
+    "system": "system",
     "beat": "beat",
     "flower": "flower",
 }
 # Services that run the app image and must be able to reach everything it needs.
-APP_SERVICES = ("bucket", "migrate", "api", "worker", "agents", "beat", "flower")
-LONG_RUNNING = ("api", "worker", "agents", "beat", "flower")
+APP_SERVICES = ("bucket", "migrate", "api", "worker", "agents", "system", "beat", "flower")
+LONG_RUNNING = ("api", "worker", "agents", "system", "beat", "flower")
 DOCS = REPO / "docs" / "deployment.md"
 
 

@@ -37,14 +37,16 @@ class WorkerProcess:
         log_dir: Path,
         concurrency: int = 2,
         beat: bool = True,
-        queues: str = "default,uploads",
+        queues: str = "default,uploads,system",
         pool: str = "prefork",
         name: str | None = None,
         prefix: tuple[str, ...] = (),
     ) -> None:
-        """The defaults are the Procfile's `worker`; `queues="agents", pool="threads"`
-        is its `agents` worker. `name`: the node name, for several workers at once;
-        `prefix`: what the command runs under (`ip netns exec HOST`, on a test host)."""
+        """The defaults are the Procfile's `worker`, reading its `system` worker's queue
+        too (account email), so one worker runs every job a test submits;
+        `queues="agents", pool="threads"` is its `agents` worker. `name`: the node
+        name, for several workers at once; `prefix`: what the command runs under
+        (`ip netns exec HOST`, on a test host)."""
         self.log_path = log_dir / "worker.log"
         node = name or f"test-{queues.replace(',', '-')}-{os.getpid()}"
         self.proc = _spawn(
