@@ -50,7 +50,8 @@ def report(
         "metrics (the pipeline with metrics off and on, alternating rounds)",
         f"  {metrics.describe()}",
         f"reset_timing_ratio={reset.ratio:.3f}",
-        f"metrics_on_off_ratio={metrics.ratio:.3f}   (goal: >= 0.95)",
+        f"metrics_on_off_ratio={metrics.ratio:.3f} metrics_cpu_ratio={metrics.cpu_ratio:.3f}"
+        "   (goal: >= 0.95)",
         f"pipeline_jobs_per_s={pipeline.per_second:.2f} "
         f"celery_tasks_per_s={celery.per_second:.2f} "
         f"ratio={ratio:.3f} poll_ratio={poll.ratio:.3f}",
