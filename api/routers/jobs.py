@@ -77,6 +77,7 @@ def create_job(
         max_attempts=app_state(request).settings.job_max_attempts,
         idempotency_key=idempotency_key,
         by_client=True,
+        run_after=body.due(),
     )
     return accepted(submitted, scope)
 

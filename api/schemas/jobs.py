@@ -1,15 +1,18 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from api.schemas.strings import NulFreeStr
 from core.identity.access import Principal
 from core.jobs.states import JobStatus
 from core.jobs.visibility import WITHHELD_FIELDS, withholds_uploads
+
+# How far ahead a job may be delayed.
+MAX_DELAY = timedelta(days=7)
 
 
 class JobCreate(BaseModel):
@@ -17,6 +20,31 @@ class JobCreate(BaseModel):
 
     kind: NulFreeStr = Field(max_length=100, examples=["diagnostics.echo"])
     input: dict[str, Any] = Field(default_factory=dict, examples=[{"hello": "world"}])
+    delay_seconds: float | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_DELAY.total_seconds(),
+        description="Run it this many seconds from now (at most 7 days).",
+    )
+    run_after: AwareDatetime | None = Field(
+        default=None,
+        description="Run it at this time (RFC 3339, with its offset): a time past runs "
+        "now; at most 7 days ahead.",
+    )
+
+    @model_validator(mode="after")
+    def _one_delay(self) -> JobCreate:
+        if self.delay_seconds is not None and self.run_after is not None:
+            raise ValueError("give delay_seconds or run_after, not both")
+        if self.run_after is not None and self.run_after > datetime.now(UTC) + MAX_DELAY:
+            raise ValueError("run_after may be at most 7 days ahead")
+        return self
+
+    def due(self) -> datetime | None:
+        """When the job may run; None for now."""
+        if self.delay_seconds:
+            return datetime.now(UTC) + timedelta(seconds=self.delay_seconds)
+        return self.run_after
 
 
 class JobSummary(BaseModel):
@@ -33,6 +61,10 @@ class JobSummary(BaseModel):
     attempts: int
     max_attempts: int
     created_at: datetime
+    run_after: datetime | None = Field(
+        description="While it waits: not run before this (a delayed job, or a retry's "
+        "backoff). Null once it has started."
+    )
     started_at: datetime | None
     finished_at: datetime | None
     cancel_requested_at: datetime | None

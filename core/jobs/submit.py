@@ -10,11 +10,12 @@ import json
 import re
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any, Protocol
 
 from pydantic import ValidationError
-from sqlalchemy import Select, bindparam, func, literal, select
+from sqlalchemy import DateTime, Select, bindparam, func, literal, select
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.orm import Session, aliased
@@ -151,6 +152,7 @@ _INSERTED = (
 def _insert_job_statement() -> Select[Job]:
     """The job and its first event in one statement (built once: this runs on every
     submit). An Idempotency-Key already used inserts neither and returns no row."""
+    run_after = bindparam("run_after", type_=DateTime(timezone=True))
     inserted = (
         insert(Job)
         .values(
@@ -159,7 +161,9 @@ def _insert_job_statement() -> Select[Job]:
                 "input": bindparam("input", type_=JSONB),
                 "status": JobStatus.QUEUED.value,
                 "event_seq": 1,
-                "queued_at": func.now(),
+                "run_after": run_after,
+                # Due from now, or from its run_after if that is later.
+                "queued_at": func.greatest(func.now(), func.coalesce(run_after, func.now())),
             }
         )
         .on_conflict_do_nothing(index_elements=["tenant_id", "idempotency_key"])
@@ -194,11 +198,13 @@ def submit(
     max_attempts: int,
     idempotency_key: str | None = None,
     by_client: bool = False,
+    run_after: datetime | None = None,
 ) -> Submitted:
     """Insert a queued job; `tenant_id=None` makes a system job no tenant can see.
     `by_client`: the kind comes from a client (POST /jobs), which may not name an
     internal kind. A new job goes to `publisher`; a replayed one (same
-    Idempotency-Key) is never published again."""
+    Idempotency-Key) is never published again. `run_after`: a delayed job waits in
+    PostgreSQL, unpublished, and the reconciler sends it when it is due."""
     kind, job_input = validate_input(kind_name, raw_input, allow_internal=not by_client)
     job_id = uuid.uuid4()
     fingerprint = _fingerprint(kind.name, job_input) if idempotency_key else None
@@ -214,6 +220,7 @@ def submit(
         "request_fingerprint": fingerprint,
         # The API request this runs in, if any: its id follows the job into the logs.
         "request_id": current_request_id(),
+        "run_after": run_after,
     }
     job = session.scalars(_insert_job_statement(), params).one_or_none()
     if job is None:
@@ -223,5 +230,6 @@ def submit(
         if existing.request_fingerprint != fingerprint:
             raise ConveyorError(ErrorCode.IDEMPOTENCY_CONFLICT, existing_job_id=str(existing.id))
         return Submitted(job=existing, kind=kind, replayed=True)
-    publisher.publish_after_commit(JobMessage.of_job(job))
+    if run_after is None or run_after <= datetime.now(UTC):
+        publisher.publish_after_commit(JobMessage.of_job(job))
     return Submitted(job=job, kind=kind, replayed=False)
