@@ -68,18 +68,23 @@ def read_backlog(session: Session, top_tenants: int) -> Backlog:
         .subquery()
     )
     # The busiest tenants by name; everyone else in one series, so the number of series
-    # stays bounded however many tenants there are.
-    busiest = session.execute(
+    # stays bounded however many tenants there are. One pass over the active jobs: the
+    # system's row (no tenant) sorts first, then the tenants, busiest first.
+    rows = session.execute(
         select(per_tenant)
-        .where(per_tenant.c.tenant_id.is_not(None))
-        .order_by(literal_column("queued + running").desc(), per_tenant.c.tenant_id)
-        .limit(top_tenants)
+        .order_by(
+            per_tenant.c.tenant_id.is_(None).desc(),
+            literal_column("queued + running").desc(),
+            per_tenant.c.tenant_id,
+        )
+        .limit(top_tenants + 1)
     ).all()
-    system = session.execute(select(per_tenant).where(per_tenant.c.tenant_id.is_(None))).all()
-    for tenant_id, queued, running in [*busiest, *system]:
-        label = _tenant_label(tenant_id)
-        backlog.tenants[(label, JobStatus.QUEUED.value)] = queued
-        backlog.tenants[(label, JobStatus.RUNNING.value)] = running
+    system = [row for row in rows if row.tenant_id is None]
+    busiest = [row for row in rows if row.tenant_id is not None][:top_tenants]
+    for row in [*busiest, *system]:
+        label = _tenant_label(row.tenant_id)
+        backlog.tenants[(label, JobStatus.QUEUED.value)] = row.queued
+        backlog.tenants[(label, JobStatus.RUNNING.value)] = row.running
     for status in ACTIVE:
         total = sum(n for (_, _, s), n in backlog.jobs.items() if s == status)
         named = sum(n for (_, s), n in backlog.tenants.items() if s == status)

@@ -71,7 +71,7 @@ class Durations:
     def add(self, count: int, total: float, buckets: list[int]) -> None:
         self.count += count
         self.sum += total
-        self.buckets = [a + b for a, b in zip(self.buckets, buckets, strict=True)]
+        self.buckets = _plus(self.buckets, buckets)
 
 
 @dataclass
