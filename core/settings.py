@@ -153,6 +153,19 @@ class Settings(BaseSettings):
     # limit, or a job still running is delivered again (its claim turns the copy away).
     broker_visibility_timeout_seconds: Seconds = 4200.0
 
+    # Fair capacity: see docs/capacity.md. A tenant's jobs published or running at once,
+    # per queue; the rest wait in PostgreSQL and are published as its slots free, the
+    # tenants with jobs waiting served in turn. 0: no cap (one first-come line). A
+    # tenant's own cap (`tenants.max_concurrency`, set by an operator) replaces it.
+    tenant_concurrency: int = Field(default=10, ge=0)
+    # A tenant's queued jobs (waiting or published, all queues): one more is refused
+    # with 429 queued_jobs_quota_exceeded, and nothing is stored. 0: no quota.
+    tenant_max_queued_jobs: int = Field(default=10_000, ge=0)
+    # Jobs a tenant may submit per sliding window; past it 429 submit_rate_exceeded.
+    # 0: no limit.
+    tenant_submit_limit: int = Field(default=1200, ge=0)
+    tenant_submit_window_seconds: Window = 60.0
+
     flower_basic_auth: SecretStr | None = None
 
     # Prometheus: GET /metrics asks for `Authorization: Bearer <METRICS_TOKEN>`. With no

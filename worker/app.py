@@ -21,7 +21,7 @@ from core.logs import bind, configure_logging, unbind
 from core.settings import ConfigurationError, get_settings
 from worker.maintenance.beat import maintain_forever
 from worker.outcomes import JobFailed, JobRevoked, end_task
-from worker.protocol import run_job
+from worker.protocol import hand_off, run_job
 from worker.registry import Handler, discover_handlers
 from worker.requests import JobRequest
 from worker.resources import runtime
@@ -43,6 +43,7 @@ def _register(kind_name: str, handler: Handler) -> None:
     def run(task: Task[Any, Any], job_id: str) -> dict[str, Any]:
         # The node name as the main process knows it (see `worker.requests`).
         ended = run_job(handler, job_id, node=task.request.hostname or "")
+        hand_off(task.app, ended, kind.queue.value)
         # For Celery's own line about how the task ended (unbound at task_postrun).
         bind(tenant_id=ended.tenant_id, attempt=ended.attempt)
         return end_task(ended)  # the task's state in Flower is the job's

@@ -8,7 +8,7 @@ the state that matches, so Flower's counters agree with the job list:
   (`worker.requests` drops the one Celery would send);
 - cancelled: REVOKED (`worker.requests`);
 - requeued for a retry: RETRY. No message is sent with it: the job waits in PostgreSQL
-  until its `run_after`, and the reconciler sends the next attempt's;
+  until its `run_after`, then in its tenant's line, and is dispatched from there;
 - a delivery the claim turned away (a duplicate, a cancelled job, one another attempt
   holds), or an attempt that lost its lease: no state of its own (Celery's `Ignore`),
   since the job's own attempt reports how it ended.

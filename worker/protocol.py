@@ -19,13 +19,15 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TypeVar
 
+from celery import Celery
 from celery.exceptions import Reject, SoftTimeLimitExceeded
 from pydantic import BaseModel, ValidationError
 
 from core.db import is_unavailable, retrying
-from core.jobs import lifecycle, redaction
+from core.jobs import dispatch, lifecycle, redaction
 from core.jobs.contracts import KINDS, JobKind
 from core.jobs.lifecycle import Claim, JobError
+from core.jobs.publishing import publish_committed
 from core.jobs.states import JobStatus
 from core.logs import log_context
 from core.settings import Settings
@@ -98,6 +100,31 @@ def run_job(handler: Handler, job_id_text: str, node: str) -> Ended:
                 # Housekeeping redacts what a failed write here leaves.
                 _write(ctx, "redaction", lambda: _redact(kind, job_id))
     return replace(ended, tenant_id=claim.tenant_id)
+
+
+# The outcomes of an attempt that gave up its slot: the job ended or waits for a retry.
+SLOT_FREED = (Outcome.SUCCEEDED, Outcome.FAILED, Outcome.CANCELLED, Outcome.RETRYING)
+
+
+def hand_off(celery: Celery, ended: Ended, queue: str) -> None:
+    """The slot the job held in its tenant's line is free: publish the line's next due
+    job now, instead of at the reconciler's next sweep (which is what happens if this
+    fails, or this process dies first)."""
+    if ended.tenant_id is None or ended.outcome not in SLOT_FREED:
+        return
+    rt = runtime()
+    try:
+        with rt.db.autocommit() as connection:
+            if not dispatch.has_waiting(connection, ended.tenant_id, queue):
+                return
+        with rt.db.transaction() as session:
+            messages = dispatch.dispatch_line(
+                session, ended.tenant_id, queue, rt.settings.tenant_concurrency
+            )
+    except Exception as exc:
+        log.warning("hand-off in %s left to the reconciler (%s)", queue, type(exc).__name__)
+        return
+    publish_committed(celery, rt.db, messages)
 
 
 def _turned_away(job_id: uuid.UUID) -> Ended:

@@ -74,7 +74,7 @@ def create_job(
         user_id=scope.user_id,
         kind_name=body.kind,
         raw_input=body.input,
-        max_attempts=app_state(request).settings.job_max_attempts,
+        settings=app_state(request).settings,
         idempotency_key=idempotency_key,
         by_client=True,
         run_after=body.due(),

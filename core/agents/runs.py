@@ -72,6 +72,6 @@ def submit_run(
         user_id=principal.user_id,
         kind_name=AGENT_RUN,
         raw_input={"workflow": workflow.name, "input": data.model_dump(mode="json")},
-        max_attempts=settings.job_max_attempts,
+        settings=settings,
         idempotency_key=idempotency_key,
     )

@@ -29,7 +29,7 @@ def queue_email(
         user_id=user_id,
         kind_name=EMAIL_SEND,
         raw_input={"to": to, "subject": subject, "text": text},
-        max_attempts=settings.job_max_attempts,
+        settings=settings,
     )
 
 

@@ -192,10 +192,12 @@ def _claim_statement() -> Select[Any]:
         where=(
             Job.attempts < Job.max_attempts,
             or_(
-                # Not before a retry's wait is over: an early copy of a message cannot
-                # cut a backoff short.
+                # Not before a retry's wait is over, nor while it waits for one of its
+                # tenant's slots: a stray copy of a message can neither cut a backoff
+                # short nor run a job past its tenant's cap.
                 and_(
                     Job.status == JobStatus.QUEUED,
+                    Job.dispatched_at.is_not(None),
                     or_(Job.run_after.is_(None), Job.run_after <= NOW),
                 ),
                 and_(Job.status == JobStatus.RUNNING, Job.lease_until < NOW),
@@ -336,8 +338,9 @@ def requeue(
     """running → queued, for a retry (fenced) or an expired lease (reconciler), or
     because the pool process `held_by` (a `lease_owner` prefix) died under it.
 
-    A retry (`retry_in`) waits in PostgreSQL until its `run_after`, and the reconciler
-    sends it then; other requeues are the caller's to publish (a dead pool process's
+    A retry (`retry_in`) gives up its slot and waits in PostgreSQL until its
+    `run_after`, then in its tenant's line (`core.jobs.dispatch`); other requeues keep
+    the slot and are the caller's to publish (a dead pool process's
     message is put back by Celery itself). A job whose owner asked to cancel it is not
     run again: it ends `cancelled` here, and the caller publishes nothing.
 
@@ -368,6 +371,8 @@ def requeue(
     if retry_in is not None:
         event["retry_in_seconds"] = round(retry_in, 3)
         values["run_after"] = values["queued_at"] = NOW + timedelta(seconds=retry_in)
+        # Its slot goes to the tenant's next job; once due, it waits in line for one.
+        values["dispatched_at"] = None
     requeued = _transition(
         session,
         job_id,

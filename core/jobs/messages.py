@@ -20,6 +20,10 @@ from core.models import Job
 MAX_SHOWN_CHARS = 80
 
 
+# What a job's message is built from (`JobMessage.of_row`).
+MESSAGE_COLUMNS = (Job.id, Job.kind, Job.tenant_id, Job.attempts, Job.input, Job.request_id)
+
+
 @dataclass(frozen=True)
 class JobMessage:
     job_id: uuid.UUID
@@ -42,6 +46,11 @@ class JobMessage:
         request_id: str | None = None,
     ) -> JobMessage:
         return cls(job_id, KINDS[kind], tenant_id, attempts, input, request_id)
+
+    @classmethod
+    def of_row(cls, row: Any) -> JobMessage:
+        """From a row selected as `MESSAGE_COLUMNS`."""
+        return cls.of(row.id, row.kind, row.tenant_id, row.attempts, row.input, row.request_id)
 
     @classmethod
     def of_job(cls, job: Job) -> JobMessage:

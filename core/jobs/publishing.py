@@ -164,7 +164,8 @@ def _mark_enqueued_statement(unclaimed: bool) -> Update:
         Job.id.in_(bindparam("job_ids", expanding=True)),
         Job.status == JobStatus.QUEUED,
         # Not a job claimed, failed and requeued for a retry since: it waits for a
-        # message of its own, sent when its `run_after` comes.
+        # message of its own, sent once it is due and dispatched again.
+        Job.dispatched_at.is_not(None),
         or_(Job.run_after.is_(None), Job.run_after <= NOW),
     )
     if unclaimed:

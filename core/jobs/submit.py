@@ -15,17 +15,20 @@ from functools import cache
 from typing import Any, Protocol
 
 from pydantic import ValidationError
-from sqlalchemy import DateTime, Select, bindparam, func, literal, select
+from sqlalchemy import Boolean, DateTime, Select, bindparam, case, func, literal, select
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm.attributes import set_committed_value
 
 from core.errors import ConveyorError, ErrorCode
+from core.jobs import dispatch
 from core.jobs.contracts import JobKind, get_kind, public_kinds
 from core.jobs.messages import JobMessage
 from core.jobs.states import EventType, JobStatus
 from core.logs import current_request_id
 from core.models import Job, JobEvent
+from core.settings import Settings
 
 
 class Publisher(Protocol):
@@ -158,6 +161,8 @@ def _insert_job_statement() -> Select[Job]:
         .values(
             {
                 **{name: bindparam(name) for name in _INSERTED},
+                # Dispatched at once only where no cap applies (a due system job).
+                "dispatched_at": case((bindparam("dispatched", type_=Boolean), func.now())),
                 "input": bindparam("input", type_=JSONB),
                 "status": JobStatus.QUEUED.value,
                 "event_seq": 1,
@@ -195,19 +200,26 @@ def submit(
     user_id: uuid.UUID | None,
     kind_name: str,
     raw_input: dict[str, Any],
-    max_attempts: int,
+    settings: Settings,
     idempotency_key: str | None = None,
     by_client: bool = False,
     run_after: datetime | None = None,
 ) -> Submitted:
     """Insert a queued job; `tenant_id=None` makes a system job no tenant can see.
     `by_client`: the kind comes from a client (POST /jobs), which may not name an
-    internal kind. A new job goes to `publisher`; a replayed one (same
-    Idempotency-Key) is never published again. `run_after`: a delayed job waits in
-    PostgreSQL, unpublished, and the reconciler sends it when it is due."""
+    internal kind. A new job that gets one of its tenant's slots goes to `publisher`
+    (`core.jobs.dispatch`); one over the tenant's cap waits in its line, and a replayed
+    one (same Idempotency-Key) is never published again. `run_after`: a delayed job
+    waits in PostgreSQL, unpublished, and is dispatched when it is due."""
     kind, job_input = validate_input(kind_name, raw_input, allow_internal=not by_client)
     job_id = uuid.uuid4()
     fingerprint = _fingerprint(kind.name, job_input) if idempotency_key else None
+    due = run_after is None or run_after <= datetime.now(UTC)
+    # A tenant's due job joins its line, which is held while it does: the dispatch that
+    # follows must count every slot given out before it.
+    line = (tenant_id, kind.queue.value) if due and tenant_id is not None else None
+    if line is not None:
+        dispatch.lock_line(session, *line)
     params = {
         "id": job_id,
         "tenant_id": tenant_id,
@@ -215,12 +227,13 @@ def submit(
         "kind": kind.name,
         "queue": kind.queue.value,
         "input": job_input,
-        "max_attempts": max_attempts,
+        "max_attempts": settings.job_max_attempts,
         "idempotency_key": idempotency_key,
         "request_fingerprint": fingerprint,
         # The API request this runs in, if any: its id follows the job into the logs.
         "request_id": current_request_id(),
         "run_after": run_after,
+        "dispatched": due and tenant_id is None,
     }
     job = session.scalars(_insert_job_statement(), params).one_or_none()
     if job is None:
@@ -230,6 +243,12 @@ def submit(
         if existing.request_fingerprint != fingerprint:
             raise ConveyorError(ErrorCode.IDEMPOTENCY_CONFLICT, existing_job_id=str(existing.id))
         return Submitted(job=existing, kind=kind, replayed=True)
-    if run_after is None or run_after <= datetime.now(UTC):
+    if line is not None:
+        for message in dispatch.take_slots(session, *line, settings.tenant_concurrency):
+            publisher.publish_after_commit(message)
+            if message.job_id == job_id:
+                # For the answer (`waiting_reason`) only: the row has the database's time.
+                set_committed_value(job, "dispatched_at", datetime.now(UTC))
+    elif job.dispatched_at is not None:
         publisher.publish_after_commit(JobMessage.of_job(job))
     return Submitted(job=job, kind=kind, replayed=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, String, text
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.models.base import Base, CreatedAt, new_id
@@ -19,6 +19,7 @@ class Role(StrEnum):
 
 class Tenant(CreatedAt, Base):
     __tablename__ = "tenants"
+    __table_args__ = (CheckConstraint("max_concurrency >= 0", name="max_concurrency"),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200))
@@ -26,6 +27,9 @@ class Tenant(CreatedAt, Base):
     # This tenant's storage quota in bytes, in place of STORAGE_QUOTA_BYTES (0: none).
     # Set by an operator; NULL for the setting's.
     storage_quota_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    # This tenant's jobs published or running at once per queue, in place of
+    # TENANT_CONCURRENCY (0: no cap). Set by an operator; NULL for the setting's.
+    max_concurrency: Mapped[int | None] = mapped_column(Integer)
 
 
 class User(CreatedAt, Base):

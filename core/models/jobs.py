@@ -43,6 +43,23 @@ class Job(CreatedAt, Base):
             "lease_until",
             postgresql_where=text("status = 'running'"),
         ),
+        # Fair dispatch (core.jobs.dispatch): each tenant's line of waiting jobs per
+        # queue, in order, and the slots it holds.
+        Index(
+            "ix_jobs_waiting",
+            "tenant_id",
+            "queue",
+            "queued_at",
+            postgresql_where=text("status = 'queued' AND dispatched_at IS NULL"),
+        ),
+        Index(
+            "ix_jobs_holding",
+            "tenant_id",
+            "queue",
+            postgresql_where=text(
+                "status = 'running' OR (status = 'queued' AND dispatched_at IS NOT NULL)"
+            ),
+        ),
         Index(
             "ix_jobs_queued_enqueued",
             "enqueued_at",
@@ -94,6 +111,9 @@ class Job(CreatedAt, Base):
     # When it last became due to run: submitted, requeued, or its retry's run_after.
     # Its queue wait is counted from here (NULL on jobs from before it was kept).
     queued_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    # When it was given one of its tenant's slots in its queue, to be published; kept
+    # while it runs. NULL while it waits: for its run_after, or for a slot.
+    dispatched_at: Mapped[datetime | None] = mapped_column(TZDateTime)
     enqueued_at: Mapped[datetime | None] = mapped_column(TZDateTime)
     started_at: Mapped[datetime | None] = mapped_column(TZDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(TZDateTime)

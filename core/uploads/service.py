@@ -106,7 +106,7 @@ def enqueue_processing(
         user_id=upload.user_id,
         kind_name=UPLOAD_PROCESS,
         raw_input={"upload_id": str(upload.id)},
-        max_attempts=settings.job_max_attempts,
+        settings=settings,
     )
     upload.job_id = submitted.job.id
     session.flush()

@@ -148,7 +148,7 @@ def create_job(
             user_id=user.id if user else None,
             kind_name=kind,
             raw_input=job_input or {},
-            max_attempts=max_attempts,
+            settings=stack.settings.model_copy(update={"job_max_attempts": max_attempts}),
         )
         mark_enqueued(session, [submitted.job.id])
         return submitted.job.id

@@ -27,9 +27,14 @@ def job_state(db: Database, job_id: uuid.UUID) -> tuple[Job, list[JobEvent]]:
 
 
 def end_retry_wait(db: Database, job_id: uuid.UUID) -> None:
-    """A retry's backoff, over now: its job may be claimed at once."""
+    """A retry's backoff, over now, and its job given a slot as the reconciler's sweep
+    would: it may be claimed at once."""
     with db.transaction() as session:
-        session.execute(update(Job).where(Job.id == job_id).values(run_after=func.now()))
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(run_after=func.now(), dispatched_at=func.now())
+        )
 
 
 def empty_tables(db: Database) -> None:

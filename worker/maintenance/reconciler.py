@@ -2,9 +2,10 @@
 
 It runs inside the beat process (see `worker.app`), not as a queued task, so it keeps
 working when every worker slot is busy. A transaction-scoped advisory lock makes it a
-singleton even if two beats run. It re-sends jobs whose publish failed, whose retry is
-due, or whose message the broker lost, and takes back jobs whose worker died (lease
-expired): requeued, or failed once out of attempts.
+singleton even if two beats run. It re-sends jobs whose publish failed or whose
+message the broker lost, takes back jobs whose worker died (lease expired): requeued,
+or failed once out of attempts, and fills the tenants' free slots (`core.jobs.dispatch`:
+jobs waiting for a slot, delayed jobs and retries that came due).
 """
 
 from __future__ import annotations
@@ -12,17 +13,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 from celery import Celery
-from sqlalchemy import Row, and_, func, or_, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from core.db import Database
-from core.jobs import lifecycle, totals
+from core.jobs import dispatch, lifecycle, totals
 from core.jobs.celery_app import ready_messages
 from core.jobs.contracts import KINDS
-from core.jobs.messages import JobMessage
+from core.jobs.messages import MESSAGE_COLUMNS, JobMessage
 from core.jobs.publishing import publish_committed
 from core.jobs.states import JobStatus
 from core.jobs.totals import Counted
@@ -47,17 +47,9 @@ class ReconcileReport:
     lost: int
 
 
-# What a job's message needs, as `JobMessage.of` takes it.
-_MESSAGE = (Job.id, Job.kind, Job.tenant_id, Job.attempts, Job.input, Job.request_id)
-
-
-def _message(row: Row[Any]) -> JobMessage:
-    return JobMessage.of(row.id, row.kind, row.tenant_id, row.attempts, row.input, row.request_id)
-
-
 def _take_back_expired(session: Session) -> tuple[list[JobMessage], int]:
     rows = session.execute(
-        select(*_MESSAGE, Job.max_attempts)
+        select(*MESSAGE_COLUMNS, Job.max_attempts)
         # Kinds this process does not know (a newer release's) are left to one that does.
         .where(Job.status == JobStatus.RUNNING, Job.lease_until < func.now(), Job.kind.in_(KINDS))
         .limit(BATCH)
@@ -69,31 +61,29 @@ def _take_back_expired(session: Session) -> tuple[list[JobMessage], int]:
         if row.attempts >= row.max_attempts:
             dead += lifecycle.fail(session, row.id, None, lifecycle.WORKER_LOST)
         elif lifecycle.requeue(session, row.id, None, reason="lease_expired") is JobStatus.QUEUED:
-            requeued.append(_message(row))
+            requeued.append(JobMessage.of_row(row))
     return requeued, dead
 
 
 def _unpublished(session: Session, settings: Settings) -> list[JobMessage]:
-    """Queued jobs with no message: their publish failed (past the grace period in
-    which the API's own publish and record may still land), or a retry's wait is over."""
-    now = func.now()
+    """Dispatched jobs with no message: their publish failed, or the process that
+    dispatched them died before it published them (past the grace period in which its
+    publish and record may still land)."""
     grace = timedelta(seconds=settings.unpublished_grace_seconds)
     rows = session.execute(
-        select(*_MESSAGE)
+        select(*MESSAGE_COLUMNS)
         .where(
             Job.status == JobStatus.QUEUED,
+            Job.dispatched_at.is_not(None),
             Job.enqueued_at.is_(None),
             Job.kind.in_(KINDS),
-            or_(
-                and_(Job.run_after.is_(None), Job.updated_at < now - grace),
-                Job.run_after <= now,
-            ),
+            Job.updated_at < func.now() - grace,
         )
         .order_by(Job.created_at)
         .limit(BATCH)
         .with_for_update(skip_locked=True)
     ).all()
-    return [_message(row) for row in rows]
+    return [JobMessage.of_row(row) for row in rows]
 
 
 def _lost(db: Database, settings: Settings, celery: Celery) -> list[JobMessage]:
@@ -146,14 +136,14 @@ def _lost(db: Database, settings: Settings, celery: Celery) -> list[JobMessage]:
             if count <= covered:
                 continue
             rows = session.execute(
-                select(*_MESSAGE)
+                select(*MESSAGE_COLUMNS)
                 .where(queued, Job.queue == queue, Job.enqueued_at < cutoff, Job.kind.in_(KINDS))
                 .order_by(Job.enqueued_at.desc())
                 .offset(covered)
                 .limit(BATCH)
                 .with_for_update(skip_locked=True)
             ).all()
-            lost += [_message(row) for row in rows]
+            lost += [JobMessage.of_row(row) for row in rows]
     return lost
 
 
@@ -168,6 +158,10 @@ def reconcile(celery: Celery) -> ReconcileReport | None:
         unpublished = _unpublished(session, rt.settings)
     # Published after the commit: a worker must find the job queued when the message lands.
     sent = publish_committed(celery, rt.db, requeued + unpublished)
+    # Free slots the hand-offs missed, and jobs whose time came.
+    sent += publish_committed(
+        celery, rt.db, dispatch.fill_free_slots(rt.db, rt.settings.tenant_concurrency)
+    )
     lost = _lost(rt.db, rt.settings, celery)
     sent += publish_committed(celery, rt.db, lost)
     with rt.db.transaction() as session:

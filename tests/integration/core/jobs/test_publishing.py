@@ -17,6 +17,7 @@ from core.jobs.contracts import ECHO
 from core.jobs.publishing import EnqueuedRecorder, PendingPublishes
 from core.jobs.submit import submit
 from core.models import Job
+from core.settings import get_settings
 from tests.support.factories import User
 from tests.support.reconciler import reconciler_held_off
 from tests.support.stack import Stack
@@ -34,7 +35,7 @@ def queued_jobs(db: Database, count: int) -> list[uuid.UUID]:
                 user_id=None,
                 kind_name=ECHO,
                 raw_input={"n": n},
-                max_attempts=3,
+                settings=get_settings(),
             ).job.id
             for n in range(count)
         ]

@@ -26,7 +26,7 @@ from core.jobs.contracts import EMAIL_SEND
 from core.jobs.publishing import PendingPublishes, mark_enqueued
 from core.jobs.submit import submit
 from core.models import Job, JobEvent
-from core.settings import Environment, Settings, SmtpTls
+from core.settings import Environment, Settings, SmtpTls, get_settings
 from tests.support.rows import end_retry_wait, job_state
 from tests.support.smtp import SmtpServer, free_port
 from tests.support.stack import Stack
@@ -76,7 +76,7 @@ def run(db: Database, monkeypatch: pytest.MonkeyPatch) -> RunJob:
     return run_once
 
 
-def new_email_job(db: Database, max_attempts: int = 3) -> uuid.UUID:
+def new_email_job(db: Database) -> uuid.UUID:
     with db.transaction() as session:
         submitted = submit(
             session,
@@ -85,7 +85,7 @@ def new_email_job(db: Database, max_attempts: int = 3) -> uuid.UUID:
             user_id=None,
             kind_name=EMAIL_SEND,
             raw_input={"to": TO, "subject": SUBJECT, "text": TEXT},
-            max_attempts=max_attempts,
+            settings=get_settings(),
         )
         # Recorded as published, so a running reconciler leaves it to this test.
         mark_enqueued(session, [submitted.job.id])

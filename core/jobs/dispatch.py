@@ -1,0 +1,218 @@
+"""Fair dispatch: which queued jobs are published, and when.
+
+In each queue a tenant holds at most its cap of slots (`TENANT_CONCURRENCY`, or the
+tenant's own `max_concurrency`; 0 is no cap). A job takes a slot when it is dispatched
+(`dispatched_at`, committed before its message is published) and holds it until it
+ends or waits for a retry. The tenant's other jobs wait in PostgreSQL, unpublished, in
+its line for that queue, in the order they became due (submit order, for new jobs).
+
+A slot is handed on as soon as it frees: by the worker that ran the job, by a cancel.
+The reconciler's sweep (`fill_free_slots`) is the backstop: it fills whatever is free
+(a process died between a job's end and the hand-off, a delayed job came due, a cap
+was raised), serving the lines with jobs waiting in turn: every line's first job is
+published before any line's second.
+
+The broker's queues stay first come, first served, but hold at most a cap's worth of
+each tenant's jobs, so one tenant's backlog waits in its own line instead of in front
+of everyone's. Each line is dispatched under its own advisory lock, so two dispatchers
+(a submit, a hand-off, the sweep) never give out one free slot twice. System jobs (no
+tenant) have no cap.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from functools import cache
+from itertools import zip_longest
+from typing import Any
+
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Connection,
+    Select,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.orm import Session
+
+from core.db import Database
+from core.jobs.contracts import KINDS
+from core.jobs.messages import MESSAGE_COLUMNS, JobMessage
+from core.jobs.states import JobStatus
+from core.models import Job, Tenant
+
+NOW = func.now()
+# pg_advisory_xact_lock(int, int)'s first key: the space of line locks.
+LINE_LOCKS = 0x636F6E77
+# The most jobs one dispatch publishes from a line with no cap.
+BATCH = 500
+
+WAITING: tuple[ColumnElement[bool], ...] = (
+    Job.status == JobStatus.QUEUED,
+    Job.dispatched_at.is_(None),
+)
+DUE = or_(Job.run_after.is_(None), Job.run_after <= NOW)
+HOLDING = or_(
+    Job.status == JobStatus.RUNNING,
+    and_(Job.status == JobStatus.QUEUED, Job.dispatched_at.is_not(None)),
+)
+# Kinds this release does not know (a newer one's) are left to a process that does.
+KNOWN = Job.kind.in_(list(KINDS))
+
+
+def lock_line(session: Session, tenant_id: uuid.UUID, queue: str) -> None:
+    """Hold the tenant's line in `queue` until the transaction ends."""
+    session.execute(
+        select(func.pg_advisory_xact_lock(LINE_LOCKS, func.hashtext(f"{tenant_id}/{queue}")))
+    )
+
+
+def _tenant_cap(tenant_id: Any, default: Any) -> ColumnElement[int]:
+    """A tenant's cap in each queue, in SQL: its own, else `default` (0: none)."""
+    return func.coalesce(
+        select(Tenant.max_concurrency).where(Tenant.id == tenant_id).scalar_subquery(), default
+    )
+
+
+@cache
+def _take_slots_statement() -> Select[Any]:
+    # Named apart from the columns: an UPDATE takes a column's name for its new value.
+    tenant_id: BindParameter[Any] = bindparam("line_tenant")
+    queue: BindParameter[Any] = bindparam("line_queue")
+    in_line = (Job.tenant_id == tenant_id, Job.queue == queue)
+    cap = _tenant_cap(tenant_id, bindparam("default_cap"))
+    holding = select(func.count()).where(*in_line, HOLDING).scalar_subquery()
+    free = case((cap == 0, BATCH), else_=func.greatest(0, cap - holding))
+    chosen = (
+        select(Job.id)
+        .where(*in_line, *WAITING, DUE, KNOWN)
+        .order_by(Job.queued_at, Job.created_at)
+        .limit(free)
+        .with_for_update(skip_locked=True)
+        .cte("chosen")
+    )
+    taken = (
+        update(Job)
+        .where(Job.id == chosen.c.id)
+        .values(dispatched_at=NOW)
+        .returning(*MESSAGE_COLUMNS, Job.queued_at, Job.created_at)
+        .cte("taken")
+    )
+    return select(taken).order_by(taken.c.queued_at, taken.c.created_at)
+
+
+def take_slots(
+    session: Session, tenant_id: uuid.UUID, queue: str, default_cap: int
+) -> list[JobMessage]:
+    """Give the line's free slots to its first due jobs, with the line locked
+    (`lock_line`, in this transaction). Their messages, in line order, are the
+    caller's to publish once the transaction has committed."""
+    rows = session.execute(
+        _take_slots_statement(),
+        {"line_tenant": tenant_id, "line_queue": queue, "default_cap": default_cap},
+    ).all()
+    return [JobMessage.of_row(row) for row in rows]
+
+
+def dispatch_line(
+    session: Session, tenant_id: uuid.UUID, queue: str, default_cap: int
+) -> list[JobMessage]:
+    lock_line(session, tenant_id, queue)
+    return take_slots(session, tenant_id, queue, default_cap)
+
+
+@cache
+def _has_waiting_statement() -> Select[tuple[bool]]:
+    in_line = (Job.tenant_id == bindparam("tenant_id"), Job.queue == bindparam("queue"))
+    return select(exists().where(*in_line, *WAITING, DUE))
+
+
+def has_waiting(connection: Connection, tenant_id: uuid.UUID, queue: str) -> bool:
+    """Whether the line has a due job waiting: one read, so a hand-off costs no lock
+    when nothing waits."""
+    params = {"tenant_id": tenant_id, "queue": queue}
+    return bool(connection.execute(_has_waiting_statement(), params).scalar())
+
+
+def _dispatch_system(session: Session) -> list[JobMessage]:
+    """System jobs that came due (an email's retry): they have no cap."""
+    chosen = (
+        select(Job.id)
+        .where(Job.tenant_id.is_(None), *WAITING, DUE, KNOWN)
+        .order_by(Job.queued_at)
+        .limit(BATCH)
+        .with_for_update(skip_locked=True)
+        .cte("chosen")
+    )
+    rows = session.execute(
+        update(Job)
+        .where(Job.id == chosen.c.id)
+        .values(dispatched_at=NOW)
+        .returning(*MESSAGE_COLUMNS)
+    ).all()
+    return [JobMessage.of_row(row) for row in rows]
+
+
+Line = tuple[uuid.UUID, str]
+
+
+def lines_with_room(session: Session, default_cap: int) -> list[Line]:
+    """Lines with due jobs waiting and a slot free, the one waiting longest first."""
+    waiting = session.execute(
+        select(Job.tenant_id, Job.queue, func.min(Job.queued_at).label("since"))
+        .where(Job.tenant_id.is_not(None), *WAITING, DUE, KNOWN)
+        .group_by(Job.tenant_id, Job.queue)
+        .order_by(func.min(Job.queued_at))
+    ).all()
+    if not waiting:
+        return []
+    tenants = list({row.tenant_id for row in waiting})
+    holding = {
+        (row.tenant_id, row.queue): row.held
+        for row in session.execute(
+            select(Job.tenant_id, Job.queue, func.count().label("held"))
+            .where(Job.tenant_id.in_(tenants), HOLDING)
+            .group_by(Job.tenant_id, Job.queue)
+        )
+    }
+    caps = {
+        row.id: row.cap
+        for row in session.execute(
+            select(
+                Tenant.id, func.coalesce(Tenant.max_concurrency, default_cap).label("cap")
+            ).where(Tenant.id.in_(tenants))
+        )
+    }
+    return [
+        (row.tenant_id, row.queue)
+        for row in waiting
+        if (cap := caps.get(row.tenant_id, default_cap)) == 0
+        or holding.get((row.tenant_id, row.queue), 0) < cap
+    ]
+
+
+def in_turn(lines: Sequence[Sequence[JobMessage]]) -> list[JobMessage]:
+    """Round robin: each line's first message, then each line's second, and so on."""
+    return [message for turn in zip_longest(*lines) for message in turn if message is not None]
+
+
+def fill_free_slots(db: Database, default_cap: int) -> list[JobMessage]:
+    """The sweep: every line with a free slot and due jobs waiting is dispatched, each
+    in a transaction of its own (a line's lock is held for one statement, not for the
+    whole sweep). Returns the messages to publish, lines in turn."""
+    with db.transaction() as session:
+        system = _dispatch_system(session)
+        lines = lines_with_room(session, default_cap)
+    taken: list[list[JobMessage]] = [system]
+    for tenant_id, queue in lines:
+        with db.transaction() as session:
+            taken.append(dispatch_line(session, tenant_id, queue, default_cap))
+    return in_turn(taken)
