@@ -70,6 +70,16 @@ class ErrorCode(Enum):
         429,
         "The tenant's storage quota is used up; delete uploads to make room",
     )
+    QUEUED_JOBS_QUOTA_EXCEEDED = (
+        "queued_jobs_quota_exceeded",
+        429,
+        "The tenant has as many queued jobs as its quota allows; try again once some have run",
+    )
+    SUBMIT_RATE_EXCEEDED = (
+        "submit_rate_exceeded",
+        429,
+        "The tenant submitted as many jobs as its rate limit allows; try again later",
+    )
     TOO_MANY_STREAMS = (
         "too_many_streams",
         429,

@@ -16,6 +16,7 @@ from api.schemas.strings import NulFreeStr
 from api.state import app_state
 from core.agents.runs import submit_run
 from core.agents.workflows import WORKFLOWS
+from core.jobs import quotas
 
 router = APIRouter(tags=["agents"])
 
@@ -38,7 +39,7 @@ def list_workflows(_: TenantScope) -> list[WorkflowOut]:
     "/agents/{workflow}/runs",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobOut,
-    responses=problem_responses(401, 403, 404, 409, 422, 503),
+    responses=problem_responses(401, 403, 404, 409, 422, 429, 503),
 )
 def start_run(
     request: Request,
@@ -50,10 +51,12 @@ def start_run(
 ) -> Response:
     """Queue a run of `workflow`; answers its job. The job's events show the run as it
     happens (agents, model turns with token counts, tool calls, handoffs)."""
+    state = app_state(request)
+    quotas.check_submit(uow.session, state.kv, state.settings, scope.tenant_id, idempotency_key)
     submitted = submit_run(
         uow.session,
         uow,
-        app_state(request).settings,
+        state.settings,
         scope,
         workflow,
         body.input,

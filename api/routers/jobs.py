@@ -26,7 +26,7 @@ from api.schemas.problem import problem_responses
 from api.schemas.strings import NulFreeStr
 from api.state import app_state
 from core.errors import ConveyorError, ErrorCode
-from core.jobs import lifecycle, queries
+from core.jobs import dispatch, lifecycle, queries, quotas
 from core.jobs.contracts import public_kinds
 from core.jobs.states import JobStatus
 from core.jobs.submit import submit
@@ -58,7 +58,7 @@ async def list_kinds() -> list[JobKindOut]:
     "/jobs",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobOut,
-    responses=problem_responses(401, 404, 409, 413, 422),
+    responses=problem_responses(401, 404, 409, 413, 422, 429),
 )
 def create_job(
     request: Request,
@@ -67,6 +67,8 @@ def create_job(
     uow: UnitOfWorkDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
+    state = app_state(request)
+    quotas.check_submit(uow.session, state.kv, state.settings, scope.tenant_id, idempotency_key)
     submitted = submit(
         uow.session,
         uow,
@@ -74,7 +76,7 @@ def create_job(
         user_id=scope.user_id,
         kind_name=body.kind,
         raw_input=body.input,
-        settings=app_state(request).settings,
+        settings=state.settings,
         idempotency_key=idempotency_key,
         by_client=True,
         run_after=body.due(),
@@ -167,13 +169,22 @@ def list_events(
     responses={202: {"model": JobOut}, **problem_responses(401, 404, 409)},
 )
 def cancel_job(
-    job_id: uuid.UUID, response: Response, scope: JobsWrite, uow: UnitOfWorkDep
+    request: Request,
+    job_id: uuid.UUID,
+    response: Response,
+    scope: JobsWrite,
+    uow: UnitOfWorkDep,
 ) -> JobOut:
     """A queued job is cancelled at once (200); a running one stops at its next
     checkpoint (202, `cancel_requested_at` set)."""
     job = lifecycle.request_cancel(uow.session, scope.tenant_id, job_id)
     if job is None:
         raise ConveyorError(ErrorCode.JOB_NOT_FOUND)
+    if job.status == JobStatus.CANCELLED and job.dispatched_at is not None:
+        # It held one of the tenant's slots: the next job in its line goes now.
+        cap = app_state(request).settings.tenant_concurrency
+        for message in dispatch.dispatch_line(uow.session, scope.tenant_id, job.queue, cap):
+            uow.publish_after_commit(message)
     if job.status == JobStatus.RUNNING:
         response.status_code = status.HTTP_202_ACCEPTED
     elif job.status != JobStatus.CANCELLED:

@@ -32,6 +32,7 @@ from api.state import AppState, app_state
 from api.upload_stream import receive_file
 from core.errors import ConveyorError, ErrorCode
 from core.identity.credentials import upload_signature
+from core.jobs import quotas
 from core.models import Upload, UploadStatus
 from core.storage import StorageError, UploadSink, content_disposition
 from core.uploads import quota
@@ -67,6 +68,10 @@ async def create_upload(
     It streams to storage as it arrives; the answer is the upload and its processing
     job. The content type is sniffed from the bytes; the file name is kept for display."""
     state = app_state(request)
+    # Its processing is a job: refused before a byte is stored.
+    await run_in_threadpool(
+        quotas.check_submit, uow.session, state.kv, state.settings, principal.tenant_id
+    )
     declared = _declared_file_bytes(request)
     if declared:  # a body that cannot fit is refused before it is read
         await run_in_threadpool(
@@ -153,6 +158,7 @@ def presign_upload(
         raise ConveyorError(
             ErrorCode.PAYLOAD_TOO_LARGE, f"The file may be at most {limit} bytes", max_bytes=limit
         )
+    quotas.check_submit(uow.session, state.kv, state.settings, principal.tenant_id)
     upload_id = uuid.uuid4()
     key = upload_key(principal.tenant_id, upload_id)
     lifetime = state.settings.upload_url_seconds

@@ -8,7 +8,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 
 from api.schemas.strings import NulFreeStr
 from core.identity.access import Principal
-from core.jobs.states import JobStatus
+from core.jobs.states import JobStatus, WaitingReason
 from core.jobs.visibility import WITHHELD_FIELDS, withholds_uploads
 
 # How far ahead a job may be delayed.
@@ -64,6 +64,11 @@ class JobSummary(BaseModel):
     run_after: datetime | None = Field(
         description="While it waits: not run before this (a delayed job, or a retry's "
         "backoff). Null once it has started."
+    )
+    waiting_reason: WaitingReason | None = Field(
+        description="Why a queued job has not started: `scheduled` (its `run_after` is "
+        "ahead), `tenant_limit` (due, waiting for one of its tenant's slots in its "
+        "queue), `broker` (sent, waiting for a free worker). Null unless queued."
     )
     started_at: datetime | None
     finished_at: datetime | None

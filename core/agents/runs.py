@@ -7,15 +7,13 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.agents.workflows import WORKFLOWS, Workflow
 from core.errors import ConveyorError, ErrorCode
 from core.identity.access import Principal, Scope
 from core.jobs.contracts import AGENT_RUN
-from core.jobs.submit import Publisher, Submitted, invalid_input, submit
-from core.models import Job
+from core.jobs.submit import Publisher, Submitted, invalid_input, key_used, submit
 from core.settings import Settings
 from core.uploads.extracted_text import texts_of
 
@@ -29,17 +27,6 @@ def get_workflow(name: str) -> Workflow:
             known_workflows=sorted(WORKFLOWS),
         )
     return workflow
-
-
-def _key_used(session: Session, principal: Principal, idempotency_key: str) -> bool:
-    return (
-        session.scalar(
-            select(Job.id).where(
-                Job.tenant_id == principal.tenant_id, Job.idempotency_key == idempotency_key
-            )
-        )
-        is not None
-    )
 
 
 def submit_run(
@@ -62,7 +49,7 @@ def submit_run(
     if workflow.upload_ids(data):
         # The run's answer is made of what the uploads hold.
         principal.require_scope(Scope.UPLOADS_READ)
-    if idempotency_key is None or not _key_used(session, principal, idempotency_key):
+    if idempotency_key is None or not key_used(session, principal.tenant_id, idempotency_key):
         # A repeated request answers with its job even if an upload went since.
         texts_of(session, principal.tenant_id, workflow.upload_ids(data))
     return submit(

@@ -6,6 +6,7 @@ retry or the reconciler; terminal states never change.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from enum import StrEnum
 
 
@@ -36,6 +37,30 @@ TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
 
 def can_transition(source: JobStatus, target: JobStatus) -> bool:
     return target in TRANSITIONS[source]
+
+
+class WaitingReason(StrEnum):
+    """Why a queued job has not started (`core.jobs.dispatch`)."""
+
+    # Its run_after is ahead: a delayed job, or a retry's backoff.
+    SCHEDULED = "scheduled"
+    # Due, and in its tenant's line for a slot in its queue (for a moment after a slot
+    # frees, waiting for the hand-off).
+    TENANT_LIMIT = "tenant_limit"
+    # Published: waiting at the broker for a free worker.
+    BROKER = "broker"
+
+
+def waiting_reason(
+    status: str, dispatched_at: datetime | None, run_after: datetime | None
+) -> WaitingReason | None:
+    if status != JobStatus.QUEUED:
+        return None
+    if dispatched_at is not None:
+        return WaitingReason.BROKER
+    if run_after is not None and run_after > datetime.now(UTC):
+        return WaitingReason.SCHEDULED
+    return WaitingReason.TENANT_LIMIT
 
 
 class EventType(StrEnum):

@@ -192,6 +192,14 @@ def _insert_job_statement() -> Select[Job]:
     return select(aliased(Job, inserted)).add_cte(logged)
 
 
+def key_used(session: Session, tenant_id: uuid.UUID, idempotency_key: str) -> bool:
+    """Whether the tenant has a job submitted with this Idempotency-Key."""
+    found = session.scalar(
+        select(Job.id).where(Job.tenant_id == tenant_id, Job.idempotency_key == idempotency_key)
+    )
+    return found is not None
+
+
 def submit(
     session: Session,
     publisher: Publisher,

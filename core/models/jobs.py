@@ -21,6 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
+from core.jobs.states import WaitingReason, waiting_reason
 from core.models.base import Base, CreatedAt, new_id
 
 TZDateTime = DateTime(timezone=True)
@@ -121,6 +122,10 @@ class Job(CreatedAt, Base):
     updated_at: Mapped[datetime] = mapped_column(
         TZDateTime, server_default=func.now(), onupdate=func.now()
     )
+
+    @property
+    def waiting_reason(self) -> WaitingReason | None:
+        return waiting_reason(self.status, self.dispatched_at, self.run_after)
 
 
 class JobEvent(Base):

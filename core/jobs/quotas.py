@@ -1,0 +1,88 @@
+"""What one tenant may submit: a cap on its queued jobs and a submit rate limit.
+
+Checked before anything is stored, on every route by which a client submits work (a
+job, an agent run, an upload and its processing). A refusal is a 429 with
+`Retry-After`, and the request leaves nothing behind. Concurrent submits are counted
+against the rate limit exactly (the key-value store's hits are atomic), while the
+queued-jobs cap is read as the request starts: submits racing each other can pass it
+by as many jobs as they are.
+"""
+
+from __future__ import annotations
+
+import uuid
+from functools import cache
+from typing import Any
+
+from sqlalchemy import BindParameter, Select, bindparam, func, literal, select
+from sqlalchemy.orm import Session
+
+from core.errors import ConveyorError, ErrorCode
+from core.jobs.states import JobStatus
+from core.jobs.submit import key_used
+from core.kv import KeyValueStore
+from core.models import Job
+from core.settings import Settings
+
+# What a tenant at its queued-jobs quota is told to wait: its jobs run as slots free,
+# at a pace this process cannot see.
+QUEUED_QUOTA_RETRY_SECONDS = 10
+
+
+@cache
+def _queued_statement() -> Select[Any]:
+    """The tenant's queued jobs, counted up to the quota and no further: each line of
+    waiting jobs, then the ones sent (at most its cap per queue), both by index."""
+    tenant_id: BindParameter[Any] = bindparam("tenant_id")
+    waiting = (
+        select(literal(1))
+        .where(Job.tenant_id == tenant_id, Job.status == JobStatus.QUEUED)
+        .where(Job.dispatched_at.is_(None))
+        .limit(bindparam("quota"))
+        .subquery()
+    )
+    sent = select(func.count()).where(
+        Job.tenant_id == tenant_id,
+        Job.status == JobStatus.QUEUED,
+        Job.dispatched_at.is_not(None),
+    )
+    return select(
+        select(func.count()).select_from(waiting).scalar_subquery() + sent.scalar_subquery()
+    )
+
+
+def queued_jobs(session: Session, tenant_id: uuid.UUID, quota: int) -> int:
+    return int(
+        session.execute(_queued_statement(), {"tenant_id": tenant_id, "quota": quota}).scalar_one()
+    )
+
+
+def check_submit(
+    session: Session,
+    kv: KeyValueStore,
+    settings: Settings,
+    tenant_id: uuid.UUID,
+    idempotency_key: str | None = None,
+) -> None:
+    """Raise 429 if the tenant may not submit a job now; else count this submit. A
+    request repeated with its Idempotency-Key is answered with its job, and not counted."""
+    if idempotency_key is not None and key_used(session, tenant_id, idempotency_key):
+        return
+    quota = settings.tenant_max_queued_jobs
+    if quota:
+        queued = queued_jobs(session, tenant_id, quota)
+        if queued >= quota:
+            raise ConveyorError(
+                ErrorCode.QUEUED_JOBS_QUOTA_EXCEEDED,
+                retry_after=QUEUED_QUOTA_RETRY_SECONDS,
+                quota=quota,
+                queued=queued,
+            )
+    limit = settings.tenant_submit_limit
+    if limit:
+        window = settings.tenant_submit_window_seconds
+        wait = kv.hit(f"submit:tenant:{tenant_id}", limit, window)
+        if wait is not None:
+            raise ConveyorError(
+                ErrorCode.SUBMIT_RATE_EXCEEDED, retry_after=wait, limit=limit, window_seconds=window
+            )

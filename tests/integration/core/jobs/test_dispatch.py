@@ -1,0 +1,203 @@
+"""Fair dispatch against PostgreSQL: which jobs a submit, a hand-off and the sweep send,
+with the reconciler held off so that what is dispatched is the test's own doing."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, update
+
+from core.db import Database
+from core.jobs import dispatch, lifecycle
+from core.jobs.contracts import ECHO
+from core.jobs.messages import JobMessage
+from core.jobs.publishing import PendingPublishes
+from core.jobs.states import WaitingReason
+from core.jobs.submit import submit
+from core.models import Job, Tenant
+from core.settings import Settings
+from tests.support.factories import User, create_user
+from tests.support.reconciler import reconciler_held_off
+from tests.support.stack import Stack
+
+CAP = 2
+
+
+@pytest.fixture(autouse=True)
+def held_off(db: Database) -> Iterator[None]:
+    with reconciler_held_off(db):
+        yield
+
+
+@pytest.fixture
+def settings(stack: Stack) -> Settings:
+    return stack.settings.model_copy(update={"tenant_concurrency": CAP})
+
+
+class Sent(PendingPublishes):
+    """A publisher that keeps what it was given, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[JobMessage] = []
+
+    def publish_after_commit(self, message: JobMessage) -> None:
+        self.messages.append(message)
+
+
+def submit_jobs(
+    db: Database, settings: Settings, tenant_id: uuid.UUID | None, count: int
+) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+    """(the jobs submitted, the ones sent at once), each submitted in its own request."""
+    submitted, sent = [], []
+    for n in range(count):
+        publisher = Sent()
+        with db.transaction() as session:
+            job = submit(
+                session,
+                publisher,
+                tenant_id=tenant_id,
+                user_id=None,
+                kind_name=ECHO,
+                raw_input={"n": n},
+                settings=settings,
+            ).job
+        submitted.append(job.id)
+        sent += [message.job_id for message in publisher.messages]
+    return submitted, sent
+
+
+def reasons(db: Database, job_ids: list[uuid.UUID]) -> list[WaitingReason | None]:
+    with db.transaction() as session:
+        found = {job.id: job for job in session.scalars(select(Job).where(Job.id.in_(job_ids)))}
+        return [found[job_id].waiting_reason for job_id in job_ids]
+
+
+def finish(db: Database, job_id: uuid.UUID) -> None:
+    with db.autocommit() as connection:
+        claim = lifecycle.claim(connection, job_id, 30, "tests/1/0")
+        assert claim is not None
+        assert lifecycle.succeed(connection, job_id, claim.attempt, {})
+
+
+def hand_off(db: Database, settings: Settings, tenant_id: uuid.UUID) -> list[uuid.UUID]:
+    with db.transaction() as session:
+        messages = dispatch.dispatch_line(
+            session, tenant_id, "default", settings.tenant_concurrency
+        )
+    return [message.job_id for message in messages]
+
+
+def set_cap(db: Database, tenant_id: uuid.UUID, cap: int | None) -> None:
+    with db.transaction() as session:
+        session.execute(update(Tenant).where(Tenant.id == tenant_id).values(max_concurrency=cap))
+
+
+def test_jobs_beyond_the_cap_wait_in_their_tenants_line(
+    db: Database, settings: Settings, user: User
+) -> None:
+    submitted, sent = submit_jobs(db, settings, user.personal_tenant_id, 5)
+
+    assert sent == submitted[:CAP]
+    assert reasons(db, submitted) == [WaitingReason.BROKER] * CAP + [WaitingReason.TENANT_LIMIT] * 3
+    # Nothing frees a slot until a job ends; then the line's next job goes, in order.
+    assert hand_off(db, settings, user.personal_tenant_id) == []
+    finish(db, submitted[1])
+    assert hand_off(db, settings, user.personal_tenant_id) == [submitted[2]]
+    finish(db, submitted[0])
+    finish(db, submitted[2])
+    assert hand_off(db, settings, user.personal_tenant_id) == submitted[3:]
+
+
+def test_a_tenants_own_cap_replaces_the_setting(
+    db: Database, settings: Settings, user: User, other_user: User
+) -> None:
+    set_cap(db, user.personal_tenant_id, 3)
+    set_cap(db, other_user.personal_tenant_id, 0)  # no cap at all
+
+    assert len(submit_jobs(db, settings, user.personal_tenant_id, 5)[1]) == 3
+    assert len(submit_jobs(db, settings, other_user.personal_tenant_id, 5)[1]) == 5
+
+
+def test_with_no_cap_every_job_is_sent(db: Database, settings: Settings, user: User) -> None:
+    uncapped = settings.model_copy(update={"tenant_concurrency": 0})
+    submitted, sent = submit_jobs(db, uncapped, user.personal_tenant_id, 12)
+    assert sent == submitted
+
+
+def test_system_jobs_have_no_cap(db: Database, settings: Settings) -> None:
+    submitted, sent = submit_jobs(db, settings, None, CAP + 3)
+    assert sent == submitted
+
+
+def test_the_sweep_serves_the_lines_in_turn(db: Database, settings: Settings, stack: Stack) -> None:
+    a, b, c = (create_user(stack) for _ in range(3))
+    lines = {
+        user.personal_tenant_id: submit_jobs(db, settings, user.personal_tenant_id, 4)[0]
+        for user in (a, b, c)
+    }
+    # Every sent job ends with no hand-off (its worker died, say): the sweep finds room.
+    for job_ids in lines.values():
+        for job_id in job_ids[:CAP]:
+            finish(db, job_id)
+
+    swept = [m.job_id for m in dispatch.fill_free_slots(db, settings.tenant_concurrency)]
+
+    # The tenant waiting longest first, then one job of each line per turn.
+    expected = [lines[user.personal_tenant_id][CAP] for user in (a, b, c)]
+    expected += [lines[user.personal_tenant_id][CAP + 1] for user in (a, b, c)]
+    assert swept == expected
+    assert dispatch.fill_free_slots(db, settings.tenant_concurrency) == []
+
+
+def test_a_retry_gives_its_slot_to_the_next_job_and_waits_in_line_when_due(
+    db: Database, settings: Settings, user: User
+) -> None:
+    submitted, _ = submit_jobs(db, settings, user.personal_tenant_id, 3)
+    with db.autocommit() as connection:
+        claim = lifecycle.claim(connection, submitted[0], 30, "tests/1/0")
+        assert claim is not None
+        error = lifecycle.JobError("transient_error", "try again", retryable=True)
+        assert lifecycle.requeue(
+            connection, claim.job_id, claim.attempt, reason="retry", error=error, retry_in=60
+        )
+
+    assert reasons(db, submitted)[0] == WaitingReason.SCHEDULED
+    assert hand_off(db, settings, user.personal_tenant_id) == [submitted[2]]
+
+    # Its backoff over, it waits for a slot like any job, and is first in line for one.
+    with db.transaction() as session:
+        session.execute(update(Job).where(Job.id == submitted[0]).values(run_after=func.now()))
+    assert reasons(db, submitted)[0] == WaitingReason.TENANT_LIMIT
+    assert hand_off(db, settings, user.personal_tenant_id) == []
+    finish(db, submitted[2])
+    assert hand_off(db, settings, user.personal_tenant_id) == [submitted[0]]
+
+
+def test_a_copy_of_a_message_cannot_run_a_job_still_in_line(
+    db: Database, settings: Settings, user: User
+) -> None:
+    submitted, _ = submit_jobs(db, settings, user.personal_tenant_id, CAP + 1)
+    with db.autocommit() as connection:
+        assert lifecycle.claim(connection, submitted[-1], 30, "tests/1/0") is None
+
+
+def test_concurrent_submits_never_pass_the_cap(
+    db: Database, settings: Settings, user: User
+) -> None:
+    def one(_: Any) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+        return submit_jobs(db, settings, user.personal_tenant_id, 3)
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(one, range(8)))
+
+    assert sum(len(sent) for _, sent in results) == CAP
+    with db.transaction() as session:
+        holding = session.execute(
+            select(func.count()).where(Job.tenant_id == user.personal_tenant_id, dispatch.HOLDING)
+        ).scalar_one()
+    assert holding == CAP
