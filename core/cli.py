@@ -1,10 +1,12 @@
-"""The `conveyor` command: `dev` (the whole system on one machine), `migrate`, `flower`."""
+"""The `conveyor` command: `dev` (the whole system on one machine), `migrate`, `flower`,
+`tenant-limits`."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -41,6 +43,52 @@ def _flower(args: argparse.Namespace) -> int:
     os.execv(celery, argv)  # noqa: S606 - replaces this process with Flower
 
 
+# `--concurrency` not given: show the cap, change nothing.
+UNCHANGED = object()
+
+
+def _cap(text: str) -> int | None:
+    """`--concurrency`: a number of jobs, 0 for no cap, or `default` for the setting's."""
+    if text == "default":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError("a number of jobs (0: no cap) or 'default'")
+    return value
+
+
+def _tenant_limits(args: argparse.Namespace) -> int:
+    """Show a tenant's concurrency cap, or set its own (operators only: a tenant's
+    members can read it at GET /api/v1/tenants/{id}/limits, never change it)."""
+    from core.db import Database
+    from core.errors import ConveyorError
+    from core.identity import tenants
+    from core.settings import get_settings
+
+    settings = get_settings()
+    db = Database(settings, "cli")
+    try:
+        with db.transaction() as session:
+            tenant = tenants.get(session, args.tenant_id)
+            if args.concurrency is not UNCHANGED:
+                tenant.max_concurrency = args.concurrency
+            own = tenant.max_concurrency
+            name = tenant.name
+    except ConveyorError as exc:
+        print(f"conveyor tenant-limits: {exc.detail}", file=sys.stderr)
+        return 1
+    finally:
+        db.dispose()
+    cap = settings.tenant_concurrency if own is None else own
+    source = "TENANT_CONCURRENCY" if own is None else "its own"
+    shown = f"{cap} per queue" if cap else "none"
+    print(f"{args.tenant_id} ({name}): concurrency cap {shown} ({source})")
+    return 0
+
+
 def _no_dev_tooling(_: argparse.Namespace) -> int:
     print(
         "conveyor dev: the dev tooling (core/dev) is not installed here; "
@@ -70,6 +118,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     flower.add_argument("--address", default="0.0.0.0")  # noqa: S104 - a server's listen address
     flower.add_argument("--port", type=int, default=5555)
     flower.set_defaults(func=_flower)
+
+    limits = commands.add_parser(
+        "tenant-limits", help="show a tenant's concurrency cap, or set its own (operators)"
+    )
+    limits.add_argument("tenant_id", type=uuid.UUID)
+    limits.add_argument(
+        "--concurrency",
+        type=_cap,
+        default=UNCHANGED,
+        metavar="N|default",
+        help="its jobs sent or running at once per queue (0: no cap), or 'default' for "
+        "TENANT_CONCURRENCY's",
+    )
+    limits.set_defaults(func=_tenant_limits)
 
     args = parser.parse_args(argv)
     result: int = args.func(args)

@@ -12,15 +12,26 @@ from fastapi import APIRouter, Request, Response, status
 
 from api.deps import CurrentLogin, UnitOfWorkDep, client_ip, tenant_principal
 from api.schemas.problem import problem_responses
-from api.schemas.tenants import MemberCreate, MemberOut, MemberUpdate, TenantCreate, TenantOut
+from api.schemas.tenants import (
+    MemberCreate,
+    MemberOut,
+    MemberUpdate,
+    TenantCreate,
+    TenantLimits,
+    TenantOut,
+)
 from api.state import app_state
 from core.identity import tenants, throttle
 from core.identity.accounts import tenants_of
 from core.identity.mail import invitation_email, queue_email
 from core.identity.throttle import Action
+from core.jobs import quotas
 from core.models import Role, Tenant
 
 router = APIRouter(prefix="/tenants", tags=["tenants"])
+
+# With no quota, queued jobs are counted up to this many and no further.
+QUEUED_COUNT_CAP = 100_000
 
 
 def tenant_out(tenant: Tenant, role: str) -> TenantOut:
@@ -61,6 +72,31 @@ def create_tenant(
 def get_tenant(tenant_id: uuid.UUID, login: CurrentLogin, uow: UnitOfWorkDep) -> TenantOut:
     principal = tenant_principal(uow, login, tenant_id)
     return tenant_out(tenants.get(uow.session, tenant_id), principal.role or Role.MEMBER)
+
+
+@router.get(
+    "/{tenant_id}/limits", response_model=TenantLimits, responses=problem_responses(401, 404)
+)
+def get_limits(
+    request: Request, tenant_id: uuid.UUID, login: CurrentLogin, uow: UnitOfWorkDep
+) -> TenantLimits:
+    """The tenant's concurrency cap, queued-jobs quota and submit rate limit, and how
+    many jobs it has queued: any member may read them."""
+    tenant_principal(uow, login, tenant_id)
+    settings = app_state(request).settings
+    tenant = tenants.get(uow.session, tenant_id)
+    quota = settings.tenant_max_queued_jobs
+    return TenantLimits(
+        max_concurrency=(
+            settings.tenant_concurrency
+            if tenant.max_concurrency is None
+            else tenant.max_concurrency
+        ),
+        max_queued_jobs=quota,
+        queued_jobs=quotas.queued_jobs(uow.session, tenant_id, quota or QUEUED_COUNT_CAP),
+        submit_limit=settings.tenant_submit_limit,
+        submit_window_seconds=settings.tenant_submit_window_seconds,
+    )
 
 
 @router.patch(

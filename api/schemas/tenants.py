@@ -25,6 +25,20 @@ class TenantOut(BaseModel):
     role: Role = Field(description="The caller's role in this tenant.")
 
 
+class TenantLimits(BaseModel):
+    """What the tenant may use (see docs/capacity.md). Set by the server's operator:
+    the settings for every tenant, `max_concurrency` per tenant with
+    `conveyor tenant-limits`."""
+
+    max_concurrency: int = Field(
+        description="Its jobs sent or running at once in each queue; 0: no cap."
+    )
+    max_queued_jobs: int = Field(description="Its queued jobs, all queues; 0: no quota.")
+    queued_jobs: int = Field(description="Its queued jobs now (counted up to the quota).")
+    submit_limit: int = Field(description="Jobs it may submit per window; 0: no limit.")
+    submit_window_seconds: float
+
+
 class MemberCreate(BaseModel):
     email: EmailStr
     role: Role = Role.MEMBER
