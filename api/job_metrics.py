@@ -18,6 +18,7 @@ from prometheus_client.registry import Collector
 from core.db import Database, limit_waits
 from core.jobs.backlog import ACTIVE, read_backlog
 from core.jobs.contracts import KINDS, Queue
+from core.jobs.states import WaitingReason
 from core.jobs.totals import BUCKETS, FINISHED, Counted, Durations, Outcomes, Totals, read_totals
 
 log = logging.getLogger("conveyor.api")
@@ -84,6 +85,29 @@ class JobsCollector(Collector):
         for (tenant, state), count in sorted(backlog.tenants.items()):
             tenants.add_metric([tenant, state], count)
         yield tenants
+
+        waiting = GaugeMetricFamily(
+            "conveyor_jobs_waiting",
+            "Queued jobs by queue and why they wait: scheduled (run_after ahead), "
+            "tenant_limit (in their tenant's line for a slot), broker (sent).",
+            labels=["queue", "reason"],
+        )
+        by_reason = backlog.waiting.copy()
+        for q in Queue:
+            for r in WaitingReason:
+                by_reason.setdefault((q.value, r.value), 0)
+        for (queue, why), count in sorted(by_reason.items()):
+            waiting.add_metric([queue, why], count)
+        yield waiting
+
+        tenants_waiting = GaugeMetricFamily(
+            "conveyor_tenant_jobs_waiting",
+            "Queued jobs per tenant (as conveyor_tenant_jobs) and why they wait.",
+            labels=["tenant", "reason"],
+        )
+        for (tenant, why), count in sorted(backlog.tenants_waiting.items()):
+            tenants_waiting.add_metric([tenant, why], count)
+        yield tenants_waiting
         yield from _totals(counted)
 
 

@@ -11,10 +11,10 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, func, literal_column, or_, select
+from sqlalchemy import ColumnElement, and_, case, func, literal_column, or_, select
 from sqlalchemy.orm import Session
 
-from core.jobs.states import JobStatus
+from core.jobs.states import JobStatus, WaitingReason
 from core.models import Job
 
 ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
@@ -32,6 +32,20 @@ class Backlog:
     oldest_age: dict[str, float] = field(default_factory=dict)
     # (tenant id, `SYSTEM` or `OTHER`; status) → queued or running jobs.
     tenants: Counter[tuple[str, str]] = field(default_factory=Counter)
+    # (queue, waiting reason) → queued jobs.
+    waiting: Counter[tuple[str, str]] = field(default_factory=Counter)
+    # (tenant id, `SYSTEM` or `OTHER`; waiting reason) → queued jobs.
+    tenants_waiting: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+
+def _reason() -> ColumnElement[str | None]:
+    """`core.jobs.states.waiting_reason` in SQL: NULL unless queued."""
+    return case(
+        (Job.status != JobStatus.QUEUED, None),
+        (Job.dispatched_at.is_not(None), WaitingReason.BROKER.value),
+        (Job.run_after > func.now(), WaitingReason.SCHEDULED.value),
+        else_=WaitingReason.TENANT_LIMIT.value,
+    )
 
 
 def read_backlog(session: Session, top_tenants: int) -> Backlog:
@@ -40,20 +54,24 @@ def read_backlog(session: Session, top_tenants: int) -> Backlog:
         Job.status == JobStatus.QUEUED, or_(Job.run_after.is_(None), Job.run_after <= func.now())
     )
     waiting_since = func.coalesce(Job.queued_at, Job.run_after, Job.created_at)
+    reason = _reason().label("reason")
     rows = session.execute(
         select(
             Job.kind,
             Job.queue,
             Job.status,
+            reason,
             func.count(),
             func.extract("epoch", func.now() - func.min(waiting_since).filter(due)),
         )
         .where(active)
-        .group_by(Job.kind, Job.queue, Job.status)
+        .group_by(Job.kind, Job.queue, Job.status, reason)
     ).all()
     backlog = Backlog()
-    for kind, queue, status, count, age in rows:
-        backlog.jobs[(kind, queue, status)] = count
+    for kind, queue, status, why, count, age in rows:
+        backlog.jobs[(kind, queue, status)] += count
+        if why is not None:
+            backlog.waiting[(queue, why)] += count
         if age is not None:
             backlog.oldest_age[queue] = max(backlog.oldest_age.get(queue, 0.0), float(age))
 
@@ -62,6 +80,7 @@ def read_backlog(session: Session, top_tenants: int) -> Backlog:
             Job.tenant_id,
             func.count().filter(Job.status == JobStatus.QUEUED).label("queued"),
             func.count().filter(Job.status == JobStatus.RUNNING).label("running"),
+            *(func.count().filter(_reason() == r.value).label(r.value) for r in WaitingReason),
         )
         .where(active)
         .group_by(Job.tenant_id)
@@ -85,10 +104,16 @@ def read_backlog(session: Session, top_tenants: int) -> Backlog:
         label = _tenant_label(row.tenant_id)
         backlog.tenants[(label, JobStatus.QUEUED.value)] = row.queued
         backlog.tenants[(label, JobStatus.RUNNING.value)] = row.running
+        for r in WaitingReason:
+            backlog.tenants_waiting[(label, r.value)] = getattr(row, r.value)
     for status in ACTIVE:
         total = sum(n for (_, _, s), n in backlog.jobs.items() if s == status)
         named = sum(n for (_, s), n in backlog.tenants.items() if s == status)
         backlog.tenants[(OTHER, status.value)] = total - named
+    for r in WaitingReason:
+        total = sum(n for (_, why), n in backlog.waiting.items() if why == r.value)
+        named = sum(n for (_, why), n in backlog.tenants_waiting.items() if why == r.value)
+        backlog.tenants_waiting[(OTHER, r.value)] = total - named
     return backlog
 
 

@@ -138,7 +138,7 @@ def test_the_backlog_is_read_from_postgresql(
         )
         session.execute(
             update(Job)
-            .where(Job.id == queued[1])
+            .where(Job.id == queued[-1])
             .values(
                 created_at=func.now() - timedelta(hours=2),
                 run_after=func.now() + timedelta(hours=1),
@@ -149,6 +149,14 @@ def test_the_backlog_is_read_from_postgresql(
 
     assert value(found, "conveyor_tenant_jobs", tenant=str(tenant), status="queued") == 31
     assert value(found, "conveyor_tenant_jobs", tenant=str(tenant), status="running") == 0
+    # The tenant's first jobs were sent, up to its cap; the rest wait in its line, the
+    # delayed one for its time.
+    cap = stack.settings.tenant_concurrency
+    waiting = partial(value, found, "conveyor_tenant_jobs_waiting", tenant=str(tenant))
+    assert waiting(reason="broker") == cap
+    assert waiting(reason="scheduled") == 1
+    assert waiting(reason="tenant_limit") == 31 - cap - 1
+    assert value(found, "conveyor_jobs_waiting", queue="default", reason="tenant_limit") >= 20
     assert value(found, "conveyor_jobs", kind=ECHO, queue="default", status="queued") >= 30
     assert value(found, "conveyor_jobs", kind=SLEEP, queue="default", status="queued") >= 1
     oldest = value(found, "conveyor_queue_oldest_age_seconds", queue="default")
@@ -168,6 +176,18 @@ def test_the_backlog_is_read_from_postgresql(
             if name == "conveyor_jobs" and ("status", status) in labels
         )
         assert by_tenant == by_kind
+    for reason in ("scheduled", "tenant_limit", "broker"):
+        by_tenant = sum(
+            v
+            for (name, labels), v in found.items()
+            if name == "conveyor_tenant_jobs_waiting" and ("reason", reason) in labels
+        )
+        by_queue = sum(
+            v
+            for (name, labels), v in found.items()
+            if name == "conveyor_jobs_waiting" and ("reason", reason) in labels
+        )
+        assert by_tenant == by_queue
 
 
 def test_finished_jobs_retries_and_maintenance_are_reported(
