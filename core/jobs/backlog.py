@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, and_, case, func, literal_column, or_, sel
 from sqlalchemy.orm import Session
 
 from core.jobs.states import JobStatus, WaitingReason
-from core.models import Job
+from core.models import Job, Tenant
 
 ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
 # Labels for the jobs of no tenant (account email) and of the tenants past the top N.
@@ -119,3 +119,41 @@ def read_backlog(session: Session, top_tenants: int) -> Backlog:
 
 def _tenant_label(tenant_id: uuid.UUID | None) -> str:
     return SYSTEM if tenant_id is None else str(tenant_id)
+
+
+@dataclass(frozen=True)
+class LineState:
+    """One tenant's line in one queue, as the monitor shows it."""
+
+    tenant_id: uuid.UUID | None
+    tenant_name: str
+    queue: str
+    running: int
+    # waiting reason → queued jobs
+    waiting: dict[str, int]
+
+
+def read_lines(session: Session, limit: int) -> list[LineState]:
+    """The lines with jobs queued or running, the most jobs waiting first."""
+    reason = _reason()
+    counts = [func.count().filter(reason == r.value).label(r.value) for r in WaitingReason]
+    running = func.count().filter(Job.status == JobStatus.RUNNING).label("running")
+    queued = func.count().filter(Job.status == JobStatus.QUEUED)
+    rows = session.execute(
+        select(Job.tenant_id, Tenant.name.label("tenant_name"), Job.queue, running, *counts)
+        .outerjoin(Tenant, Tenant.id == Job.tenant_id)
+        .where(or_(*(Job.status == status for status in ACTIVE)))
+        .group_by(Job.tenant_id, Tenant.name, Job.queue)
+        .order_by(queued.desc(), Job.queue)
+        .limit(limit)
+    ).all()
+    return [
+        LineState(
+            tenant_id=row.tenant_id,
+            tenant_name=SYSTEM if row.tenant_id is None else row.tenant_name,
+            queue=row.queue,
+            running=row.running,
+            waiting={r.value: getattr(row, r.value) for r in WaitingReason},
+        )
+        for row in rows
+    ]

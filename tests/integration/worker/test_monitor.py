@@ -1,6 +1,7 @@
 """Flower, the monitor users watch, against real workers: each job's task ends in the
-state its job ended in, the task view says what the job is without its secrets, and
-Flower's revoke is a cancel. Everything is read and done through Flower's own HTTP API."""
+state its job ended in, the task view says what the job is without its secrets,
+Flower's revoke is a cancel, and its `/waiting` page shows the jobs waiting in
+PostgreSQL. Everything is read and done through Flower's own HTTP API."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
@@ -23,10 +25,11 @@ from core.jobs.states import JobStatus
 from core.models import Job
 from tests.support import jobs, samples
 from tests.support.agent_runs import started
-from tests.support.factories import create_user
+from tests.support.factories import create_job, create_tenant, create_user
 from tests.support.flower import FlowerProcess
 from tests.support.openai_server import OpenAIServer, error, text
 from tests.support.processes import eventually
+from tests.support.reconciler import reconciler_held_off
 from tests.support.stack import Stack
 from tests.support.worker import WorkerProcess
 
@@ -246,3 +249,29 @@ def test_revoking_from_flower_cancels_the_job(
     # The worker replaced the process it killed and goes on running jobs.
     echo = jobs.submit(app_client, user.headers, ECHO, {"after": "revoke"})
     assert jobs.wait_for(app_client, user.headers, echo["id"])["status"] == "succeeded"
+
+
+def test_flower_shows_the_jobs_waiting_per_tenant_and_reason(
+    stack: Stack, flower: FlowerProcess
+) -> None:
+    owner = create_user(stack)
+    tenant = create_tenant(stack, owner, "Backlogged")
+    cap = stack.settings.tenant_concurrency
+    with reconciler_held_off(stack.db):
+        # Not published to any broker: only PostgreSQL knows they wait.
+        for n in range(cap + 2):
+            create_job(stack, tenant, owner, ECHO, {"n": n})
+
+        response = flower.http.get("/waiting", params={"json": 1})
+        page = flower.http.get("/waiting")
+        anonymous = httpx.get(f"{flower.url}/waiting")
+
+    assert response.status_code == 200, response.text
+    line = next(line for line in response.json() if line["tenant_id"] == str(tenant))
+    assert (line["tenant_name"], line["queue"], line["running"]) == ("Backlogged", "default", 0)
+    assert line["waiting"] == {"scheduled": 0, "tenant_limit": 2, "broker": cap}
+    assert page.status_code == 200
+    assert "Backlogged" in page.text
+    assert "tenant_limit" in page.text
+    assert anonymous.status_code == 401
+    quiet(stack)
