@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: dev test lint chaos lock bench bench-upload migrate clean
+.PHONY: dev test lint chaos lock bench bench-upload bench-fairness migrate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,9 @@ bench: $(VENV)/.test
 # moto (the S3 server it starts when S3_ENDPOINT_URL is unset) is in the test extra.
 bench-upload: $(VENV)/.test
 	$(BIN)/python -m tests.bench upload $(BENCH_ARGS)
+
+bench-fairness: $(VENV)/.test
+	$(BIN)/python -m tests.bench fairness $(BENCH_ARGS)
 
 migrate: $(VENV)/.runtime
 	$(BIN)/conveyor migrate

@@ -1,5 +1,6 @@
-"""`python -m tests.bench pipeline|upload`: the benchmarks behind `make bench` and
-`make bench-upload`. Tooling, not product: the production image leaves it out."""
+"""`python -m tests.bench pipeline|upload|fairness`: the benchmarks behind `make bench`,
+`make bench-upload` and `make bench-fairness`. Tooling, not product: the production
+image leaves it out."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from tests.bench import pipeline, upload
+from tests.bench import fairness, pipeline, upload
 from tests.bench.options import (
+    FairnessOptions,
     PipelineOptions,
     UploadOptions,
+    add_fairness_arguments,
     add_pipeline_arguments,
     add_upload_arguments,
     options_from,
@@ -26,9 +29,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_upload_arguments(
         commands.add_parser("upload", help="POST /api/v1/uploads against a plain boto3 upload")
     )
+    add_fairness_arguments(
+        commands.add_parser("fairness", help="one tenant's flood, with fair dispatch and without")
+    )
     args = parser.parse_args(argv)
     if args.command == "pipeline":
         return pipeline.main(options_from(PipelineOptions, args))
+    if args.command == "fairness":
+        return fairness.main(options_from(FairnessOptions, args))
     return upload.main(options_from(UploadOptions, args))
 
 

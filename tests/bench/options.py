@@ -48,11 +48,32 @@ The last line of output is machine-readable:
     upload_mib_per_s=<f> boto3_mib_per_s=<f> ratio=<f> api_peak_rss_mib=<f>
 """
 
+FAIRNESS_DESCRIPTION = """\
+`make bench-fairness`: what one tenant's flood costs another, with fair dispatch and
+without it.
+
+On one stack as the Procfile runs it (api, job worker, system worker, beat), with a
+local SMTP server: the quiet tenant's jobs alone on an idle system (solo); then a noisy
+tenant's flood with the quiet tenant's jobs submitted a moment after it starts, once
+with both tenants' caps off (fifo: one first-come line, as before fair dispatch) and
+once with TENANT_CONCURRENCY's caps (fair). During each flood, password resets are
+timed from the request to the email reaching SMTP. Jobs are `diagnostics.sleep`.
+
+The last line of output is machine-readable:
+
+    fair_wait_p95_s=<f> solo_wait_p95_s=<f> fifo_wait_p95_s=<f> fair_throughput_ratio=<f>
+
+(the quiet tenant's p95 wait from submit to start, fair, solo and fifo; and jobs/s of
+the fair flood over the fifo one's).
+"""
+
 DEFAULT_DATABASE_NAME = "conveyor_bench"
 DEFAULT_PORT = 8200
 # Its own database and port, so `bench-upload` never drops the one a `bench` is using.
 DEFAULT_UPLOAD_DATABASE_NAME = "conveyor_bench_upload"
 DEFAULT_UPLOAD_PORT = 8201
+DEFAULT_FAIRNESS_DATABASE_NAME = "conveyor_bench_fairness"
+DEFAULT_FAIRNESS_PORT = 8202
 
 _DATABASE_NAME = re.compile(r"^conveyor_bench[a-z0-9_]*$")
 
@@ -66,6 +87,22 @@ class PipelineOptions:
     reset_requests: int
     api_workers: int
     warmup: int
+    environment: str
+    port: int
+    database_name: str
+    timeout: float
+    verbose: bool
+
+
+@dataclass(frozen=True)
+class FairnessOptions:
+    noisy_jobs: int
+    quiet_jobs: int
+    job_seconds: float
+    quiet_after: float
+    resets: int
+    concurrency: int
+    worker_concurrency: int
     environment: str
     port: int
     database_name: str
@@ -89,7 +126,7 @@ class UploadOptions:
         return self.size_mib * MIB
 
 
-Options = TypeVar("Options", PipelineOptions, UploadOptions)
+Options = TypeVar("Options", PipelineOptions, UploadOptions, FairnessOptions)
 
 
 def options_from(kind: type[Options], args: argparse.Namespace) -> Options:
@@ -210,5 +247,38 @@ def add_upload_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="run the api under cProfile, write its stats to FILE and print the top "
         "functions; it profiles the event loop's thread only and slows the api down",
+    )
+    _add_verbose(parser)
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 600:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 600 seconds, not {value}")
+    return value
+
+
+def add_fairness_arguments(parser: argparse.ArgumentParser) -> None:
+    _describe(parser, FAIRNESS_DESCRIPTION)
+    _add_count(parser, "--noisy-jobs", 1000, "jobs the noisy tenant floods the system with")
+    _add_count(parser, "--quiet-jobs", 20, "jobs the quiet tenant submits")
+    parser.add_argument(
+        "--job-seconds", type=_seconds, default=0.2, help="how long each job sleeps (0.2)"
+    )
+    parser.add_argument(
+        "--quiet-after",
+        type=_seconds,
+        default=2.0,
+        help="seconds from the flood's start to the quiet tenant's submits (2)",
+    )
+    _add_count(parser, "--resets", 10, "password resets timed during each flood, one a second")
+    _add_count(parser, "--concurrency", 16, "client requests in flight per tenant")
+    _add_count(parser, "--worker-concurrency", 4, "prefork processes of the job worker")
+    _add_stack_arguments(
+        parser,
+        started="the processes started",
+        port=DEFAULT_FAIRNESS_PORT,
+        database=DEFAULT_FAIRNESS_DATABASE_NAME,
+        timeout_help="upper bound in seconds on each wait (600)",
     )
     _add_verbose(parser)

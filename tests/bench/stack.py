@@ -28,7 +28,7 @@ from core.migrate import upgrade
 from core.settings import Settings
 from tests.bench.cpu import load_average
 from tests.bench.failures import BenchError
-from tests.bench.options import PipelineOptions, UploadOptions
+from tests.bench.options import FairnessOptions, PipelineOptions, UploadOptions
 from tests.bench.output import say
 
 DEFAULT_DATABASE_SERVER = "postgresql://postgres@127.0.0.1:5432"
@@ -106,18 +106,20 @@ def api_argv(port: int, workers: int) -> list[str]:
     )
 
 
-def celery_worker_argv(app: str, node: str, concurrency: int) -> list[str]:
+def celery_worker_argv(
+    app: str, node: str, concurrency: int, queues: str = QUEUES, pool: str = "prefork"
+) -> list[str]:
     return python_module(
         "celery",
         "-A",
         app,
         "worker",
         "-Q",
-        QUEUES,
+        queues,
         "--concurrency",
         str(concurrency),
         "--pool",
-        "prefork",
+        pool,
         "-n",
         f"{node}@%h",
     )
@@ -214,7 +216,7 @@ class Stack:
     @classmethod
     def for_run(
         cls,
-        opts: PipelineOptions | UploadOptions,
+        opts: PipelineOptions | UploadOptions | FairnessOptions,
         log_dir: Path,
         extra_env: Mapping[str, str],
     ) -> Stack:
