@@ -40,6 +40,11 @@ from tests.support.worker import WorkerProcess
 # are reported against them (a job's recovery after a dead worker is bounded by the
 # lease plus a reconciler round).
 CHAOS_SETTINGS = {
+    # Kills every few seconds can land on one job more than twice, the more so as a
+    # tenant's few sent jobs are picked up again at once; each kill costs an attempt.
+    # These scenarios are about losing nothing: a job killed past its attempts (failed,
+    # worker_lost) has tests of its own in tests/integration.
+    "JOB_MAX_ATTEMPTS": "10",
     "JOB_LEASE_SECONDS": "6",
     "RECONCILE_INTERVAL_SECONDS": "1",
     "UNPUBLISHED_GRACE_SECONDS": "1",

@@ -9,7 +9,9 @@ import uuid
 
 import pytest
 import redis
+from sqlalchemy import update
 
+from core.models import Tenant
 from tests.chaos.conftest import CHAOS_SETTINGS, Chaos
 from tests.support.chaos_report import Scenario
 from tests.support.factories import create_user
@@ -52,6 +54,11 @@ def test_only_the_lost_messages_of_a_backlog_are_sent_again(
     # No worker consumes: the backlog waits at the broker for as long as this test likes.
     chaos.start_worker("beat-only", concurrency=1, beat=True).kill()
     user = create_user(chaos.stack)
+    # With no cap, every job of the tenant is sent: the whole backlog is at the broker.
+    with chaos.stack.db.transaction() as session:
+        session.execute(
+            update(Tenant).where(Tenant.id == user.personal_tenant_id).values(max_concurrency=0)
+        )
     ids = chaos.submit(user, "diagnostics.echo", {"n": 1}, count=30)
     client = redis.Redis.from_url(chaos.broker.url)
     deadline = time.monotonic() + 10

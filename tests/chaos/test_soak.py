@@ -65,7 +65,11 @@ def test_two_thousand_jobs_through_repeated_worker_kills(chaos: Chaos, scenario:
     scenario.recovery_s = time.monotonic() - last_kill
     chaos.tally(scenario, ids)
     assert len({job.id for job in done}) == JOBS
-    assert scenario.succeeded == JOBS
+    assert scenario.succeeded == JOBS, [
+        (str(job.id), job.status, job.attempts, job.error)
+        for job in done
+        if job.status != "succeeded"
+    ]
     assert scenario.duplicated == 0
     # Every handler that ran again did so for a reason on the job's record.
     requeues = requeues_by_job(chaos, ids)
