@@ -147,13 +147,12 @@ async def finished(db: Engine, accounts: list[Account], group: LoggedGroup, time
     while time.monotonic() < deadline:
         group.check_alive()
         with db.connect() as conn:
-            counts = dict(
-                conn.execute(
-                    select(Job.status, func.count())
-                    .where(Job.tenant_id.in_(tenants))
-                    .group_by(Job.status)
-                ).tuples()
-            )
+            rows = conn.execute(
+                select(Job.status, func.count())
+                .where(Job.tenant_id.in_(tenants))
+                .group_by(Job.status)
+            ).all()
+        counts = {status: count for status, count in rows}
         if all(status in TERMINAL for status in counts):
             if set(counts) != {JobStatus.SUCCEEDED}:
                 raise BenchError(f"jobs did not all succeed: {counts}")
