@@ -80,6 +80,7 @@ def create_job(
         idempotency_key=idempotency_key,
         by_client=True,
         run_after=body.due(),
+        schedule=body.schedule(),
     )
     return accepted(submitted, scope)
 

@@ -40,6 +40,15 @@ class JobCreate(BaseModel):
             raise ValueError("run_after may be at most 7 days ahead")
         return self
 
+    def schedule(self) -> dict[str, Any]:
+        """When to run it as the request said: part of what an Idempotency-Key stands
+        for (the same `delay_seconds` sent again is the same request)."""
+        if self.delay_seconds is not None:
+            return {"delay_seconds": self.delay_seconds}
+        if self.run_after is not None:
+            return {"run_after": self.run_after.isoformat()}
+        return {}
+
     def due(self) -> datetime | None:
         """When the job may run; None for now."""
         if self.delay_seconds:

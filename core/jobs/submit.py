@@ -131,9 +131,10 @@ def _bad_text(text: str) -> str:
     return "must not contain unpaired surrogates"
 
 
-def _fingerprint(kind: str, job_input: dict[str, Any]) -> str:
+def _fingerprint(kind: str, job_input: dict[str, Any], schedule: dict[str, Any]) -> str:
+    # A request with no schedule hashes as it did before schedules existed.
     canonical = json.dumps(
-        {"kind": kind, "input": job_input}, sort_keys=True, separators=(",", ":")
+        {"kind": kind, "input": job_input, **schedule}, sort_keys=True, separators=(",", ":")
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -212,16 +213,19 @@ def submit(
     idempotency_key: str | None = None,
     by_client: bool = False,
     run_after: datetime | None = None,
+    schedule: dict[str, Any] | None = None,
 ) -> Submitted:
     """Insert a queued job; `tenant_id=None` makes a system job no tenant can see.
     `by_client`: the kind comes from a client (POST /jobs), which may not name an
     internal kind. A new job that gets one of its tenant's slots goes to `publisher`
     (`core.jobs.dispatch`); one over the tenant's cap waits in its line, and a replayed
     one (same Idempotency-Key) is never published again. `run_after`: a delayed job
-    waits in PostgreSQL, unpublished, and is dispatched when it is due."""
+    waits in PostgreSQL, unpublished, and is dispatched when it is due; `schedule`
+    is how the request said when (`delay_seconds` or `run_after`), for the
+    Idempotency-Key's fingerprint."""
     kind, job_input = validate_input(kind_name, raw_input, allow_internal=not by_client)
     job_id = uuid.uuid4()
-    fingerprint = _fingerprint(kind.name, job_input) if idempotency_key else None
+    fingerprint = _fingerprint(kind.name, job_input, schedule or {}) if idempotency_key else None
     due = run_after is None or run_after <= datetime.now(UTC)
     # A tenant's due job joins its line, which is held while it does: the dispatch that
     # follows must count every slot given out before it.

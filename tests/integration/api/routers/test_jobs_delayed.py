@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -88,3 +89,26 @@ def test_a_delay_out_of_bounds_is_422(
         "/api/v1/jobs", json={"kind": ECHO, "input": {}, **when}, headers=user.headers
     )
     assert_problem(response, 422, "validation_failed")
+
+
+def test_an_idempotency_key_stands_for_the_delay_as_sent(
+    app_client: TestClient, user: User
+) -> None:
+    def post(**when: object) -> Any:
+        return app_client.post(
+            "/api/v1/jobs",
+            json={"kind": ECHO, "input": {"n": 1}, **when},
+            headers={**user.headers, "Idempotency-Key": "later"},
+        )
+
+    first = post(delay_seconds=600)
+    # Sent again (a client retrying after a lost answer): the same job.
+    again = post(delay_seconds=600)
+    assert (first.status_code, again.status_code) == (202, 202)
+    assert again.json()["id"] == first.json()["id"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    # The same key for another time, or for now, is another request.
+    assert_problem(post(delay_seconds=60), 409, "idempotency_key_reused")
+    assert_problem(post(), 409, "idempotency_key_reused")
+    cancel = app_client.post(f"/api/v1/jobs/{first.json()['id']}/cancel", headers=user.headers)
+    assert cancel.status_code == 200
