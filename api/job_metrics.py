@@ -69,7 +69,7 @@ class JobsCollector(Collector):
 
         oldest = GaugeMetricFamily(
             "conveyor_queue_oldest_age_seconds",
-            "How long the oldest job that is due has waited in each queue (0 if none).",
+            "How long the oldest job sent to each queue has waited for a worker (0 if none).",
             labels=["queue"],
         )
         for queue in sorted({q.value for q in Queue} | set(backlog.oldest_age)):

@@ -263,8 +263,9 @@ def _handle_failure(ctx: JobContext, exc: Exception) -> Ended:
         delay = backoff_seconds(rt.settings, claim.attempt, retry_after)
 
         def requeue() -> JobStatus | None:
-            # Held in PostgreSQL until `run_after`; the reconciler sends it then, to
-            # whichever worker is free, instead of a countdown in this worker's memory.
+            # Held in PostgreSQL until `run_after`, then dispatched from its tenant's
+            # line to whichever worker is free, instead of a countdown in this
+            # worker's memory.
             with rt.db.autocommit() as connection:  # each statement a compare-and-set
                 return lifecycle.requeue(
                     connection,

@@ -27,8 +27,8 @@ OTHER = "other"
 class Backlog:
     # (kind, queue, status) → queued or running jobs.
     jobs: Counter[tuple[str, str, str]] = field(default_factory=Counter)
-    # queue → seconds the oldest job that is due has waited: since it was submitted or
-    # requeued, or since its `run_after` came for a retry.
+    # queue → seconds the oldest job sent to the broker has waited for a worker: since
+    # it was sent, or requeued after it was.
     oldest_age: dict[str, float] = field(default_factory=dict)
     # (tenant id, `SYSTEM` or `OTHER`; status) → queued or running jobs.
     tenants: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -50,10 +50,11 @@ def _reason() -> ColumnElement[str | None]:
 
 def read_backlog(session: Session, top_tenants: int) -> Backlog:
     active = or_(*(Job.status == status for status in ACTIVE))
-    due = and_(
-        Job.status == JobStatus.QUEUED, or_(Job.run_after.is_(None), Job.run_after <= func.now())
-    )
-    waiting_since = func.coalesce(Job.queued_at, Job.run_after, Job.created_at)
+    # Sent and waiting for a worker: a job in its tenant's line waits for the tenant's
+    # own slots, which more workers would not free (conveyor_tenant_jobs_waiting).
+    sent = and_(Job.status == JobStatus.QUEUED, Job.dispatched_at.is_not(None))
+    # Since it was sent, or put back (requeued) after it was.
+    waiting_since = func.greatest(Job.queued_at, Job.dispatched_at)
     reason = _reason().label("reason")
     rows = session.execute(
         select(
@@ -62,7 +63,7 @@ def read_backlog(session: Session, top_tenants: int) -> Backlog:
             Job.status,
             reason,
             func.count(),
-            func.extract("epoch", func.now() - func.min(waiting_since).filter(due)),
+            func.extract("epoch", func.now() - func.min(waiting_since).filter(sent)),
         )
         .where(active)
         .group_by(Job.kind, Job.queue, Job.status, reason)

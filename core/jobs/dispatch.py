@@ -45,11 +45,11 @@ from sqlalchemy.orm import Session
 
 from core.db import Database
 from core.jobs.contracts import KINDS
+from core.jobs.lifecycle import NOW
 from core.jobs.messages import MESSAGE_COLUMNS, JobMessage
 from core.jobs.states import JobStatus
 from core.models import Job, Tenant
 
-NOW = func.now()
 # pg_advisory_xact_lock(int, int)'s first key: the space of line locks.
 LINE_LOCKS = 0x636F6E77
 # The most jobs one dispatch publishes from a line with no cap.
@@ -114,7 +114,11 @@ def take_slots(
 ) -> list[JobMessage]:
     """Give the line's free slots to its first due jobs, with the line locked
     (`lock_line`, in this transaction). Their messages, in line order, are the
-    caller's to publish once the transaction has committed."""
+    caller's to publish once the transaction has committed.
+
+    The count of slots held is right because this is a statement of its own after the
+    lock was taken: under READ COMMITTED its snapshot starts after every earlier holder
+    of the lock has committed what it gave out."""
     rows = session.execute(
         _take_slots_statement(),
         {"line_tenant": tenant_id, "line_queue": queue, "default_cap": default_cap},
@@ -206,8 +210,8 @@ def in_turn(lines: Sequence[Sequence[JobMessage]]) -> list[JobMessage]:
 
 def fill_free_slots(db: Database, default_cap: int) -> list[JobMessage]:
     """The sweep: every line with a free slot and due jobs waiting is dispatched, each
-    in a transaction of its own (a line's lock is held for one statement, not for the
-    whole sweep). Returns the messages to publish, lines in turn."""
+    in a short transaction of its own (a line's lock is not held for the whole sweep).
+    Returns the messages to publish, lines in turn."""
     with db.transaction() as session:
         system = _dispatch_system(session)
         lines = lines_with_room(session, default_cap)

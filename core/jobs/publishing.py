@@ -21,7 +21,7 @@ from functools import cache, partial
 
 from celery import Celery
 from kombu.exceptions import OperationalError as BrokerUnavailable
-from sqlalchemy import Update, bindparam, or_, update
+from sqlalchemy import Update, bindparam, or_, tuple_, update
 
 from core.db import Database
 from core.jobs.celery_app import publish_job
@@ -33,7 +33,9 @@ from core.models import Job
 log = logging.getLogger("conveyor.publish")
 
 
-Record = Callable[[list[uuid.UUID]], None]
+# A job's message sent: (job id, attempts made before it), as a late record is fenced.
+Sent = tuple[uuid.UUID, int]
+Record = Callable[[list[Sent]], None]
 
 
 class PendingPublishes:
@@ -60,7 +62,7 @@ def publish_committed(
 ) -> list[uuid.UUID]:
     """Publish each job, record the ones sent (now, in `db`, unless `record` is
     given), and return their ids."""
-    sent: list[uuid.UUID] = []
+    sent: list[Sent] = []
     for message in jobs:
         job_id = message.job_id
         try:
@@ -79,45 +81,46 @@ def publish_committed(
                 type(exc).__name__,
             )
             continue
-        sent.append(job_id)
+        sent.append((job_id, message.attempts))
     if sent:
         (record or partial(record_enqueued, db))(sent)
-    return sent
+    return [job_id for job_id, _ in sent]
 
 
-def record_enqueued(db: Database, job_ids: list[uuid.UUID], *, unclaimed: bool = False) -> None:
+def record_enqueued(db: Database, sent: list[Sent], *, late: bool = False) -> None:
+    """`late`: the record may come after the job has moved on (see `mark_sent`)."""
     try:
         with db.autocommit() as session:  # one statement
-            mark_enqueued(session, job_ids, unclaimed=unclaimed)
+            if late:
+                mark_sent(session, sent)
+            else:
+                mark_enqueued(session, [job_id for job_id, _ in sent])
     except Exception as exc:
-        log.warning(
-            "could not record the publish of %d job(s) (%s)", len(job_ids), type(exc).__name__
-        )
+        log.warning("could not record the publish of %d job(s) (%s)", len(sent), type(exc).__name__)
 
 
 class EnqueuedRecorder:
     """Records `enqueued_at` in the background: one UPDATE per `interval` for every
-    job published in it, instead of one per request. Only for new jobs (a submit's
-    first publish): a late record skips any job an attempt has claimed since.
-    Thread-safe; `close` writes what is pending, and records made after it are
-    written at once."""
+    job published in it, instead of one per request. A late record skips any job an
+    attempt has claimed since its message was sent (`mark_sent`). Thread-safe; `close`
+    writes what is pending, and records made after it are written at once."""
 
     def __init__(self, db: Database, interval: float = 0.05) -> None:
         self._db = db
         self._interval = interval
         self._lock = threading.Lock()
-        self._pending: list[uuid.UUID] = []
+        self._pending: list[Sent] = []
         self._wake = threading.Event()
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def record(self, job_ids: list[uuid.UUID]) -> None:
+    def record(self, sent: list[Sent]) -> None:
         with self._lock:
             at_once = self._closing.is_set() or not self._started()
             if not at_once:
-                self._pending.extend(job_ids)
+                self._pending.extend(sent)
         if at_once:  # shutting down, or no thread to write it later
-            record_enqueued(self._db, job_ids, unclaimed=True)
+            record_enqueued(self._db, sent, late=True)
         else:
             self._wake.set()
 
@@ -155,27 +158,41 @@ class EnqueuedRecorder:
         with self._lock:
             batch, self._pending = self._pending, []
         if batch:
-            record_enqueued(self._db, batch, unclaimed=True)
+            record_enqueued(self._db, batch, late=True)
+
+
+# Queued and dispatched: not a job requeued for a retry since (it waits for a message
+# of its own, sent once it is due and dispatched again).
+_AWAITING_MESSAGE = (
+    Job.status == JobStatus.QUEUED,
+    Job.dispatched_at.is_not(None),
+    or_(Job.run_after.is_(None), Job.run_after <= NOW),
+)
 
 
 @cache
-def _mark_enqueued_statement(unclaimed: bool) -> Update:
-    statement = update(Job).where(
-        Job.id.in_(bindparam("job_ids", expanding=True)),
-        Job.status == JobStatus.QUEUED,
-        # Not a job claimed, failed and requeued for a retry since: it waits for a
-        # message of its own, sent once it is due and dispatched again.
-        Job.dispatched_at.is_not(None),
-        or_(Job.run_after.is_(None), Job.run_after <= NOW),
+def _mark_enqueued_statement() -> Update:
+    return (
+        update(Job)
+        .where(Job.id.in_(bindparam("job_ids", expanding=True)), *_AWAITING_MESSAGE)
+        .values(enqueued_at=NOW)
     )
-    if unclaimed:
-        statement = statement.where(Job.attempts == 0)
-    return statement.values(enqueued_at=NOW)
 
 
-def mark_enqueued(session: Executor, job_ids: list[uuid.UUID], *, unclaimed: bool = False) -> None:
-    """Record that these jobs' messages were sent. `unclaimed`: only jobs no attempt
-    has claimed yet, for a record that may come late (a job that has been claimed,
-    failed and requeued since is waiting for another message, not this one)."""
+@cache
+def _mark_sent_statement() -> Update:
+    sent = tuple_(Job.id, Job.attempts).in_(bindparam("sent", expanding=True))
+    return update(Job).where(sent, *_AWAITING_MESSAGE).values(enqueued_at=NOW)
+
+
+def mark_enqueued(session: Executor, job_ids: list[uuid.UUID]) -> None:
+    """Record that these jobs' messages were sent, just now."""
     if job_ids:
-        session.execute(_mark_enqueued_statement(unclaimed), {"job_ids": job_ids})
+        session.execute(_mark_enqueued_statement(), {"job_ids": job_ids})
+
+
+def mark_sent(session: Executor, sent: list[Sent]) -> None:
+    """Record messages sent a while ago: only for jobs no attempt has claimed since
+    (a job claimed, failed and requeued since waits for another message, not this)."""
+    if sent:
+        session.execute(_mark_sent_statement(), {"sent": sent})

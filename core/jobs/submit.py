@@ -15,11 +15,12 @@ from functools import cache
 from typing import Any, Protocol
 
 from pydantic import ValidationError
-from sqlalchemy import Boolean, DateTime, Select, bindparam, case, func, literal, select
+from sqlalchemy import Boolean, DateTime, bindparam, case, func, literal, select
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects.postgresql import JSONB, insert
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.sql.selectable import ExecutableReturnsRows
 
 from core.errors import ConveyorError, ErrorCode
 from core.jobs import dispatch
@@ -153,7 +154,7 @@ _INSERTED = (
 
 
 @cache
-def _insert_job_statement() -> Select[Job]:
+def _insert_job_statement() -> ExecutableReturnsRows:
     """The job and its first event in one statement (built once: this runs on every
     submit). An Idempotency-Key already used inserts neither and returns no row."""
     run_after = bindparam("run_after", type_=DateTime(timezone=True))
@@ -190,7 +191,9 @@ def _insert_job_statement() -> Select[Job]:
         )
         .cte("logged")
     )
-    return select(aliased(Job, inserted)).add_cte(logged)
+    # Jobs loaded from the CTE's rows by column, with no aliased entity: adapting one
+    # on first use is not thread-safe, and the API's first burst of submits raced on it.
+    return select(Job).from_statement(select(inserted).add_cte(logged))
 
 
 def key_used(session: Session, tenant_id: uuid.UUID, idempotency_key: str) -> bool:

@@ -24,37 +24,36 @@ HOLDING = "status = 'running' OR (status = 'queued' AND dispatched_at IS NOT NUL
 
 
 def upgrade() -> None:
+    # Written to be run again after a failure part-way: each step is skipped or redone.
     op.execute("SET LOCAL lock_timeout = '5s'")
-    op.add_column('jobs', sa.Column('dispatched_at', sa.DateTime(timezone=True), nullable=True))
-    op.add_column('tenants', sa.Column('max_concurrency', sa.Integer(), nullable=True))
-    op.create_check_constraint(
-        op.f('ck_tenants_max_concurrency'), 'tenants', 'max_concurrency >= 0'
-    )
-    # Every job published before this holds a slot: it runs, or its message is on its
-    # way (or is re-sent by the reconciler). Delayed ones wait for their time.
+    op.execute("ALTER TABLE jobs ADD COLUMN IF NOT EXISTS dispatched_at timestamptz")
     op.execute(
-        "UPDATE jobs SET dispatched_at = coalesce(enqueued_at, created_at)"
-        " WHERE status = 'running'"
-        " OR (status = 'queued' AND (run_after IS NULL OR run_after <= now()))"
+        "ALTER TABLE tenants ADD COLUMN IF NOT EXISTS max_concurrency integer"
+        " CONSTRAINT ck_tenants_max_concurrency CHECK (max_concurrency >= 0)"
     )
-    # Built without locking the jobs table against writes, however many rows it has.
     with op.get_context().autocommit_block():
-        op.create_index(
-            'ix_jobs_waiting',
-            'jobs',
-            ['tenant_id', 'queue', 'queued_at'],
-            postgresql_where=sa.text(WAITING),
-            postgresql_concurrently=True,
-            if_not_exists=True,
+        # Committed apart from the columns, so the table is locked only for adding them.
+        # Every job published before this holds a slot: it runs, or its message is on
+        # its way (or is re-sent by the reconciler). Delayed ones wait for their time.
+        op.execute(
+            "UPDATE jobs SET dispatched_at = coalesce(enqueued_at, created_at)"
+            " WHERE dispatched_at IS NULL AND (status = 'running'"
+            " OR (status = 'queued' AND (run_after IS NULL OR run_after <= now())))"
         )
-        op.create_index(
-            'ix_jobs_holding',
-            'jobs',
-            ['tenant_id', 'queue'],
-            postgresql_where=sa.text(HOLDING),
-            postgresql_concurrently=True,
-            if_not_exists=True,
-        )
+        # Built without locking the jobs table against writes, however many rows it
+        # has; one a failed run left behind (invalid) is built again.
+        for name, columns, where in (
+            ('ix_jobs_waiting', ['tenant_id', 'queue', 'queued_at'], WAITING),
+            ('ix_jobs_holding', ['tenant_id', 'queue'], HOLDING),
+        ):
+            op.drop_index(name, table_name='jobs', postgresql_concurrently=True, if_exists=True)
+            op.create_index(
+                name,
+                'jobs',
+                columns,
+                postgresql_where=sa.text(where),
+                postgresql_concurrently=True,
+            )
 
 
 def downgrade() -> None:

@@ -34,6 +34,10 @@ from tests.bench.stack import (
 )
 
 LOG_DIR = Path(".conveyor") / "bench"
+# One tenant submits every job of the run, faster than TENANT_SUBMIT_LIMIT's default
+# allows: the limit is lifted out of reach, not switched off, so its check is still
+# paid on every submit. The caps and the queued-jobs quota stay as a user runs them.
+SUBMITS_UNLIMITED = {"TENANT_SUBMIT_LIMIT": str(10**9)}
 
 
 async def drive_stack(
@@ -66,7 +70,7 @@ def measure_stack(
 
 
 def main(opts: PipelineOptions) -> int:
-    stack = Stack.for_run(opts, LOG_DIR, UNTHROTTLED_ENV)
+    stack = Stack.for_run(opts, LOG_DIR, {**UNTHROTTLED_ENV, **SUBMITS_UNLIMITED})
     with failures_explained("bench", stack.groups) as outcome:
         check_port_free(opts.port)
         say(

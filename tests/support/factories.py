@@ -138,8 +138,9 @@ def create_job(
     *,
     max_attempts: int = 3,
 ) -> uuid.UUID:
-    """A queued job, inserted as a submit does but published to no broker; it is
-    recorded as published, so the reconciler leaves it where it is."""
+    """A queued job, inserted as a submit does but published to no broker. Within its
+    tenant's cap it is recorded as published, so the reconciler leaves it where it is;
+    past the cap it waits in the tenant's line, as a submitted one would."""
     with stack.db.transaction() as session:
         submitted = submit(
             session,

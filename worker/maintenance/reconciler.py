@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from celery import Celery
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from core.db import Database
@@ -78,6 +78,7 @@ def _unpublished(session: Session, settings: Settings) -> list[JobMessage]:
             Job.enqueued_at.is_(None),
             Job.kind.in_(KINDS),
             Job.updated_at < func.now() - grace,
+            or_(Job.run_after.is_(None), Job.run_after <= func.now()),
         )
         .order_by(Job.created_at)
         .limit(BATCH)

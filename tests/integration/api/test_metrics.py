@@ -130,11 +130,20 @@ def test_the_backlog_is_read_from_postgresql(
     queued = [create_job(stack, tenant, user, ECHO) for _ in range(30)]
     create_job(stack, tenant, user, SLEEP, {"seconds": 1})
     with stack.db.transaction() as session:
-        # The oldest has waited ten minutes; a delayed one, not yet due, does not count.
+        # The oldest was sent ten minutes ago; a delayed one, not yet due, and the ones
+        # in the tenant's line (however long they wait) do not count.
         session.execute(
             update(Job)
             .where(Job.id == queued[0])
-            .values(queued_at=func.now() - timedelta(minutes=10))
+            .values(
+                queued_at=func.now() - timedelta(minutes=10),
+                dispatched_at=func.now() - timedelta(minutes=10),
+            )
+        )
+        session.execute(
+            update(Job)
+            .where(Job.id == queued[-2])
+            .values(queued_at=func.now() - timedelta(hours=3))
         )
         session.execute(
             update(Job)

@@ -68,8 +68,8 @@ def test_jobs_recorded_together_are_written_in_one_statement(db: Database) -> No
     recorder = EnqueuedRecorder(db, interval=0.2)
     first, second, third = queued_jobs(db, 3)
     try:
-        recorder.record([first])
-        recorder.record([second, third])
+        recorder.record([(first, 0)])
+        recorder.record([(second, 0), (third, 0)])
 
         stamps = wait_until_recorded(db, [first, second, third])
     finally:
@@ -84,13 +84,13 @@ def test_close_writes_what_is_pending_and_later_records_at_once(db: Database) ->
     recorder = EnqueuedRecorder(db, interval=30.0)
     pending, late = queued_jobs(db, 2)
     try:
-        recorder.record([pending])
+        recorder.record([(pending, 0)])
         assert enqueued_at(db, [pending])[pending] is None  # still waiting out the interval
     finally:
         recorder.close()
     assert enqueued_at(db, [pending])[pending] is not None
 
-    recorder.record([late])
+    recorder.record([(late, 0)])
     assert enqueued_at(db, [late])[late] is not None
 
 
@@ -101,10 +101,23 @@ def test_a_late_record_skips_a_job_claimed_since(db: Database) -> None:
     with db.transaction() as session:
         session.execute(update(Job).where(Job.id == job_id).values(attempts=1))
     recorder = EnqueuedRecorder(db)
-    recorder.record([job_id])
+    recorder.record([(job_id, 0)])
     recorder.close()
 
     assert enqueued_at(db, [job_id])[job_id] is None
+
+
+def test_a_record_of_a_retrys_message_marks_it(db: Database) -> None:
+    """A retry dispatched from an API request (its tenant's slot freed by a submit or a
+    cancel) is recorded as sent like a new job, or the reconciler would send it twice."""
+    (job_id,) = queued_jobs(db, 1)
+    with db.transaction() as session:
+        session.execute(update(Job).where(Job.id == job_id).values(attempts=1))
+    recorder = EnqueuedRecorder(db)
+    recorder.record([(job_id, 1)])
+    recorder.close()
+
+    assert enqueued_at(db, [job_id])[job_id] is not None
 
 
 def test_the_api_records_a_job_it_published(stack: Stack, user: User, db: Database) -> None:
