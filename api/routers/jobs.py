@@ -5,15 +5,22 @@ from __future__ import annotations
 import uuid
 import weakref
 from functools import partial
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
+from pydantic import ValidationError
 
 from api.deps import IdempotencyKey, JobsRead, JobsWrite, UnitOfWorkDep, reauthorize
 from api.event_stream import job_event_stream
+from api.problems import problem_body
 from api.responses import accepted, json_response
 from api.schemas.jobs import (
+    BatchAccepted,
+    BatchCreate,
+    BatchJobCreate,
+    BatchOut,
+    BatchRefused,
     EventOut,
     EventPage,
     JobCreate,
@@ -26,10 +33,12 @@ from api.schemas.problem import problem_responses
 from api.schemas.strings import NulFreeStr
 from api.state import app_state
 from core.errors import ConveyorError, ErrorCode
+from core.identity.access import Principal
 from core.jobs import dispatch, lifecycle, queries, quotas
+from core.jobs.batch import ItemOutcome, submit_batch
 from core.jobs.contracts import public_kinds
 from core.jobs.states import JobStatus
-from core.jobs.submit import submit
+from core.jobs.submit import NewJob, new_job, submit
 from core.jobs.visibility import event_visible, withholds_uploads
 
 router = APIRouter(tags=["jobs"])
@@ -83,6 +92,66 @@ def create_job(
         schedule=body.schedule(),
     )
     return accepted(submitted, scope)
+
+
+@router.post(
+    "/jobs/batch",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=BatchOut,
+    responses=problem_responses(401, 413, 422, 429),
+)
+def create_jobs(
+    request: Request, body: BatchCreate, scope: JobsWrite, uow: UnitOfWorkDep
+) -> Response:
+    """Submit up to 1,000 jobs in one request. `items` answers each, in order: the job
+    accepted (as `GET /jobs/{id}` shows it), or the problem that refused it alone. The
+    accepted ones are one transaction, published after it commits. The tenant's quotas
+    count every item, and refuse the whole batch."""
+    state = app_state(request)
+    quotas.check_submit(
+        uow.session, state.kv, state.settings, scope.tenant_id, count=len(body.jobs)
+    )
+    outcomes = submit_batch(
+        uow.session,
+        uow,
+        tenant_id=scope.tenant_id,
+        user_id=scope.user_id,
+        items=[_batch_item(raw) for raw in body.jobs],
+        settings=state.settings,
+    )
+    return json_response(BatchOut(items=[_item_out(o, scope) for o in outcomes]), 202)
+
+
+def _batch_item(raw: dict[str, Any]) -> NewJob | ConveyorError:
+    try:
+        item = BatchJobCreate.model_validate(raw)
+        return new_job(
+            item.kind,
+            item.input,
+            by_client=True,
+            idempotency_key=item.idempotency_key,
+            run_after=item.due(),
+            schedule=item.schedule(),
+        )
+    except ValidationError as exc:
+        return ConveyorError(
+            ErrorCode.VALIDATION_FAILED,
+            "The job is not valid",
+            errors=[
+                {"field": ".".join(map(str, err["loc"])), "message": err["msg"]}
+                for err in exc.errors()
+            ],
+        )
+    except ConveyorError as exc:
+        return exc
+
+
+def _item_out(outcome: ItemOutcome, scope: Principal) -> BatchAccepted | BatchRefused:
+    if isinstance(outcome, ConveyorError):
+        return BatchRefused(
+            error=problem_body(outcome.error, detail=outcome.detail, **outcome.extra)
+        )
+    return BatchAccepted(job=JobOut.seen_by(outcome.job, scope), replayed=outcome.replayed)
 
 
 @router.get("/jobs", response_model=JobPage, responses=problem_responses(401, 422))

@@ -8,6 +8,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 
 from api.schemas.strings import NulFreeStr
 from core.identity.access import Principal
+from core.jobs.batch import MAX_BATCH_JOBS
 from core.jobs.states import JobStatus, WaitingReason
 from core.jobs.visibility import WITHHELD_FIELDS, withholds_uploads
 
@@ -54,6 +55,26 @@ class JobCreate(BaseModel):
         if self.delay_seconds:
             return datetime.now(UTC) + timedelta(seconds=self.delay_seconds)
         return self.run_after
+
+
+class BatchJobCreate(JobCreate):
+    """One item of a batch: a job as `POST /jobs` takes it, with its own
+    Idempotency-Key."""
+
+    idempotency_key: NulFreeStr | None = Field(default=None, min_length=1, max_length=255)
+
+
+class BatchCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    jobs: list[dict[str, Any]] = Field(
+        min_length=1,
+        max_length=MAX_BATCH_JOBS,
+        description=f"Up to {MAX_BATCH_JOBS} jobs, each as `POST /jobs` takes it (`kind`, "
+        "`input`, `delay_seconds` or `run_after`) with an optional `idempotency_key`. "
+        "Each is judged on its own: an invalid one is refused alone.",
+        json_schema_extra={"items": BatchJobCreate.model_json_schema()},
+    )
 
 
 class JobSummary(BaseModel):
@@ -131,3 +152,18 @@ class JobKindOut(BaseModel):
     description: str
     input_schema: dict[str, Any]
     output_schema: dict[str, Any]
+
+
+class BatchAccepted(BaseModel):
+    job: JobOut
+    replayed: bool = Field(
+        default=False, description="An earlier request made it with this Idempotency-Key."
+    )
+
+
+class BatchRefused(BaseModel):
+    error: dict[str, Any] = Field(description="Why, as a problem+json body.")
+
+
+class BatchOut(BaseModel):
+    items: list[BatchAccepted | BatchRefused] = Field(description="One per job sent, in order.")

@@ -63,15 +63,17 @@ def check_submit(
     settings: Settings,
     tenant_id: uuid.UUID,
     idempotency_key: str | None = None,
+    count: int = 1,
 ) -> None:
-    """Raise 429 if the tenant may not submit a job now; else count this submit. A
-    request repeated with its Idempotency-Key is answered with its job, and not counted."""
+    """Raise 429 if the tenant may not submit `count` jobs now (a batch: all of them,
+    or none); else count them. A request repeated with its Idempotency-Key is answered
+    with its job, and not counted."""
     if idempotency_key is not None and key_used(session, tenant_id, idempotency_key):
         return
     quota = settings.tenant_max_queued_jobs
     if quota:
         queued = queued_jobs(session, tenant_id, quota)
-        if queued >= quota:
+        if queued + count > quota:
             raise ConveyorError(
                 ErrorCode.QUEUED_JOBS_QUOTA_EXCEEDED,
                 retry_after=QUEUED_QUOTA_RETRY_SECONDS,
@@ -81,7 +83,14 @@ def check_submit(
     limit = settings.tenant_submit_limit
     if limit:
         window = settings.tenant_submit_window_seconds
-        wait = kv.hit(f"submit:tenant:{tenant_id}", limit, window)
+        if count > limit:
+            raise ConveyorError(
+                ErrorCode.VALIDATION_FAILED,
+                f"A batch may hold at most {limit} jobs: the tenant's submit limit "
+                f"per {window:g} s",
+                errors=[{"field": "jobs", "message": f"at most {limit} items"}],
+            )
+        wait = kv.hit(f"submit:tenant:{tenant_id}", limit, window, cost=count)
         if wait is not None:
             raise ConveyorError(
                 ErrorCode.SUBMIT_RATE_EXCEEDED, retry_after=wait, limit=limit, window_seconds=window

@@ -9,7 +9,8 @@ import hashlib
 import json
 import re
 import uuid
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any, Protocol
@@ -204,6 +205,99 @@ def key_used(session: Session, tenant_id: uuid.UUID, idempotency_key: str) -> bo
     return found is not None
 
 
+@dataclass(frozen=True)
+class NewJob:
+    """A job as a request asked for it, validated, before it is inserted."""
+
+    kind: JobKind
+    input: dict[str, Any]
+    idempotency_key: str | None = None
+    # When it may run (None: now), and how the request said so (`delay_seconds` or
+    # `run_after`), which the Idempotency-Key's fingerprint covers.
+    run_after: datetime | None = None
+    schedule: dict[str, Any] = field(default_factory=dict)
+
+    def line(self, tenant_id: uuid.UUID | None) -> dispatch.Line | None:
+        """The tenant's line it joins now; None for a delayed or a system job."""
+        if tenant_id is None or not _due(self):
+            return None
+        return (tenant_id, self.kind.queue.value)
+
+
+def new_job(
+    kind_name: str,
+    raw_input: dict[str, Any],
+    *,
+    by_client: bool = False,
+    idempotency_key: str | None = None,
+    run_after: datetime | None = None,
+    schedule: dict[str, Any] | None = None,
+) -> NewJob:
+    kind, job_input = validate_input(kind_name, raw_input, allow_internal=not by_client)
+    return NewJob(kind, job_input, idempotency_key, run_after, schedule or {})
+
+
+def insert_job(
+    session: Session,
+    new: NewJob,
+    *,
+    tenant_id: uuid.UUID | None,
+    user_id: uuid.UUID | None,
+    settings: Settings,
+) -> Submitted:
+    """Insert the job queued, undispatched unless it is a due system job (which has no
+    cap), or find the one an earlier request made with its Idempotency-Key."""
+    fingerprint = (
+        _fingerprint(new.kind.name, new.input, new.schedule) if new.idempotency_key else None
+    )
+    params = {
+        "id": uuid.uuid4(),
+        "tenant_id": tenant_id,
+        "user_id": user_id,
+        "kind": new.kind.name,
+        "queue": new.kind.queue.value,
+        "input": new.input,
+        "max_attempts": settings.job_max_attempts,
+        "idempotency_key": new.idempotency_key,
+        "request_fingerprint": fingerprint,
+        # The API request this runs in, if any: its id follows the job into the logs.
+        "request_id": current_request_id(),
+        "run_after": new.run_after,
+        "dispatched": tenant_id is None and _due(new),
+    }
+    job = session.scalars(_insert_job_statement(), params).one_or_none()
+    if job is not None:
+        return Submitted(job=job, kind=new.kind, replayed=False)
+    existing = session.scalars(
+        select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key == new.idempotency_key)
+    ).one()
+    if existing.request_fingerprint != fingerprint:
+        raise ConveyorError(ErrorCode.IDEMPOTENCY_CONFLICT, existing_job_id=str(existing.id))
+    return Submitted(job=existing, kind=new.kind, replayed=True)
+
+
+def _due(new: NewJob) -> bool:
+    return new.run_after is None or new.run_after <= datetime.now(UTC)
+
+
+def dispatch_lines(
+    session: Session,
+    publisher: Publisher,
+    lines: Iterable[dispatch.Line],
+    settings: Settings,
+    answered: Iterable[Job] = (),
+) -> None:
+    """Give the free slots of these lines (locked in this transaction) to their first
+    due jobs, for `publisher` to send after the commit. The `answered` jobs among them
+    show it (`waiting_reason`): the rows have the database's time."""
+    shown = {job.id: job for job in answered}
+    for line in lines:
+        for message in dispatch.take_slots(session, *line, settings.tenant_concurrency):
+            publisher.publish_after_commit(message)
+            if message.job_id in shown:
+                set_committed_value(shown[message.job_id], "dispatched_at", datetime.now(UTC))
+
+
 def submit(
     session: Session,
     publisher: Publisher,
@@ -226,44 +320,24 @@ def submit(
     waits in PostgreSQL, unpublished, and is dispatched when it is due; `schedule`
     is how the request said when (`delay_seconds` or `run_after`), for the
     Idempotency-Key's fingerprint."""
-    kind, job_input = validate_input(kind_name, raw_input, allow_internal=not by_client)
-    job_id = uuid.uuid4()
-    fingerprint = _fingerprint(kind.name, job_input, schedule or {}) if idempotency_key else None
-    due = run_after is None or run_after <= datetime.now(UTC)
+    new = new_job(
+        kind_name,
+        raw_input,
+        by_client=by_client,
+        idempotency_key=idempotency_key,
+        run_after=run_after,
+        schedule=schedule,
+    )
     # A tenant's due job joins its line, which is held while it does: the dispatch that
     # follows must count every slot given out before it.
-    line = (tenant_id, kind.queue.value) if due and tenant_id is not None else None
+    line = new.line(tenant_id)
     if line is not None:
         dispatch.lock_line(session, *line)
-    params = {
-        "id": job_id,
-        "tenant_id": tenant_id,
-        "user_id": user_id,
-        "kind": kind.name,
-        "queue": kind.queue.value,
-        "input": job_input,
-        "max_attempts": settings.job_max_attempts,
-        "idempotency_key": idempotency_key,
-        "request_fingerprint": fingerprint,
-        # The API request this runs in, if any: its id follows the job into the logs.
-        "request_id": current_request_id(),
-        "run_after": run_after,
-        "dispatched": due and tenant_id is None,
-    }
-    job = session.scalars(_insert_job_statement(), params).one_or_none()
-    if job is None:
-        existing = session.scalars(
-            select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key == idempotency_key)
-        ).one()
-        if existing.request_fingerprint != fingerprint:
-            raise ConveyorError(ErrorCode.IDEMPOTENCY_CONFLICT, existing_job_id=str(existing.id))
-        return Submitted(job=existing, kind=kind, replayed=True)
+    submitted = insert_job(session, new, tenant_id=tenant_id, user_id=user_id, settings=settings)
+    if submitted.replayed:
+        return submitted
     if line is not None:
-        for message in dispatch.take_slots(session, *line, settings.tenant_concurrency):
-            publisher.publish_after_commit(message)
-            if message.job_id == job_id:
-                # For the answer (`waiting_reason`) only: the row has the database's time.
-                set_committed_value(job, "dispatched_at", datetime.now(UTC))
-    elif job.dispatched_at is not None:
-        publisher.publish_after_commit(JobMessage.of_job(job))
-    return Submitted(job=job, kind=kind, replayed=False)
+        dispatch_lines(session, publisher, [line], settings, [submitted.job])
+    elif submitted.job.dispatched_at is not None:
+        publisher.publish_after_commit(JobMessage.of_job(submitted.job))
+    return submitted

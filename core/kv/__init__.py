@@ -42,12 +42,13 @@ class KeyValueStore(Protocol):
         exactly one gets ACCEPTED. A mismatch counts a wrong try; the max_tries-th wrong
         try deletes the code, so afterwards even the right code is DEAD."""
 
-    def hit(self, key: str, limit: int, window_seconds: float) -> float | None:
-        """Sliding-window log rate limit. If fewer than `limit` hits were recorded in the
-        last window_seconds, record this one and return None; otherwise record nothing and
-        return the seconds until enough hits leave the window for this one to pass (with
-        `limit` hits recorded, when the oldest leaves it); always > 0. Atomic under
-        concurrency: N concurrent hits with limit L admit exactly L."""
+    def hit(self, key: str, limit: int, window_seconds: float, cost: int = 1) -> float | None:
+        """Sliding-window log rate limit. If `cost` more hits fit under `limit` in the
+        last window_seconds, record them and return None; otherwise record nothing and
+        return the seconds until enough hits leave the window for these to pass (with
+        `limit` hits recorded and a cost of 1, when the oldest leaves it); always > 0.
+        Atomic under concurrency: N concurrent hits with limit L admit exactly L. A cost
+        above the limit never passes: callers refuse it first."""
 
     def remember(self, key: str, ttl_seconds: float) -> None:
         """Mark key for ttl_seconds (again: the mark's life starts over)."""
@@ -95,9 +96,11 @@ def check_max_tries(max_tries: int) -> None:
         raise ValueError(f"max_tries must be >= 1, got {max_tries}")
 
 
-def check_limit(limit: int, window_seconds: float) -> None:
+def check_limit(limit: int, window_seconds: float, cost: int = 1) -> None:
     if limit < 1:
         raise ValueError(f"limit must be >= 1, got {limit}")
+    if not 1 <= cost <= limit:
+        raise ValueError(f"cost must be between 1 and the limit, got {cost}")
     if not 0 < window_seconds <= MAX_WINDOW_SECONDS:
         raise ValueError(
             f"window_seconds must be in (0, {MAX_WINDOW_SECONDS:g}], got {window_seconds}"

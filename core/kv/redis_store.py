@@ -60,14 +60,19 @@ local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
+local cost = tonumber(ARGV[4])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 local count = redis.call('ZCARD', KEYS[1])
-if count < limit then
-  redis.call('ZADD', KEYS[1], now, ARGV[3])
+if count + cost <= limit then
+  for i = 1, cost do
+    redis.call('ZADD', KEYS[1], now, ARGV[3] .. ':' .. i)
+  end
   redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000))
   return -1
 end
-local blocking = redis.call('ZRANGE', KEYS[1], count - limit, count - limit, 'WITHSCORES')
+-- The hit whose leaving makes room for `cost` more.
+local at = count + cost - limit - 1
+local blocking = redis.call('ZRANGE', KEYS[1], at, at, 'WITHSCORES')
 return math.max(1, tonumber(blocking[2]) + window - now)
 """
 
@@ -110,13 +115,14 @@ class RedisStore:
             return CodeCheck.WRONG
         return CodeCheck.DEAD
 
-    def hit(self, key: str, limit: int, window_seconds: float) -> float | None:
+    def hit(self, key: str, limit: int, window_seconds: float, cost: int = 1) -> float | None:
         check_key(key)
-        check_limit(limit, window_seconds)
+        check_limit(limit, window_seconds, cost)
         window_us = max(1, round(window_seconds * 1_000_000))
         # The member only has to be unique: two hits in the same microsecond both count.
         member = uuid.uuid4().hex
-        wait_us = int(self._hit(keys=[HITS_PREFIX + key], args=[limit, window_us, member]))
+        args: list[int | str] = [limit, window_us, member, cost]
+        wait_us = int(self._hit(keys=[HITS_PREFIX + key], args=args))
         if wait_us < 0:
             return None
         return max(wait_us, 1) / 1_000_000

@@ -122,21 +122,21 @@ class SqlStore:
                 session.execute(_SET_TRIES, {"key": key, "tries": tries})
             return CodeCheck.WRONG
 
-    def hit(self, key: str, limit: int, window_seconds: float) -> float | None:
+    def hit(self, key: str, limit: int, window_seconds: float, cost: int = 1) -> float | None:
         check_key(key)
-        check_limit(limit, window_seconds)
+        check_limit(limit, window_seconds, cost)
         window = timedelta(seconds=window_seconds)
         with self._db.transaction() as session:
             session.execute(_LOCK_HITS, {"key": key})
             rows = session.execute(_HITS_IN_WINDOW, {"key": key, "window": window}).all()
             now: datetime = rows[0][0]
             hits: list[datetime] = [row[1] for row in rows if row[1] is not None]
-            if len(hits) < limit:
-                session.execute(_RECORD_HIT, {"key": key, "at": now})
+            if len(hits) + cost <= limit:
+                session.execute(_RECORD_HIT, [{"key": key, "at": now}] * cost)
                 return None
-            # The hit whose leaving brings the count below the limit: the oldest one when
-            # exactly `limit` are recorded.
-            blocking = hits[len(hits) - limit]
+            # The hit whose leaving makes room for `cost` more: the oldest one when
+            # exactly `limit` are recorded and one is asked for.
+            blocking = hits[len(hits) + cost - limit - 1]
             wait = (blocking + window - now).total_seconds()
             return max(wait, 1e-6)
 

@@ -22,7 +22,7 @@ from core.jobs.contracts import SLEEP
 from core.models import Job
 from tests.support import jobs
 from tests.support.factories import User, create_user
-from tests.support.stack import Stack
+from tests.support.stack import Stack, own_database
 from tests.support.worker import WorkerProcess
 
 SHORT = {"seconds": 0.3}
@@ -30,6 +30,9 @@ SHORT = {"seconds": 0.3}
 
 @dataclass
 class Fair:
+    # The session's services on a database of its own: the session worker's beat, whose
+    # sweep works with the default cap, never sees these tenants' lines.
+    stack: Stack
     client: TestClient
     start_worker: Callable[..., WorkerProcess]
 
@@ -38,34 +41,28 @@ class Fair:
 def fair(stack: Stack, tmp_path: Path) -> Iterator[Fair]:
     from api.app import create_app
 
-    env = {
-        **stack.env,
-        "BROKER_URL": "filesystem://",
-        "DATA_DIR": str(tmp_path),
-        "TENANT_CONCURRENCY": "1",
+    env = {"BROKER_URL": "filesystem://", "DATA_DIR": str(tmp_path), "TENANT_CONCURRENCY": "1"}
+    updates = {
+        "broker_url": SecretStr("filesystem://"),
+        "data_dir": tmp_path,
+        "tenant_concurrency": 1,
     }
-    settings = stack.settings.model_copy(
-        update={
-            "broker_url": SecretStr("filesystem://"),
-            "data_dir": tmp_path,
-            "tenant_concurrency": 1,
-        }
-    )
     started: list[WorkerProcess] = []
+    with own_database(stack, env, updates) as own:
 
-    def start_worker(**options: Any) -> WorkerProcess:
-        log_dir = tmp_path / f"worker-{len(started)}"
-        log_dir.mkdir()
-        worker = WorkerProcess(env, log_dir, name=f"fair-{len(started)}", **options)
-        started.append(worker)
-        return worker
+        def start_worker(**options: Any) -> WorkerProcess:
+            log_dir = tmp_path / f"worker-{len(started)}"
+            log_dir.mkdir()
+            worker = WorkerProcess(own.env, log_dir, name=f"fair-{len(started)}", **options)
+            started.append(worker)
+            return worker
 
-    try:
-        with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-            yield Fair(client, start_worker)
-    finally:
-        for worker in started:
-            worker.stop()
+        try:
+            with TestClient(create_app(own.settings), raise_server_exceptions=False) as client:
+                yield Fair(own, client, start_worker)
+        finally:
+            for worker in started:
+                worker.stop()
 
 
 def started_order(db: Database, job_ids: list[str]) -> list[str]:
@@ -83,8 +80,8 @@ def submit(fair: Fair, user: User, job_input: dict[str, Any] = SHORT) -> str:
     return job_id
 
 
-def test_tenants_with_jobs_waiting_are_served_in_turn(stack: Stack, fair: Fair) -> None:
-    a, b, c = (create_user(stack) for _ in range(3))
+def test_tenants_with_jobs_waiting_are_served_in_turn(fair: Fair) -> None:
+    a, b, c = (create_user(fair.stack) for _ in range(3))
     submitted = [(a, submit(fair, a)) for _ in range(3)]
     submitted += [(b, submit(fair, b)) for _ in range(2)]
     submitted += [(c, submit(fair, c)) for _ in range(2)]
@@ -99,12 +96,12 @@ def test_tenants_with_jobs_waiting_are_served_in_turn(stack: Stack, fair: Fair) 
         assert jobs.wait_for(fair.client, user.headers, job_id)["status"] == "succeeded"
 
     # Queued A, A, A, B, B, C, C; run A, B, C, A, B, C, A.
-    order = [owner[job_id] for job_id in started_order(stack.db, [j for _, j in submitted])]
+    order = [owner[job_id] for job_id in started_order(fair.stack.db, [j for _, j in submitted])]
     assert order == [a.email, b.email, c.email, a.email, b.email, c.email, a.email]
 
 
-def test_a_tenants_cap_is_per_queue(stack: Stack, fair: Fair) -> None:
-    user = create_user(stack)
+def test_a_tenants_cap_is_per_queue(fair: Fair) -> None:
+    user = create_user(fair.stack)
     first, second = submit(fair, user, {"seconds": 2}), submit(fair, user, SHORT)
     upload = fair.client.post(
         "/api/v1/uploads",
@@ -127,8 +124,8 @@ def test_a_tenants_cap_is_per_queue(stack: Stack, fair: Fair) -> None:
     assert second_job["started_at"] >= first_job["finished_at"]
 
 
-def test_a_killed_worker_gives_its_tenants_slot_back(stack: Stack, fair: Fair) -> None:
-    user = create_user(stack)
+def test_a_killed_worker_gives_its_tenants_slot_back(fair: Fair) -> None:
+    user = create_user(fair.stack)
     held, waiting = submit(fair, user, {"seconds": 3}), submit(fair, user, SHORT)
     doomed = fair.start_worker(concurrency=1)
     jobs.wait_for(fair.client, user.headers, held, {"running"})
@@ -143,12 +140,12 @@ def test_a_killed_worker_gives_its_tenants_slot_back(stack: Stack, fair: Fair) -
     assert second["started_at"] >= first["finished_at"]
 
 
-def test_a_slot_freed_by_a_process_that_died_before_handing_it_on(stack: Stack, fair: Fair) -> None:
-    user = create_user(stack)
+def test_a_slot_freed_by_a_process_that_died_before_handing_it_on(fair: Fair) -> None:
+    user = create_user(fair.stack)
     first, second = submit(fair, user), submit(fair, user)
     # The first job's worker, as it dies: its claim and its result are written, and
     # it never hands its slot on.
-    with stack.db.autocommit() as connection:
+    with fair.stack.db.autocommit() as connection:
         claim = lifecycle.claim(connection, uuid.UUID(first), 30, "dying/1/0")
         assert claim is not None
         assert lifecycle.succeed(connection, claim.job_id, claim.attempt, {"slept": 0.3})
@@ -160,8 +157,8 @@ def test_a_slot_freed_by_a_process_that_died_before_handing_it_on(stack: Stack, 
     assert jobs.get(fair.client, user.headers, first)["attempts"] == 1
 
 
-def test_cancelling_a_sent_job_hands_its_slot_on(stack: Stack, fair: Fair) -> None:
-    user = create_user(stack)
+def test_cancelling_a_sent_job_hands_its_slot_on(fair: Fair) -> None:
+    user = create_user(fair.stack)
     first, second = submit(fair, user), submit(fair, user)
 
     cancel = fair.client.post(f"/api/v1/jobs/{first}/cancel", headers=user.headers)

@@ -230,6 +230,20 @@ def test_the_window_slides(store: KeyValueStore) -> None:
     pytest.fail(f"no run of the hits fitted in a window of {window} s")
 
 
+def test_a_hit_of_several_passes_only_whole(store: KeyValueStore) -> None:
+    key = new_key("submit:tenant")
+    window = 600.0
+    assert store.hit(key, 5, window, cost=3) is None
+    # Two left: a hit of three waits (for the oldest to leave), and records nothing.
+    wait = store.hit(key, 5, window, cost=3)
+    assert wait is not None
+    assert 0 < wait <= window
+    assert store.hit(key, 5, window, cost=2) is None
+    assert store.hit(key, 5, window) is not None
+    with pytest.raises(ValueError, match="cost"):
+        store.hit(key, 5, window, cost=6)
+
+
 def test_keys_are_limited_separately(store: KeyValueStore) -> None:
     full, other = new_key("login:ip"), new_key("login:ip")
     assert store.hit(full, 1, 60) is None
