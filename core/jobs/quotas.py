@@ -72,6 +72,7 @@ def check_submit(
         return
     quota = settings.tenant_max_queued_jobs
     if quota:
+        _never_fits(count, quota, "queued-jobs quota")
         queued = queued_jobs(session, tenant_id, quota)
         if queued + count > quota:
             raise ConveyorError(
@@ -83,15 +84,19 @@ def check_submit(
     limit = settings.tenant_submit_limit
     if limit:
         window = settings.tenant_submit_window_seconds
-        if count > limit:
-            raise ConveyorError(
-                ErrorCode.VALIDATION_FAILED,
-                f"A batch may hold at most {limit} jobs: the tenant's submit limit "
-                f"per {window:g} s",
-                errors=[{"field": "jobs", "message": f"at most {limit} items"}],
-            )
+        _never_fits(count, limit, f"submit limit per {window:g} s")
         wait = kv.hit(f"submit:tenant:{tenant_id}", limit, window, cost=count)
         if wait is not None:
             raise ConveyorError(
                 ErrorCode.SUBMIT_RATE_EXCEEDED, retry_after=wait, limit=limit, window_seconds=window
             )
+
+
+def _never_fits(count: int, bound: int, what: str) -> None:
+    """A batch larger than a bound would wait for ever: a 422, not a 429."""
+    if count > bound:
+        raise ConveyorError(
+            ErrorCode.VALIDATION_FAILED,
+            f"A batch may hold at most {bound} jobs: the tenant's {what}",
+            errors=[{"field": "jobs", "message": f"at most {bound} items"}],
+        )
