@@ -31,8 +31,10 @@ T = TypeVar("T")
 class Database:
     def __init__(self, settings: Settings, process_name: str, *, pooled: bool = True) -> None:
         """`pooled=False`: every connection is closed when it is returned."""
+        # Connections are kept, never opened for one request and closed after it: a
+        # connection opened costs PostgreSQL a new backend, more than the query it runs.
         pool: dict[str, Any] = (
-            {"pool_size": settings.db_pool_size, "max_overflow": settings.db_pool_size}
+            {"pool_size": settings.db_pool_size, "max_overflow": 0}
             if pooled
             else {"poolclass": NullPool}
         )

@@ -68,7 +68,9 @@ class Settings(BaseSettings):
     postgres_user: str = "postgres"
     postgres_password: SecretStr = SecretStr("")
     postgres_db: str = "conveyor"
-    db_pool_size: int = 10
+    # Connections each pool of a process keeps, opened as needed. As many as the API's
+    # thread pool has threads (anyio's 40): no request waits for a connection.
+    db_pool_size: int = Field(default=40, ge=1)
 
     # Broker: BROKER_URL, else REDIS_URL, else REDIS_HOST/REDIS_PORT.
     broker_url: SecretStr | None = None

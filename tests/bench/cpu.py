@@ -25,6 +25,8 @@ class _Proc:
     cpu: float
     # For a PostgreSQL backend, the database it serves; None for the server's own.
     database: str | None = None
+    # CPU of its children that have exited (and been waited for).
+    exited_children: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -46,9 +48,11 @@ def _read_procs() -> dict[int, _Proc]:
         # comm may contain spaces and parentheses; it ends at the last ')'.
         comm = raw[raw.index("(") + 1 : raw.rindex(")")]
         fields = raw[raw.rindex(")") + 2 :].split()
-        utime, stime = int(fields[11]), int(fields[12])
+        utime, stime, cutime, cstime = (int(f) for f in fields[11:15])
         database = _postgres_database(entry) if comm == "postgres" else None
-        procs[int(entry.name)] = _Proc(int(fields[1]), comm, (utime + stime) / _TICKS, database)
+        procs[int(entry.name)] = _Proc(
+            int(fields[1]), comm, (utime + stime) / _TICKS, database, (cutime + cstime) / _TICKS
+        )
     return procs
 
 
@@ -159,8 +163,9 @@ def usage(
     database: str | None = None,
 ) -> Usage | None:
     """Attribute the CPU used between two snapshots. A process that exited in between
-    is missing from its owner and shows up only in the machine's busy total. PostgreSQL
-    backends serving another database than `database` count as "other"."""
+    is missing from its owner and shows up only in the machine's busy total, except a
+    PostgreSQL backend, whose CPU the postmaster collects. Live backends serving another
+    database than `database` count as "other"."""
     if start is None or end is None:
         return None
     owner: dict[int, str] = {os.getpid(): "bench"}
@@ -175,10 +180,25 @@ def usage(
         before = start.procs.get(pid)
         # A pid reused by another command is a new process.
         seconds[consumer] += proc.cpu - (before.cpu if before and before.comm == proc.comm else 0.0)
+    seconds["postgres"] += _exited_backends(start, end)
     busy = end.busy - start.busy
     # Everything else, including processes that came and went between the snapshots.
     seconds["other"] = max(0.0, busy - sum(seconds.values()))
     return Usage(seconds=seconds, busy=busy, wall=end.wall - start.wall)
+
+
+def _exited_backends(start: Snapshot, end: Snapshot) -> float:
+    """CPU of the PostgreSQL backends that exited between the snapshots: the postmaster
+    collects it when it waits for them. A connection opened and closed per request
+    would otherwise vanish from the figures. Backends of every database count here."""
+    total = 0.0
+    for pid, proc in end.procs.items():
+        parent = end.procs.get(proc.ppid)
+        if proc.comm != "postgres" or (parent is not None and parent.comm == "postgres"):
+            continue
+        before = start.procs.get(pid)
+        total += proc.exited_children - (before.exited_children if before else 0.0)
+    return total
 
 
 # Above this share of the machine used by unrelated processes, a figure is flagged.

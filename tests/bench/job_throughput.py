@@ -61,6 +61,55 @@ async def submit_jobs(
     return await run_concurrently(count, opts.concurrency, opts.timeout, submit)
 
 
+# Jobs per `POST /api/v1/jobs/batch` in the batch phase, and batches in flight.
+BATCH_SIZE = 100
+BATCHES_IN_FLIGHT = 4
+
+
+async def submit_batches(
+    client: httpx.AsyncClient, label: str, count: int, opts: PipelineOptions
+) -> float:
+    """`count` jobs in batches of BATCH_SIZE; returns the seconds it took."""
+    batches = [
+        range(start, min(start + BATCH_SIZE, count)) for start in range(0, count, BATCH_SIZE)
+    ]
+
+    async def submit(i: int) -> None:
+        items = [{"kind": ECHO, "input": {"bench": label, "seq": n}} for n in batches[i]]
+        answered = expect(await client.post("/api/v1/jobs/batch", json={"jobs": items}), 202)
+        refused = [item for item in answered.json()["items"] if "error" in item]
+        if refused:
+            raise BenchError(f"batch items refused: {refused[0]['error']}")
+
+    _, _, elapsed = await run_concurrently(len(batches), BATCHES_IN_FLIGHT, opts.timeout, submit)
+    return elapsed
+
+
+async def measure_batch(
+    client: httpx.AsyncClient, db: Engine, group: LoggedGroup, opts: PipelineOptions
+) -> PipelineResult:
+    """The pipeline fed by `POST /api/v1/jobs/batch`: from the first batch sent to the
+    last job finished."""
+    warmup, timed = "batch:warmup", "batch:timed"
+    say(f"batch: warming up with {opts.warmup} jobs, then timing {opts.jobs} in batches")
+    await submit_batches(client, warmup, opts.warmup, opts)
+    await wait_jobs_finished(db, warmup, opts.warmup, group, STARTUP_SECONDS)
+    before = cpu.snapshot(time.monotonic())
+    started = time.time()
+    submit_seconds = await submit_batches(client, timed, opts.jobs, opts)
+    await wait_jobs_finished(db, timed, opts.jobs, group, opts.timeout)
+    used = cpu.usage(before, cpu.snapshot(time.monotonic()), group.roots(), opts.database_name)
+    last_finished, job_latencies = job_timings(db, timed, opts.jobs)
+    return PipelineResult(
+        jobs=opts.jobs,
+        submit_seconds=submit_seconds,
+        submit_latencies=[],
+        total_seconds=last_finished - started,
+        job_latencies=job_latencies,
+        cpu=used,
+    )
+
+
 def _in_batch(label: str) -> ColumnElement[bool]:
     # Selected by the label in their input, not by a list of ids: a 2000-id IN list ten
     # times a second would be load on PostgreSQL that the bench then measures.

@@ -12,21 +12,30 @@ from typing import TypeVar
 from tests.bench.output import MIB
 
 PIPELINE_DESCRIPTION = """\
-`make bench`: how far the job pipeline is from bare Celery on this machine.
+`make bench`: the job pipeline against the stack a user would build instead.
 
-It starts the real stack (api + worker) on a fresh PostgreSQL database and a flushed
-Redis database, submits `diagnostics.echo` jobs over HTTP and times them until they have
-succeeded; in the same run it times a no-op Celery task with the same broker, settings,
-pool and concurrency, and compares `GET /api/v1/jobs/{id}` with `GET /healthz`.
+It starts the real stack (api + worker + beat) on a fresh PostgreSQL database and a
+flushed Redis database, and beside it the peer: a minimal FastAPI + Celery app as the
+common tutorials write it (`POST /tasks` -> `.delay()`, `GET /tasks/{id}` -> a Redis
+result backend, a static bearer token, a no-op task), with the same uvicorn and Celery
+settings, pool and concurrency, on a Redis database of its own. Both are driven by the
+same client at the same concurrency, in alternating rounds: N `diagnostics.echo` jobs
+submitted over HTTP and timed until they have succeeded, against N no-op tasks timed
+until they have a result. Then N jobs go through `POST /api/v1/jobs/batch`, and
+`GET /api/v1/jobs/{id}` is timed against the peer's `GET /tasks/{id}` and `GET /healthz`.
+A no-op Celery task published from Python is timed first, for information.
 
 Last, it times `POST /api/v1/auth/password-reset/request` for one registered email
 against a fresh unregistered one each time, one request in flight, and prints
 `reset_timing_ratio=<median registered / median unregistered>`: 1.0 means the response
 time does not tell whether an email has an account; far from 1.0 means it does.
 
-The last line of output is machine-readable:
+The last line of output is machine-readable (medians of the rounds):
 
-    pipeline_jobs_per_s=<f> celery_tasks_per_s=<f> ratio=<f> poll_ratio=<f>
+    pipeline_jobs_per_s=<f> peer_jobs_per_s=<f> peer_ratio=<f> peer_poll_ratio=<f>
+    batch_jobs_per_s=<f> batch_ratio=<f>
+
+(all on one line; `batch_ratio` is the batch's jobs/s over the peer's tasks/s).
 """
 
 UPLOAD_DESCRIPTION = """\
@@ -81,6 +90,7 @@ _DATABASE_NAME = re.compile(r"^conveyor_bench[a-z0-9_]*$")
 @dataclass(frozen=True)
 class PipelineOptions:
     jobs: int
+    rounds: int
     concurrency: int
     worker_concurrency: int
     poll_requests: int
@@ -189,7 +199,10 @@ def _add_count(parser: argparse.ArgumentParser, flag: str, default: int, meaning
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     _describe(parser, PIPELINE_DESCRIPTION)
-    _add_count(parser, "--jobs", 2000, "jobs and no-op tasks to time")
+    _add_count(parser, "--jobs", 2000, "jobs and no-op tasks to time, per round")
+    _add_count(
+        parser, "--rounds", 3, "rounds of the pipeline and of its peer, alternating; medians count"
+    )
     _add_count(parser, "--concurrency", 16, "client requests in flight")
     _add_count(
         parser,

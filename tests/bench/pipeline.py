@@ -3,10 +3,12 @@
 Phases, in this order, each with its own warm-up:
 
 1. celery (celery_baseline.py): a no-op worker alone.
-2. pipeline (job_throughput.py): api + job worker, jobs submitted over HTTP.
-3. poll (polling.py): on the same stack, GET /healthz against GET /api/v1/jobs/{id}.
-4. reset (reset_timing.py): on the same stack, password reset requests one at a time.
-5. metrics (metrics_cost.py): the pipeline again, metrics off and on, alternating.
+2. pipeline (job_throughput.py) against its peer (peer.py, the FastAPI + Celery stack
+   of the tutorials, running beside it): alternating rounds of jobs submitted over HTTP.
+3. batch (job_throughput.py): the pipeline fed by POST /api/v1/jobs/batch.
+4. poll (polling.py): GET /healthz, GET /api/v1/jobs/{id} and the peer's GET /tasks/{id}.
+5. reset (reset_timing.py): on the same stack, password reset requests one at a time.
+6. metrics (metrics_cost.py): the pipeline again, metrics off and on, alternating.
 """
 
 from __future__ import annotations
@@ -20,13 +22,19 @@ from sqlalchemy import Engine
 from tests.bench.api_client import HTTP_TIMEOUT_SECONDS, api_url, sign_in_when_ready
 from tests.bench.celery_baseline import measure_celery
 from tests.bench.failures import failures_explained
-from tests.bench.job_throughput import PipelineResult, measure_jobs, start_pipeline
+from tests.bench.job_throughput import (
+    PipelineResult,
+    measure_batch,
+    measure_jobs,
+    start_pipeline,
+)
 from tests.bench.metrics_cost import measure_metrics_cost
 from tests.bench.options import PipelineOptions
 from tests.bench.output import say
-from tests.bench.pipeline_report import report
-from tests.bench.polling import PollResult, measure_polling
-from tests.bench.reset_timing import UNTHROTTLED_ENV, ResetResult, measure_resets
+from tests.bench.peer import Peer, measure_peer, start_peer, wait_peer_ready
+from tests.bench.pipeline_report import StackResults, report
+from tests.bench.polling import measure_polling
+from tests.bench.reset_timing import UNTHROTTLED_ENV, measure_resets
 from tests.bench.stack import (
     LoggedGroup,
     Stack,
@@ -41,8 +49,8 @@ SUBMITS_UNLIMITED = {"TENANT_SUBMIT_LIMIT": str(10**9)}
 
 
 async def drive_stack(
-    opts: PipelineOptions, group: LoggedGroup, db: Engine
-) -> tuple[PipelineResult, PollResult, ResetResult]:
+    opts: PipelineOptions, group: LoggedGroup, db: Engine, peer: Peer
+) -> StackResults:
     limits = httpx.Limits(
         max_connections=opts.concurrency, max_keepalive_connections=opts.concurrency
     )
@@ -50,21 +58,35 @@ async def drive_stack(
         base_url=api_url(opts.port), limits=limits, timeout=HTTP_TIMEOUT_SECONDS
     ) as client:
         await sign_in_when_ready(client, group)
-        pipeline, job_ids = await measure_jobs(client, db, group, opts)
+        await wait_peer_ready(peer.client, group)
+        say(f"peer: warming up with {opts.warmup} tasks (includes worker start-up)")
+        await measure_peer(peer, group, opts, "peer:warmup", opts.warmup)
+        pipeline: list[PipelineResult] = []
+        peers: list[PipelineResult] = []
+        # Alternating rounds, so drift on a noisy machine favours neither stack.
+        for round_ in range(opts.rounds):
+            result, job_ids = await measure_jobs(client, db, group, opts, f"pipeline-{round_}")
+            pipeline.append(result)
+            say(f"peer: timing {opts.jobs} tasks (round {round_ + 1} of {opts.rounds})")
+            peer_result, task_ids = await measure_peer(
+                peer, group, opts, f"peer-{round_}", opts.jobs
+            )
+            peers.append(peer_result)
+        batch = await measure_batch(client, db, group, opts)
         roots = group.roots()
-        poll = await measure_polling(client, job_ids, opts, roots)
+        poll = await measure_polling(client, job_ids, peer.client, task_ids, opts, roots)
         reset = await measure_resets(client, opts, roots)
-    return pipeline, poll, reset
+    await peer.client.aclose()
+    return StackResults(pipeline, peers, batch, poll, reset)
 
 
-def measure_stack(
-    stack: Stack, opts: PipelineOptions
-) -> tuple[PipelineResult, PollResult, ResetResult]:
+def measure_stack(stack: Stack, opts: PipelineOptions) -> StackResults:
     db = stack.servers.engine(pool_size=1)
     try:
         with stack.group() as group:
             start_pipeline(stack, opts, group)
-            return asyncio.run(drive_stack(opts, group, db))
+            peer = start_peer(stack, opts, group)
+            return asyncio.run(drive_stack(opts, group, db, peer))
     finally:
         db.dispose()
 
@@ -81,9 +103,9 @@ def main(opts: PipelineOptions) -> int:
         stack.say_where()
         stack.servers.prepare()
         celery = measure_celery(stack, opts)
-        pipeline, poll, reset = measure_stack(stack, opts)
+        results = measure_stack(stack, opts)
         metrics = measure_metrics_cost(stack, opts)
     if outcome.code:
         return outcome.code
-    report(celery, pipeline, poll, reset, metrics)
+    report(celery, results, metrics)
     return 0

@@ -43,10 +43,16 @@ class RequestsResult:
 class PollResult:
     health: RequestsResult
     job: RequestsResult
+    # The tutorial stack's `GET /tasks/{id}` (peer_app.py).
+    peer: RequestsResult
 
     @property
     def ratio(self) -> float:
         return self.job.per_second / self.health.per_second
+
+    @property
+    def peer_ratio(self) -> float:
+        return self.job.per_second / self.peer.per_second
 
 
 async def time_requests(
@@ -81,21 +87,31 @@ def _merge(label: str, parts: Sequence[RequestsResult]) -> RequestsResult:
 async def measure_polling(
     client: httpx.AsyncClient,
     job_ids: Sequence[uuid.UUID],
+    peer_client: httpx.AsyncClient,
+    task_ids: Sequence[str],
     opts: PipelineOptions,
     roots: dict[str, int],
 ) -> PollResult:
     job_paths = [f"/api/v1/jobs/{job_id}" for job_id in job_ids]
+    task_paths = [f"/tasks/{task_id}" for task_id in task_ids]
     say(f"poll: warming up, then timing {opts.poll_requests} requests of each endpoint")
     await time_requests(client, "warm-up", ["/healthz"], opts.warmup, opts, roots)
     await time_requests(client, "warm-up", job_paths, opts.warmup, opts, roots)
+    await time_requests(peer_client, "warm-up", task_paths, opts.warmup, opts, roots)
     health: list[RequestsResult] = []
     job: list[RequestsResult] = []
+    peer: list[RequestsResult] = []
     first_half = opts.poll_requests // 2
     for count in (first_half, opts.poll_requests - first_half):
         health.append(await time_requests(client, "GET /healthz", ["/healthz"], count, opts, roots))
         job.append(
             await time_requests(client, "GET /api/v1/jobs/{id}", job_paths, count, opts, roots)
         )
+        peer.append(
+            await time_requests(peer_client, "peer GET /tasks/{id}", task_paths, count, opts, roots)
+        )
     return PollResult(
-        health=_merge("GET /healthz", health), job=_merge("GET /api/v1/jobs/{id}", job)
+        health=_merge("GET /healthz", health),
+        job=_merge("GET /api/v1/jobs/{id}", job),
+        peer=_merge("peer GET /tasks/{id}", peer),
     )

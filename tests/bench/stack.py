@@ -93,10 +93,10 @@ def python_module(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
 
 
-def api_argv(port: int, workers: int) -> list[str]:
+def api_argv(port: int, workers: int, app: str = "api.main:app") -> list[str]:
     return python_module(
         "uvicorn",
-        "api.main:app",
+        app,
         "--host",
         "127.0.0.1",
         "--port",

@@ -21,3 +21,21 @@ def test_bench_upload_refuses_bad_arguments_before_starting_anything(
         main(["upload", *args])
     assert exit_info.value.code == 2
     assert named in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "named"),
+    [
+        ("pipeline", ["--rounds", "0"], "--rounds"),
+        ("fairness", ["--noisy-jobs", "0"], "--noisy-jobs"),
+        ("fairness", ["--job-seconds", "-1"], "--job-seconds"),
+        ("fairness", ["--database-name", "test"], "--database-name"),
+    ],
+)
+def test_the_other_benches_refuse_bad_arguments_before_starting_anything(
+    command: str, args: list[str], named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, *args])
+    assert exit_info.value.code == 2
+    assert named in capsys.readouterr().err
