@@ -57,14 +57,22 @@ def start_peer(stack: Stack, opts: PipelineOptions, group: LoggedGroup) -> Peer:
         client.flushdb()
     token = secrets.token_urlsafe(24)
     port = opts.port + 10
-    group.env = {**group.env, "PEER_BROKER_URL": url, "PEER_TOKEN": token}
-    group.start("peer-api", api_argv(port, opts.api_workers, app="tests.bench.peer_app:app"))
-    group.start(
-        "peer-worker",
-        celery_worker_argv(
-            "tests.bench.peer_app", "peer-worker", opts.worker_concurrency, queues="peer"
-        ),
-    )
+    ours = group.env
+    # Celery takes BROKER_URL from the environment over the app's own: the peer's
+    # processes get an environment without Conveyor's.
+    group.env = {
+        **{name: value for name, value in ours.items() if name != "BROKER_URL"},
+        "PEER_BROKER_URL": url,
+        "PEER_TOKEN": token,
+    }
+    try:
+        group.start("peer-api", api_argv(port, opts.api_workers, app="tests.bench.peer_app:app"))
+        worker = celery_worker_argv(
+            "tests.bench.peer_app:celery", "peer-worker", opts.worker_concurrency, queues="peer"
+        )
+        group.start("peer-worker", worker)
+    finally:
+        group.env = ours
     limits = httpx.Limits(
         max_connections=opts.concurrency, max_keepalive_connections=opts.concurrency
     )

@@ -4,7 +4,7 @@ tutorials do: `POST /tasks` calls `.delay()` and answers `202 {task_id}`; `GET
 no-op task. `make bench` runs it beside Conveyor with the same uvicorn and Celery
 settings (prefork, acks late, prefetch 1). Bench tooling, never part of the product.
 
-    uvicorn tests.bench.peer_app:app         celery -A tests.bench.peer_app worker -Q peer
+    uvicorn tests.bench.peer_app:app    celery -A tests.bench.peer_app:celery worker -Q peer
 """
 
 from __future__ import annotations
