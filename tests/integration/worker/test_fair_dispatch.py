@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from sqlalchemy import select
 
 from core.db import Database
-from core.jobs import lifecycle
+from core.jobs import dispatch, lifecycle
 from core.jobs.contracts import SLEEP
 from core.models import Job
 from tests.support import jobs
@@ -168,3 +168,23 @@ def test_cancelling_a_sent_job_hands_its_slot_on(fair: Fair) -> None:
     assert jobs.get(fair.client, user.headers, second)["waiting_reason"] == "broker"
     fair.start_worker(concurrency=1, beat=False)
     assert jobs.wait_for(fair.client, user.headers, second)["status"] == "succeeded"
+
+
+def test_a_job_dispatched_by_a_process_that_died_before_publishing_it(fair: Fair) -> None:
+    user = create_user(fair.stack)
+    first, second = submit(fair, user), submit(fair, user)
+    # The first ends; the hand-off takes its slot for the second and commits, and its
+    # process dies before the message is sent.
+    with fair.stack.db.autocommit() as connection:
+        claim = lifecycle.claim(connection, uuid.UUID(first), 30, "dying/1/0")
+        assert claim is not None
+        assert lifecycle.succeed(connection, claim.job_id, claim.attempt, {"slept": 0.3})
+    with fair.stack.db.transaction() as session:
+        taken = dispatch.dispatch_line(session, user.personal_tenant_id, "default", 1)
+    assert [message.job_id for message in taken] == [uuid.UUID(second)]
+    assert jobs.get(fair.client, user.headers, second)["waiting_reason"] == "broker"
+
+    # Past the grace period, the reconciler sends what was never sent.
+    fair.start_worker(concurrency=1)
+    done = jobs.wait_for(fair.client, user.headers, second)
+    assert (done["status"], done["attempts"]) == ("succeeded", 1)
