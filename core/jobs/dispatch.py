@@ -82,20 +82,14 @@ def _tenant_cap(tenant_id: Any, default: Any) -> ColumnElement[int]:
     )
 
 
-@cache
-def _take_slots_statement() -> Select[Any]:
-    # Named apart from the columns: an UPDATE takes a column's name for its new value.
-    tenant_id: BindParameter[Any] = bindparam("line_tenant")
-    queue: BindParameter[Any] = bindparam("line_queue")
-    in_line = (Job.tenant_id == tenant_id, Job.queue == queue)
-    cap = _tenant_cap(tenant_id, bindparam("default_cap"))
-    holding = select(func.count()).where(*in_line, HOLDING).scalar_subquery()
-    free = case((cap == 0, BATCH), else_=func.greatest(0, cap - holding))
+def _dispatching(*where: ColumnElement[bool], limit: Any) -> Select[Any]:
+    """Give slots to the first `limit` due jobs waiting that match `where`, in line
+    order: the statement returns their messages, in that order."""
     chosen = (
         select(Job.id)
-        .where(*in_line, *WAITING, DUE, KNOWN)
+        .where(*where, *WAITING, DUE, KNOWN)
         .order_by(Job.queued_at, Job.created_at)
-        .limit(free)
+        .limit(limit)
         .with_for_update(skip_locked=True)
         .cte("chosen")
     )
@@ -107,6 +101,23 @@ def _take_slots_statement() -> Select[Any]:
         .cte("taken")
     )
     return select(taken).order_by(taken.c.queued_at, taken.c.created_at)
+
+
+@cache
+def _take_slots_statement() -> Select[Any]:
+    # Named apart from the columns: an UPDATE takes a column's name for its new value.
+    tenant_id: BindParameter[Any] = bindparam("line_tenant")
+    queue: BindParameter[Any] = bindparam("line_queue")
+    in_line = (Job.tenant_id == tenant_id, Job.queue == queue)
+    cap = _tenant_cap(tenant_id, bindparam("default_cap"))
+    holding = select(func.count()).where(*in_line, HOLDING).scalar_subquery()
+    free = case((cap == 0, BATCH), else_=func.greatest(0, cap - holding))
+    return _dispatching(*in_line, limit=free)
+
+
+@cache
+def _system_statement() -> Select[Any]:
+    return _dispatching(Job.tenant_id.is_(None), limit=BATCH)
 
 
 def take_slots(
@@ -148,21 +159,7 @@ def has_waiting(connection: Connection, tenant_id: uuid.UUID, queue: str) -> boo
 
 def _dispatch_system(session: Session) -> list[JobMessage]:
     """System jobs that came due (an email's retry): they have no cap."""
-    chosen = (
-        select(Job.id)
-        .where(Job.tenant_id.is_(None), *WAITING, DUE, KNOWN)
-        .order_by(Job.queued_at)
-        .limit(BATCH)
-        .with_for_update(skip_locked=True)
-        .cte("chosen")
-    )
-    rows = session.execute(
-        update(Job)
-        .where(Job.id == chosen.c.id)
-        .values(dispatched_at=NOW)
-        .returning(*MESSAGE_COLUMNS)
-    ).all()
-    return [JobMessage.of_row(row) for row in rows]
+    return [JobMessage.of_row(row) for row in session.execute(_system_statement())]
 
 
 Line = tuple[uuid.UUID, str]

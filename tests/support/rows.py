@@ -10,6 +10,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
 
 from core.db import Database
+from core.jobs import lifecycle
 from core.models import Base, Job, JobEvent
 
 DEADLOCK_RETRIES = 5
@@ -35,6 +36,15 @@ def end_retry_wait(db: Database, job_id: uuid.UUID) -> None:
             .where(Job.id == job_id)
             .values(run_after=func.now(), dispatched_at=func.now())
         )
+
+
+def finish_unhanded(db: Database, job_id: uuid.UUID) -> None:
+    """The job claimed and succeeded as a worker would, which then dies before it hands
+    its tenant's slot on (core.jobs.dispatch)."""
+    with db.autocommit() as connection:
+        claim = lifecycle.claim(connection, job_id, 30, "dying/1/0")
+        assert claim is not None
+        assert lifecycle.succeed(connection, job_id, claim.attempt, {})
 
 
 def empty_tables(db: Database) -> None:

@@ -17,11 +17,12 @@ from pydantic import SecretStr
 from sqlalchemy import select
 
 from core.db import Database
-from core.jobs import dispatch, lifecycle
+from core.jobs import dispatch
 from core.jobs.contracts import SLEEP
 from core.models import Job
 from tests.support import jobs
 from tests.support.factories import User, create_user
+from tests.support.rows import finish_unhanded
 from tests.support.stack import Stack, own_database
 from tests.support.worker import WorkerProcess
 
@@ -143,12 +144,8 @@ def test_a_killed_worker_gives_its_tenants_slot_back(fair: Fair) -> None:
 def test_a_slot_freed_by_a_process_that_died_before_handing_it_on(fair: Fair) -> None:
     user = create_user(fair.stack)
     first, second = submit(fair, user), submit(fair, user)
-    # The first job's worker, as it dies: its claim and its result are written, and
-    # it never hands its slot on.
-    with fair.stack.db.autocommit() as connection:
-        claim = lifecycle.claim(connection, uuid.UUID(first), 30, "dying/1/0")
-        assert claim is not None
-        assert lifecycle.succeed(connection, claim.job_id, claim.attempt, {"slept": 0.3})
+    # The first job's worker writes its claim and its result, and dies.
+    finish_unhanded(fair.stack.db, uuid.UUID(first))
     assert jobs.get(fair.client, user.headers, second)["waiting_reason"] == "tenant_limit"
 
     # The reconciler (beat) finds the free slot and sends the next job in line.
@@ -175,10 +172,7 @@ def test_a_job_dispatched_by_a_process_that_died_before_publishing_it(fair: Fair
     first, second = submit(fair, user), submit(fair, user)
     # The first ends; the hand-off takes its slot for the second and commits, and its
     # process dies before the message is sent.
-    with fair.stack.db.autocommit() as connection:
-        claim = lifecycle.claim(connection, uuid.UUID(first), 30, "dying/1/0")
-        assert claim is not None
-        assert lifecycle.succeed(connection, claim.job_id, claim.attempt, {"slept": 0.3})
+    finish_unhanded(fair.stack.db, uuid.UUID(first))
     with fair.stack.db.transaction() as session:
         taken = dispatch.dispatch_line(session, user.personal_tenant_id, "default", 1)
     assert [message.job_id for message in taken] == [uuid.UUID(second)]

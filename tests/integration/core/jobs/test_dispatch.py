@@ -22,6 +22,7 @@ from core.models import Job, Tenant
 from core.settings import Settings
 from tests.support.factories import User, create_user
 from tests.support.reconciler import reconciler_held_off
+from tests.support.rows import finish_unhanded
 from tests.support.stack import Stack
 
 CAP = 2
@@ -77,13 +78,6 @@ def reasons(db: Database, job_ids: list[uuid.UUID]) -> list[WaitingReason | None
         return [found[job_id].waiting_reason for job_id in job_ids]
 
 
-def finish(db: Database, job_id: uuid.UUID) -> None:
-    with db.autocommit() as connection:
-        claim = lifecycle.claim(connection, job_id, 30, "tests/1/0")
-        assert claim is not None
-        assert lifecycle.succeed(connection, job_id, claim.attempt, {})
-
-
 def hand_off(db: Database, settings: Settings, tenant_id: uuid.UUID) -> list[uuid.UUID]:
     with db.transaction() as session:
         messages = dispatch.dispatch_line(
@@ -106,10 +100,10 @@ def test_jobs_beyond_the_cap_wait_in_their_tenants_line(
     assert reasons(db, submitted) == [WaitingReason.BROKER] * CAP + [WaitingReason.TENANT_LIMIT] * 3
     # Nothing frees a slot until a job ends; then the line's next job goes, in order.
     assert hand_off(db, settings, user.personal_tenant_id) == []
-    finish(db, submitted[1])
+    finish_unhanded(db, submitted[1])
     assert hand_off(db, settings, user.personal_tenant_id) == [submitted[2]]
-    finish(db, submitted[0])
-    finish(db, submitted[2])
+    finish_unhanded(db, submitted[0])
+    finish_unhanded(db, submitted[2])
     assert hand_off(db, settings, user.personal_tenant_id) == submitted[3:]
 
 
@@ -143,7 +137,7 @@ def test_the_sweep_serves_the_lines_in_turn(db: Database, settings: Settings, st
     # Every sent job ends with no hand-off (its worker died, say): the sweep finds room.
     for job_ids in lines.values():
         for job_id in job_ids[:CAP]:
-            finish(db, job_id)
+            finish_unhanded(db, job_id)
 
     swept = [m.job_id for m in dispatch.fill_free_slots(db, settings.tenant_concurrency)]
 
@@ -174,7 +168,7 @@ def test_a_retry_gives_its_slot_to_the_next_job_and_waits_in_line_when_due(
         session.execute(update(Job).where(Job.id == submitted[0]).values(run_after=func.now()))
     assert reasons(db, submitted)[0] == WaitingReason.TENANT_LIMIT
     assert hand_off(db, settings, user.personal_tenant_id) == []
-    finish(db, submitted[2])
+    finish_unhanded(db, submitted[2])
     assert hand_off(db, settings, user.personal_tenant_id) == [submitted[0]]
 
 
