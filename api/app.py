@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
@@ -93,12 +93,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Outermost, so that every answer (the last-resort 500 included) carries it.
         app.add_middleware(Cors, origins=settings.cors_origins)
 
-    v1 = APIRouter(prefix="/api/v1")
-    for module in (auth, users, tenants, invitations, api_keys, jobs, uploads, agents):
-        v1.include_router(module.router)
+    # Each router included once, at the top: every level of nesting is matched again
+    # on every request. The busiest (jobs) is tried first.
+    for module in (jobs, uploads, auth, users, tenants, invitations, api_keys, agents):
+        app.include_router(module.router, prefix="/api/v1")
     app.include_router(health.router)
     app.include_router(metrics.router)
-    app.include_router(v1)
     log = logging.getLogger("conveyor.api")
     if not settings.is_dev and not settings.smtp_host:
         log.warning("SMTP_HOST is not set: password reset and invitation emails are not sent")
