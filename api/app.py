@@ -27,6 +27,7 @@ from api.routers import (
     tenants,
     uploads,
     users,
+    webhooks,
 )
 from api.routers.health import probe
 from api.routers.uploads import UPLOAD_BODY_PATHS
@@ -95,7 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Each router included once, at the top: every level of nesting is matched again
     # on every request. The busiest (jobs) is tried first.
-    for module in (jobs, uploads, auth, users, tenants, invitations, api_keys, agents):
+    for module in (jobs, uploads, auth, users, tenants, invitations, api_keys, agents, webhooks):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(health.router)
     app.include_router(metrics.router)

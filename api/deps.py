@@ -139,6 +139,8 @@ JobsWrite = Annotated[Principal, Depends(_requiring(Scope.JOBS_WRITE))]
 UploadsRead = Annotated[Principal, Depends(_requiring(Scope.UPLOADS_READ))]
 UploadsWrite = Annotated[Principal, Depends(_requiring(Scope.UPLOADS_WRITE))]
 AgentsRun = Annotated[Principal, Depends(_requiring(Scope.AGENTS_RUN))]
+WebhooksRead = Annotated[Principal, Depends(_requiring(Scope.WEBHOOKS_READ))]
+WebhooksWrite = Annotated[Principal, Depends(_requiring(Scope.WEBHOOKS_WRITE))]
 
 
 @dataclass(frozen=True)

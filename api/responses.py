@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from fastapi import Response
 from pydantic import BaseModel
 
-from api.schemas.jobs import JobOut
 from core.identity.access import Principal
 from core.jobs.submit import Submitted
+from core.jobs.views import JobOut
 
 
 def json_response(

@@ -14,6 +14,12 @@ class ErrorCode(Enum):
     BAD_REQUEST = ("bad_request", 400, "The request could not be read")
     VALIDATION_FAILED = ("validation_failed", 422, "The request is not valid")
     UNKNOWN_JOB_KIND = ("unknown_job_kind", 422, "Unknown job kind")
+    WEBHOOK_URL_REFUSED = ("webhook_url_refused", 422, "Webhooks may not be sent to this URL")
+    WEBHOOK_LIMIT_REACHED = (
+        "webhook_limit_reached",
+        409,
+        "The tenant has as many webhook endpoints as it may",
+    )
     NOT_AUTHENTICATED = ("not_authenticated", 401, "Authentication required")
     INVALID_TOKEN = ("invalid_token", 401, "The token is not valid")
     INVALID_CREDENTIALS = ("invalid_credentials", 401, "Wrong email or password")
@@ -36,6 +42,12 @@ class ErrorCode(Enum):
     UPLOAD_NOT_FOUND = ("upload_not_found", 404, "Upload not found")
     DERIVED_NOT_FOUND = ("derived_file_not_found", 404, "Derived file not found")
     WORKFLOW_NOT_FOUND = ("workflow_not_found", 404, "No agent workflow by that name")
+    WEBHOOK_NOT_FOUND = ("webhook_not_found", 404, "Webhook endpoint not found")
+    WEBHOOK_DELIVERY_NOT_FOUND = (
+        "webhook_delivery_not_found",
+        404,
+        "No delivery by that id to this endpoint",
+    )
     METHOD_NOT_ALLOWED = ("method_not_allowed", 405, "Method not allowed")
     EMAIL_TAKEN = ("email_taken", 409, "An account with this email exists")
     IDEMPOTENCY_CONFLICT = (

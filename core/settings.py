@@ -49,6 +49,8 @@ class ConfigurationError(RuntimeError):
 
 
 Seconds = Annotated[float, Field(gt=0)]
+# A webhook delivery's attempts after its first (`webhook_retry_delays`).
+WEBHOOK_RETRIES = 7
 _ORIGIN = re.compile(r"https?://[^/\s:]+(:\d{1,5})?")
 # Rate-limit windows; the SQL key-value store keeps hits for a day at most.
 Window = Annotated[float, Field(gt=0, le=86400)]
@@ -168,6 +170,27 @@ class Settings(BaseSettings):
     tenant_submit_limit: int = Field(default=1200, ge=0)
     tenant_submit_window_seconds: Window = 60.0
 
+    # Webhooks: see docs/webhooks.md. Loopback and private addresses are refused unless
+    # this is true (dev and tests); link-local and cloud metadata addresses always are.
+    # http:// URLs are accepted only outside production.
+    webhook_allow_private_targets: bool = False
+    webhook_connect_timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 5.0
+    # The whole request, the answer's body included.
+    webhook_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 15.0
+    # The waits before the second to eighth attempts, each with ±10 % jitter.
+    webhook_retry_delays: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0]
+    )
+    # An endpoint whose every attempt has failed for this long is disabled, and whoever
+    # created it is emailed.
+    webhook_disable_after_seconds: Seconds = 5 * 86400.0
+    # After a rotation the old secret signs beside the new one for this long.
+    webhook_secret_grace_seconds: Seconds = 86400.0
+    # A result larger than this (as JSON) is left out of the event: `result_omitted`
+    # says so, and GET /api/v1/jobs/{id} has it.
+    webhook_max_result_bytes: int = Field(default=65536, ge=0)
+    webhook_max_endpoints: int = Field(default=20, ge=1)
+
     flower_basic_auth: SecretStr | None = None
 
     # Prometheus: GET /metrics asks for `Authorization: Bearer <METRICS_TOKEN>`. With no
@@ -244,6 +267,21 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
+
+    @field_validator("webhook_retry_delays", mode="before")
+    @classmethod
+    def _delays(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [float(part) for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("webhook_retry_delays")
+    @classmethod
+    def _one_per_retry(cls, delays: list[float]) -> list[float]:
+        retries = WEBHOOK_RETRIES
+        if len(delays) != retries or any(d < 0 for d in delays):
+            raise ValueError(f"must be {retries} comma-separated non-negative seconds")
+        return delays
 
     @field_validator("cors_origins")
     @classmethod

@@ -42,6 +42,8 @@ class Ended:
     error: JobError | None = None
     retry_in: float | None = None
     tenant_id: uuid.UUID | None = None
+    # Webhook deliveries the job's end queued in its tenant's `webhooks` line.
+    webhooks: int = 0
 
 
 NOT_OURS = Ended(Outcome.NOT_OURS)

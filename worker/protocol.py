@@ -25,8 +25,9 @@ from pydantic import BaseModel, ValidationError
 
 from core.db import is_unavailable, retrying
 from core.jobs import dispatch, lifecycle, redaction
-from core.jobs.contracts import KINDS, JobKind
+from core.jobs.contracts import KINDS, JobKind, Queue
 from core.jobs.lifecycle import Claim, JobError
+from core.jobs.messages import JobMessage
 from core.jobs.publishing import publish_committed
 from core.jobs.states import JobStatus
 from core.logs import log_context
@@ -115,12 +116,17 @@ def hand_off(celery: Celery, ended: Ended, queue: str) -> None:
     rt = runtime()
     try:
         with rt.db.autocommit() as connection:
-            if not dispatch.has_waiting(connection, ended.tenant_id, queue):
-                return
-        with rt.db.transaction() as session:
-            messages = dispatch.dispatch_line(
-                session, ended.tenant_id, queue, rt.settings.tenant_concurrency
-            )
+            waiting = dispatch.has_waiting(connection, ended.tenant_id, queue)
+        lines = [queue] if waiting else []
+        if ended.webhooks:
+            # The webhooks the job's end queued: sent now, not at the reconciler's sweep.
+            lines.append(Queue.WEBHOOKS.value)
+        messages: list[JobMessage] = []
+        for line in lines:
+            with rt.db.transaction() as session:
+                messages += dispatch.dispatch_line(
+                    session, ended.tenant_id, line, rt.settings.tenant_concurrency
+                )
     except Exception as exc:
         log.warning("hand-off in %s left to the reconciler (%s)", queue, type(exc).__name__)
         return
@@ -192,9 +198,14 @@ def _write(ctx: JobContext, what: str, work: Callable[[], T]) -> T | None:
         return None
 
 
-def _ended(written: bool | None, ended: Ended) -> Ended:
-    """`ended` if this attempt's write took; else the job is not this attempt's to report."""
-    return ended if written else NOT_OURS
+def _ended(written: lifecycle.Finished | bool | None, ended: Ended) -> Ended:
+    """`ended` if this attempt's write took, with the webhooks it queued; else the job
+    is not this attempt's to report."""
+    if not written:
+        return NOT_OURS
+    if isinstance(written, lifecycle.Finished):
+        return replace(ended, webhooks=written.webhooks)
+    return ended
 
 
 def _redact(kind: JobKind, job_id: uuid.UUID) -> None:
@@ -218,7 +229,7 @@ def _run_claimed(handler: Handler, kind: JobKind, ctx: JobContext) -> Ended:
         return NOT_OURS
     except JobCancelled:
 
-        def cancel() -> bool:
+        def cancel() -> lifecycle.Finished | None:
             with rt.db.autocommit() as connection:  # one statement
                 return lifecycle.cancel_running(connection, job_id, claim.attempt)
 
@@ -228,7 +239,7 @@ def _run_claimed(handler: Handler, kind: JobKind, ctx: JobContext) -> Ended:
     except Exception as exc:
         return _handle_failure(ctx, exc)
 
-    finished = False
+    finished: lifecycle.Finished | bool | None = None
     tries = 0
 
     def succeed() -> None:
@@ -237,7 +248,8 @@ def _run_claimed(handler: Handler, kind: JobKind, ctx: JobContext) -> Ended:
         with rt.db.autocommit() as connection:  # one statement: the result and its event
             finished = lifecycle.succeed(connection, job_id, claim.attempt, result)
             if not finished and tries > 1:
-                # The last try may have committed before its connection dropped.
+                # The last try may have committed before its connection dropped (its
+                # webhooks, if any, are then dispatched by the reconciler's sweep).
                 finished = lifecycle.succeeded_by(connection, job_id, claim.attempt)
 
     _write(ctx, "result", succeed)
@@ -281,7 +293,7 @@ def _handle_failure(ctx: JobContext, exc: Exception) -> Ended:
             return Ended(Outcome.CANCELLED, claim.attempt)
         return _ended(requeued is not None, Ended(Outcome.RETRYING, claim.attempt, error, delay))
 
-    def fail() -> bool:
+    def fail() -> lifecycle.Finished | None:
         with rt.db.autocommit() as connection:  # one statement
             return lifecycle.fail(connection, claim.job_id, claim.attempt, error)
 

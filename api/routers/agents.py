@@ -10,13 +10,13 @@ from fastapi import APIRouter, Path, Request, Response, status
 from api.deps import AgentsRun, IdempotencyKey, TenantScope, UnitOfWorkDep
 from api.responses import accepted
 from api.schemas.agents import RunCreate, WorkflowOut
-from api.schemas.jobs import JobOut
 from api.schemas.problem import problem_responses
 from api.schemas.strings import NulFreeStr
 from api.state import app_state
 from core.agents.runs import submit_run
 from core.agents.workflows import WORKFLOWS
 from core.jobs import quotas
+from core.jobs.views import JobOut
 
 router = APIRouter(tags=["agents"])
 

@@ -25,9 +25,7 @@ from api.schemas.jobs import (
     EventPage,
     JobCreate,
     JobKindOut,
-    JobOut,
     JobPage,
-    JobSummary,
 )
 from api.schemas.problem import problem_responses
 from api.schemas.strings import NulFreeStr
@@ -39,6 +37,7 @@ from core.jobs.batch import ItemOutcome, submit_batch
 from core.jobs.contracts import public_kinds
 from core.jobs.states import JobStatus
 from core.jobs.submit import NewJob, new_job, submit
+from core.jobs.views import JobOut, JobSummary
 from core.jobs.visibility import event_visible, withholds_uploads
 
 router = APIRouter(tags=["jobs"])

@@ -16,7 +16,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from api.deps import UnitOfWorkDep, UploadsRead, UploadsWrite
-from api.schemas.jobs import JobOut
 from api.schemas.problem import problem_responses
 from api.schemas.strings import NulFreeStr
 from api.schemas.uploads import (
@@ -33,6 +32,7 @@ from api.upload_stream import receive_file
 from core.errors import ConveyorError, ErrorCode
 from core.identity.credentials import upload_signature
 from core.jobs import quotas
+from core.jobs.views import JobOut
 from core.models import Upload, UploadStatus
 from core.storage import StorageError, UploadSink, content_disposition
 from core.uploads import quota

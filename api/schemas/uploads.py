@@ -5,8 +5,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.schemas.jobs import JobOut
 from api.schemas.strings import Name
+from core.jobs.views import JobOut
 
 
 class DerivedOut(BaseModel):

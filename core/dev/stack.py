@@ -148,7 +148,9 @@ def _start_processes(group: ProcessGroup, args: argparse.Namespace, data_dir: Pa
     # The interpreter's own bin dir: `conveyor dev` works from a venv that is not active.
     bin_dir = Path(sys.executable).parent
     celery = [str(bin_dir / "celery"), "-A", "worker.app"]
-    queues = ",".join(q.value for q in Queue if q not in (Queue.AGENTS, Queue.SYSTEM))
+    queues = ",".join(
+        q.value for q in Queue if q not in (Queue.AGENTS, Queue.SYSTEM, Queue.WEBHOOKS)
+    )
     group.start(
         "api",
         [
@@ -178,6 +180,12 @@ def _start_processes(group: ProcessGroup, args: argparse.Namespace, data_dir: Pa
         "system",
         [*celery, "worker", "-Q", Queue.SYSTEM.value, "--pool", "threads"]
         + ["--concurrency", "2", "-n", "system@%h", "--loglevel", "INFO"],
+    )
+    # Webhook deliveries wait on receivers, as the Procfile's `webhooks` process.
+    group.start(
+        "webhooks",
+        [*celery, "worker", "-Q", Queue.WEBHOOKS.value, "--pool", "threads"]
+        + ["--concurrency", "4", "-n", "webhooks@%h", "--loglevel", "INFO"],
     )
     group.start(
         "beat",

@@ -20,6 +20,9 @@ class Scope(StrEnum):
     UPLOADS_READ = "uploads:read"
     UPLOADS_WRITE = "uploads:write"
     AGENTS_RUN = "agents:run"
+    WEBHOOKS_READ = "webhooks:read"
+    # Webhook events carry every job's result: grant it only to a key trusted with them.
+    WEBHOOKS_WRITE = "webhooks:write"
 
 
 ALL_SCOPES = frozenset(Scope)

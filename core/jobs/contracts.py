@@ -8,12 +8,14 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from core.agents.workflows import AgentRunInput, AgentRunOutput
+from core.settings import WEBHOOK_RETRIES
 
 # The kinds' names, for every module that names one (handlers, submitters, tests).
 ECHO = "diagnostics.echo"
@@ -21,6 +23,7 @@ SLEEP = "diagnostics.sleep"
 UPLOAD_PROCESS = "uploads.process"
 AGENT_RUN = "agents.run"
 EMAIL_SEND = "email.send"
+WEBHOOK_DELIVER = "webhooks.deliver"
 
 
 class Queue(StrEnum):
@@ -30,6 +33,9 @@ class Queue(StrEnum):
     # Conveyor's own work (account email), read by a worker of its own that no tenant's
     # jobs can fill: a reset code is sent however long the tenants' backlog.
     SYSTEM = "system"
+    # Webhook deliveries: a receiver slow to answer holds a slot here, never one of the
+    # tenants' own jobs; each tenant's deliveries are capped like its jobs.
+    WEBHOOKS = "webhooks"
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,8 @@ class JobKind:
     # Its result and its step events hold what is in the tenant's uploads (rows of a
     # CSV, text an agent read): an API key needs the uploads:read scope to see them.
     reveals_uploads: bool = False
+    # Attempts before it fails; None: JOB_MAX_ATTEMPTS.
+    max_attempts: int | None = None
 
     @property
     def task_name(self) -> str:
@@ -133,6 +141,29 @@ class UploadProcessOutput(Strict):
     derived: list[DerivedFile]
 
 
+class WebhookDeliverInput(Strict):
+    """One event for one endpoint; made by Conveyor when a job ends (or by a test or
+    a redelivery), never by a client."""
+
+    endpoint_id: uuid.UUID
+    event: str
+    # The `webhook-id`: the same on every attempt and redelivery of the event.
+    message_id: str
+    # The job the event is about; None for a test event.
+    job_id: uuid.UUID | None = None
+    occurred_at: datetime
+
+
+class WebhookDeliverOutput(Strict):
+    status_code: int
+    latency_ms: int
+
+
+# The first attempt and its retries after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h
+# (WEBHOOK_RETRY_DELAYS): about a day and a quarter before a delivery fails.
+WEBHOOK_MAX_ATTEMPTS = WEBHOOK_RETRIES + 1
+
+
 # A 1 GiB PDF or CSV can take a while; the limit stops a file that never finishes.
 UPLOAD_TIME_LIMIT_SECONDS = 1800
 # Above the longest AGENT_RUN_TIMEOUT_SECONDS allowed: the run's own limit fails it
@@ -195,6 +226,19 @@ KINDS: dict[str, JobKind] = {
             secret_fields=("text",),
             # Subjects are fixed texts (core.identity.mail); the address and body are not shown.
             shown_fields=("subject",),
+        ),
+        JobKind(
+            name=WEBHOOK_DELIVER,
+            queue=Queue.WEBHOOKS,
+            description="Delivers one event to one webhook endpoint, signed per "
+            "Standard Webhooks 1.0; made when a job ends.",
+            input_model=WebhookDeliverInput,
+            output_model=WebhookDeliverOutput,
+            # Above WEBHOOK_TIMEOUT_SECONDS' highest value.
+            time_limit_seconds=90,
+            internal=True,
+            shown_fields=("endpoint_id", "event", "message_id", "job_id"),
+            max_attempts=WEBHOOK_MAX_ATTEMPTS,
         ),
     )
 }

@@ -39,6 +39,8 @@ from sqlalchemy.orm import Session
 
 from core.jobs.states import EventType, JobStatus, can_transition
 from core.models import Job, JobEvent
+from core.webhooks import outbox
+from core.webhooks.events import EVENT_OF_STATUS
 
 NOW = func.now()
 
@@ -152,10 +154,15 @@ def _statement(
         )
         .cte("logged")
     )
-    return select(moved).add_cte(logged)
+    statement = select(moved).add_cte(logged)
+    event = EVENT_OF_STATUS.get(target)
+    if event is None:
+        return statement
+    # A job's end queues its webhooks in the same statement (`core.webhooks.outbox`).
+    return outbox.counted(statement, outbox.deliveries(moved, event))
 
 
-TransitionRow = Row[tuple[uuid.UUID, uuid.UUID, str, dict[str, Any], int, int, int]]
+TransitionRow = Row[Any]
 
 
 def _transition(
@@ -261,9 +268,23 @@ def _fenced(attempt: int) -> tuple[ColumnElement[bool], ...]:
     return (Job.attempts == attempt,)
 
 
-def succeed(session: Executor, job_id: uuid.UUID, attempt: int, result: dict[str, Any]) -> bool:
+@dataclass(frozen=True)
+class Finished:
+    """A job's end, written, and the webhook deliveries it queued (in its tenant's line
+    in the `webhooks` queue, for the writer to dispatch once committed)."""
+
+    webhooks: int
+
+
+def _finished(row: Row[Any] | None) -> Finished | None:
+    return None if row is None else Finished(row.webhooks)
+
+
+def succeed(
+    session: Executor, job_id: uuid.UUID, attempt: int, result: dict[str, Any]
+) -> Finished | None:
     params = {"job_id": job_id, "event": {}, "attempt": attempt, "result": result}
-    return session.execute(_succeed_statement(), params).one_or_none() is not None
+    return _finished(session.execute(_succeed_statement(), params).one_or_none())
 
 
 def succeeded_by(session: Executor, job_id: uuid.UUID, attempt: int) -> bool:
@@ -280,10 +301,10 @@ def fail(
     attempt: int | None,
     error: JobError,
     held_by: str | None = None,
-) -> bool:
+) -> Finished | None:
     """running → failed; `attempt=None` is a dead-letter (no fence) by the reconciler,
     or for a dead pool process that held the job (`held_by`, a `lease_owner` prefix)."""
-    return (
+    return _finished(
         _transition(
             session,
             job_id,
@@ -298,7 +319,6 @@ def fail(
             event={"error": error.as_dict()},
             where=(*_fences(attempt, held_by),),
         )
-        is not None
     )
 
 
@@ -309,9 +329,9 @@ def _fences(attempt: int | None, held_by: str | None) -> tuple[ColumnElement[boo
     return fence
 
 
-def cancel_running(session: Executor, job_id: uuid.UUID, attempt: int) -> bool:
+def cancel_running(session: Executor, job_id: uuid.UUID, attempt: int) -> Finished | None:
     """The handler saw the cancel request at a checkpoint and stopped."""
-    return (
+    return _finished(
         _transition(
             session,
             job_id,
@@ -321,7 +341,6 @@ def cancel_running(session: Executor, job_id: uuid.UUID, attempt: int) -> bool:
             event={},
             where=_fenced(attempt),
         )
-        is not None
     )
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import BindParameter, Select, bindparam, func, literal, select
 from sqlalchemy.orm import Session
 
 from core.errors import ConveyorError, ErrorCode
+from core.jobs.contracts import Queue
 from core.jobs.states import JobStatus
 from core.jobs.submit import key_used
 from core.kv import KeyValueStore
@@ -32,11 +33,14 @@ QUEUED_QUOTA_RETRY_SECONDS = 10
 @cache
 def _queued_statement() -> Select[Any]:
     """The tenant's queued jobs, counted up to the quota and no further: each line of
-    waiting jobs, then the ones sent (at most its cap per queue), both by index."""
+    waiting jobs, then the ones sent (at most its cap per queue), both by index.
+    Webhook deliveries are Conveyor's work, not the tenant's submits: a receiver down
+    for a day must not stop its tenant from submitting."""
     tenant_id: BindParameter[Any] = bindparam("tenant_id")
+    own = Job.queue != Queue.WEBHOOKS.value
     waiting = (
         select(literal(1))
-        .where(Job.tenant_id == tenant_id, Job.status == JobStatus.QUEUED)
+        .where(Job.tenant_id == tenant_id, Job.status == JobStatus.QUEUED, own)
         .where(Job.dispatched_at.is_(None))
         .limit(bindparam("quota"))
         .subquery()
@@ -45,6 +49,7 @@ def _queued_statement() -> Select[Any]:
         Job.tenant_id == tenant_id,
         Job.status == JobStatus.QUEUED,
         Job.dispatched_at.is_not(None),
+        own,
     )
     return select(
         select(func.count()).select_from(waiting).scalar_subquery() + sent.scalar_subquery()

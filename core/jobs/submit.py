@@ -257,7 +257,7 @@ def insert_job(
         "kind": new.kind.name,
         "queue": new.kind.queue.value,
         "input": new.input,
-        "max_attempts": settings.job_max_attempts,
+        "max_attempts": new.kind.max_attempts or settings.job_max_attempts,
         "idempotency_key": new.idempotency_key,
         "request_fingerprint": fingerprint,
         # The API request this runs in, if any: its id follows the job into the logs.

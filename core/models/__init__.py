@@ -7,6 +7,7 @@ from core.models.jobs import Job, JobEvent
 from core.models.kv import KvEntry, RateLimitHit
 from core.models.metrics import JobCounter, JobTotals, MaintenanceRun, MetricsRollup
 from core.models.uploads import Upload, UploadStatus
+from core.models.webhooks import WebhookAttempt, WebhookEndpoint
 
 __all__ = [
     "ApiKey",
@@ -28,4 +29,6 @@ __all__ = [
     "Upload",
     "UploadStatus",
     "User",
+    "WebhookAttempt",
+    "WebhookEndpoint",
 ]

@@ -44,12 +44,23 @@ SERVICE_OF = {
     "worker": "worker",
     "agents": "agents",
     "system": "system",
+    "webhooks": "webhooks",
     "beat": "beat",
     "flower": "flower",
 }
 # Services that run the app image and must be able to reach everything it needs.
-APP_SERVICES = ("bucket", "migrate", "api", "worker", "agents", "system", "beat", "flower")
-LONG_RUNNING = ("api", "worker", "agents", "system", "beat", "flower")
+APP_SERVICES = (
+    "bucket",
+    "migrate",
+    "api",
+    "worker",
+    "agents",
+    "system",
+    "webhooks",
+    "beat",
+    "flower",
+)
+LONG_RUNNING = ("api", "worker", "agents", "system", "webhooks", "beat", "flower")
 DOCS = REPO / "docs" / "deployment.md"
 
 

@@ -329,7 +329,7 @@ def _flower_answers_only_with_its_login(flower_url: str, log: Path) -> None:
             response = flower.get("/api/workers", params={"refresh": 1}, auth=FLOWER_LOGIN)
             assert response.status_code == 200, response.text
             names = sorted(name.partition("@")[0] for name in response.json())
-            return names if len(names) == 3 else None
+            return names if len(names) == 4 else None
 
-        found = _eventually(workers, 30, "the three workers in Flower", log)
-        assert found == ["agents", "celery", "system"]
+        found = _eventually(workers, 30, "the four workers in Flower", log)
+        assert found == ["agents", "celery", "system", "webhooks"]

@@ -215,11 +215,12 @@ def _assert_flower_shows(dev: Dev, login: tuple[str, str], job_ids: list[str]) -
             response = flower.get("/api/workers", params={"refresh": 1}, auth=login)
             assert response.status_code == 200, response.text
             found: dict[str, Any] = response.json()
-            return found if len(found) == 3 else None
+            return found if len(found) == 4 else None
 
-        # The worker (default and uploads queues), the agents and the system workers.
-        found = _eventually(workers, 20, "the three workers in Flower", dev)
-        assert sorted(name.partition("@")[0] for name in found) == ["agents", "celery", "system"]
+        # The worker (default and uploads queues), the agents, system and webhooks workers.
+        found = _eventually(workers, 20, "the four workers in Flower", dev)
+        names = sorted(name.partition("@")[0] for name in found)
+        assert names == ["agents", "celery", "system", "webhooks"]
 
         def tasks_succeeded() -> dict[str, Any] | None:
             response = flower.get("/api/tasks", auth=login)

@@ -51,6 +51,11 @@ TEST_SETTINGS = {
     # Tests submit hundreds of jobs from one tenant; the submit limits have their own.
     "TENANT_SUBMIT_LIMIT": "1000000",
     "SMTP_TLS": "none",
+    # Test receivers listen on loopback; retries come in seconds, not hours.
+    "WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
+    "WEBHOOK_RETRY_DELAYS": "0.2,0.5,1,1,1,1,1",
+    "WEBHOOK_CONNECT_TIMEOUT_SECONDS": "2",
+    "WEBHOOK_TIMEOUT_SECONDS": "3",
 }
 
 REDIS_DATABASES = 16

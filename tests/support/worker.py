@@ -37,13 +37,14 @@ class WorkerProcess:
         log_dir: Path,
         concurrency: int = 2,
         beat: bool = True,
-        queues: str = "default,uploads,system",
+        queues: str = "default,uploads,system,webhooks",
         pool: str = "prefork",
         name: str | None = None,
         prefix: tuple[str, ...] = (),
     ) -> None:
-        """The defaults are the Procfile's `worker`, reading its `system` worker's queue
-        too (account email), so one worker runs every job a test submits;
+        """The defaults are the Procfile's `worker`, reading its `system` and `webhooks`
+        workers' queues too (account email, webhook deliveries), so one worker runs
+        every job a test submits;
         `queues="agents", pool="threads"` is its `agents` worker. `name`: the node
         name, for several workers at once; `prefix`: what the command runs under
         (`ip netns exec HOST`, on a test host)."""

@@ -59,7 +59,7 @@ def _take_back_expired(session: Session) -> tuple[list[JobMessage], int]:
     dead = 0
     for row in rows:
         if row.attempts >= row.max_attempts:
-            dead += lifecycle.fail(session, row.id, None, lifecycle.WORKER_LOST)
+            dead += lifecycle.fail(session, row.id, None, lifecycle.WORKER_LOST) is not None
         elif lifecycle.requeue(session, row.id, None, reason="lease_expired") is JobStatus.QUEUED:
             requeued.append(JobMessage.of_row(row))
     return requeued, dead
