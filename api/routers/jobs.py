@@ -34,7 +34,7 @@ from core.errors import ConveyorError, ErrorCode
 from core.identity.access import Principal
 from core.jobs import dispatch, lifecycle, queries, quotas
 from core.jobs.batch import ItemOutcome, submit_batch
-from core.jobs.contracts import public_kinds
+from core.jobs.contracts import Queue, public_kinds
 from core.jobs.states import JobStatus
 from core.jobs.submit import NewJob, new_job, submit
 from core.jobs.views import JobOut, JobSummary
@@ -249,11 +249,16 @@ def cancel_job(
     job = lifecycle.request_cancel(uow.session, scope.tenant_id, job_id)
     if job is None:
         raise ConveyorError(ErrorCode.JOB_NOT_FOUND)
-    if job.status == JobStatus.CANCELLED and job.dispatched_at is not None:
-        # It held one of the tenant's slots: the next job in its line goes now.
+    if job.status == JobStatus.CANCELLED:
         cap = app_state(request).settings.tenant_concurrency
-        for message in dispatch.dispatch_line(uow.session, scope.tenant_id, job.queue, cap):
-            uow.publish_after_commit(message)
+        # The webhooks its end queued go now; and if it held one of the tenant's
+        # slots, the next job in its line does too.
+        lines = [Queue.WEBHOOKS.value]
+        if job.dispatched_at is not None:
+            lines.append(job.queue)
+        for line in lines:
+            for message in dispatch.dispatch_line(uow.session, scope.tenant_id, line, cap):
+                uow.publish_after_commit(message)
     if job.status == JobStatus.RUNNING:
         response.status_code = status.HTTP_202_ACCEPTED
     elif job.status != JobStatus.CANCELLED:

@@ -49,7 +49,9 @@ def refusal(address: IPAddress, *, allow_private: bool) -> str | None:
         return "a cloud metadata address"
     if address.is_link_local:
         return "a link-local address"
-    if address.is_multicast or address.is_unspecified or address.is_reserved:
+    # ::1 sits in a reserved block too: loopback is judged below, as loopback.
+    reserved = address.is_reserved and not address.is_loopback
+    if address.is_multicast or address.is_unspecified or reserved:
         return "a reserved address"
     if address.is_global and address not in SHARED_SPACE:
         return None

@@ -55,14 +55,18 @@ def rendered_default(field: FieldInfo) -> str | None:
         value = value.get_secret_value()
     if value is None:
         return None
+    if isinstance(value, list | tuple):
+        return ",".join(_scalar(item) for item in value)
+    return _scalar(value)
+
+
+def _scalar(value: Any) -> str:
     if isinstance(value, Enum):
         return str(value.value)
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    if isinstance(value, list | tuple):
-        return ",".join(map(str, value))
     return str(value)
 
 
