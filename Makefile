@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: dev test lint chaos lock bench bench-upload bench-fairness migrate clean
+.PHONY: dev test lint chaos lock bench bench-upload bench-fairness bench-webhooks migrate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,9 @@ bench-upload: $(VENV)/.test
 
 bench-fairness: $(VENV)/.test
 	$(BIN)/python -m tests.bench fairness $(BENCH_ARGS)
+
+bench-webhooks: $(VENV)/.test
+	$(BIN)/python -m tests.bench webhooks $(BENCH_ARGS)
 
 migrate: $(VENV)/.runtime
 	$(BIN)/conveyor migrate

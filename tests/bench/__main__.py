@@ -1,6 +1,6 @@
-"""`python -m tests.bench pipeline|upload|fairness`: the benchmarks behind `make bench`,
-`make bench-upload` and `make bench-fairness`. Tooling, not product: the production
-image leaves it out."""
+"""`python -m tests.bench pipeline|upload|fairness|webhooks`: the benchmarks behind
+`make bench`, `make bench-upload`, `make bench-fairness` and `make bench-webhooks`.
+Tooling, not product: the production image leaves it out."""
 
 from __future__ import annotations
 
@@ -8,14 +8,16 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from tests.bench import fairness, pipeline, upload
+from tests.bench import fairness, pipeline, upload, webhook_latency
 from tests.bench.options import (
     FairnessOptions,
     PipelineOptions,
     UploadOptions,
+    WebhookOptions,
     add_fairness_arguments,
     add_pipeline_arguments,
     add_upload_arguments,
+    add_webhook_arguments,
     options_from,
 )
 
@@ -32,9 +34,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_fairness_arguments(
         commands.add_parser("fairness", help="one tenant's flood, with fair dispatch and without")
     )
+    add_webhook_arguments(
+        commands.add_parser("webhooks", help="from a job's end to its webhook's arrival")
+    )
     args = parser.parse_args(argv)
     if args.command == "pipeline":
         return pipeline.main(options_from(PipelineOptions, args))
+    if args.command == "webhooks":
+        return webhook_latency.main(options_from(WebhookOptions, args))
     if args.command == "fairness":
         return fairness.main(options_from(FairnessOptions, args))
     return upload.main(options_from(UploadOptions, args))

@@ -76,6 +76,21 @@ The last line of output is machine-readable:
 the fair flood over the fifo one's).
 """
 
+WEBHOOKS_DESCRIPTION = """\
+`make bench-webhooks`: how long after a job ends its webhook arrives.
+
+On the dev stack as `conveyor dev` runs it (api, job worker, webhooks worker, beat),
+with a local receiver that verifies each delivery with the `standardwebhooks` package:
+one endpoint, then `--jobs` `diagnostics.echo` jobs submitted one at a time, `--gap`
+seconds apart, on an otherwise idle system. Each event's latency is the time it arrived
+at the receiver less the job's `finished_at` (the moment its end was committed; the
+same machine's clock).
+
+The last line of output is machine-readable:
+
+    webhook_latency_p50_s=<f> webhook_latency_p95_s=<f> webhook_latency_max_s=<f> delivered=<n>/<n>
+"""
+
 DEFAULT_DATABASE_NAME = "conveyor_bench"
 DEFAULT_PORT = 8200
 # Its own database and port, so `bench-upload` never drops the one a `bench` is using.
@@ -83,6 +98,8 @@ DEFAULT_UPLOAD_DATABASE_NAME = "conveyor_bench_upload"
 DEFAULT_UPLOAD_PORT = 8201
 DEFAULT_FAIRNESS_DATABASE_NAME = "conveyor_bench_fairness"
 DEFAULT_FAIRNESS_PORT = 8202
+DEFAULT_WEBHOOKS_DATABASE_NAME = "conveyor_bench_webhooks"
+DEFAULT_WEBHOOKS_PORT = 8203
 
 _DATABASE_NAME = re.compile(r"^conveyor_bench[a-z0-9_]*$")
 
@@ -121,6 +138,17 @@ class FairnessOptions:
 
 
 @dataclass(frozen=True)
+class WebhookOptions:
+    jobs: int
+    gap: float
+    environment: str
+    port: int
+    database_name: str
+    timeout: float
+    verbose: bool
+
+
+@dataclass(frozen=True)
 class UploadOptions:
     size_mib: int
     repeats: int
@@ -136,7 +164,7 @@ class UploadOptions:
         return self.size_mib * MIB
 
 
-Options = TypeVar("Options", PipelineOptions, UploadOptions, FairnessOptions)
+Options = TypeVar("Options", PipelineOptions, UploadOptions, FairnessOptions, WebhookOptions)
 
 
 def options_from(kind: type[Options], args: argparse.Namespace) -> Options:
@@ -162,14 +190,20 @@ def _database_name(text: str) -> str:
 
 
 def _add_stack_arguments(
-    parser: argparse.ArgumentParser, *, started: str, port: int, database: str, timeout_help: str
+    parser: argparse.ArgumentParser,
+    *,
+    started: str,
+    port: int,
+    database: str,
+    timeout_help: str,
+    environment: str = "production",
 ) -> None:
-    """The arguments both benches take for the stack they start."""
+    """The arguments every bench takes for the stack it starts."""
     parser.add_argument(
         "--environment",
         choices=["production", "dev"],
-        default="production",
-        help=f"ENVIRONMENT of {started} (production)",
+        default=environment,
+        help=f"ENVIRONMENT of {started} ({environment})",
     )
     parser.add_argument("--port", type=int, default=port, help=f"port of the api ({port})")
     parser.add_argument(
@@ -293,5 +327,22 @@ def add_fairness_arguments(parser: argparse.ArgumentParser) -> None:
         port=DEFAULT_FAIRNESS_PORT,
         database=DEFAULT_FAIRNESS_DATABASE_NAME,
         timeout_help="upper bound in seconds on each wait (600)",
+    )
+    _add_verbose(parser)
+
+
+def add_webhook_arguments(parser: argparse.ArgumentParser) -> None:
+    _describe(parser, WEBHOOKS_DESCRIPTION)
+    _add_count(parser, "--jobs", 200, "jobs whose webhooks are timed")
+    parser.add_argument(
+        "--gap", type=_seconds, default=0.05, help="seconds between two submits (0.05)"
+    )
+    _add_stack_arguments(
+        parser,
+        started="the processes started (http:// receivers need dev)",
+        port=DEFAULT_WEBHOOKS_PORT,
+        database=DEFAULT_WEBHOOKS_DATABASE_NAME,
+        timeout_help="upper bound in seconds on each wait (600)",
+        environment="dev",
     )
     _add_verbose(parser)

@@ -28,7 +28,12 @@ from core.migrate import upgrade
 from core.settings import Settings
 from tests.bench.cpu import load_average
 from tests.bench.failures import BenchError
-from tests.bench.options import FairnessOptions, PipelineOptions, UploadOptions
+from tests.bench.options import (
+    FairnessOptions,
+    PipelineOptions,
+    UploadOptions,
+    WebhookOptions,
+)
 from tests.bench.output import say
 
 DEFAULT_DATABASE_SERVER = "postgresql://postgres@127.0.0.1:5432"
@@ -216,7 +221,7 @@ class Stack:
     @classmethod
     def for_run(
         cls,
-        opts: PipelineOptions | UploadOptions | FairnessOptions,
+        opts: PipelineOptions | UploadOptions | FairnessOptions | WebhookOptions,
         log_dir: Path,
         extra_env: Mapping[str, str],
     ) -> Stack:

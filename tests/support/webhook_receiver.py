@@ -105,6 +105,12 @@ class Receiver:
             return secret
         return None
 
+    @property
+    def arrivals(self) -> int:
+        """Requests received, answered or not."""
+        with self._lock:
+            return self._arrivals
+
     def accepted(self) -> list[Delivery]:
         """The deliveries it answered 2xx, verified."""
         with self._lock:

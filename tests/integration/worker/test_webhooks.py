@@ -47,6 +47,12 @@ def log(client: TestClient, user: User, endpoint_id: str) -> list[dict[str, Any]
     return items
 
 
+def logged(client: TestClient, user: User, endpoint_id: str, count: int) -> list[dict[str, Any]]:
+    """The log once it holds `count` attempts: each is written after its answer came."""
+    assert _eventually(lambda: len(log(client, user, endpoint_id)) >= count, 10)
+    return log(client, user, endpoint_id)
+
+
 def accepted(receiver: Receiver, count: int, timeout: float = 30.0) -> list[Delivery]:
     receiver.wait_for(lambda _: len(receiver.accepted()) >= count, timeout)
     return receiver.accepted()
@@ -93,7 +99,7 @@ def test_each_end_of_a_job_arrives_signed_with_the_job_as_the_api_shows_it(
     assert arrived[echo["id"]].body["data"]["result"] == {"hello": "world"}
     assert arrived[failed["id"]].body["data"]["error"]["retryable"] is False
 
-    attempts = log(app_client, user, endpoint["id"])
+    attempts = logged(app_client, user, endpoint["id"], 3)
     assert sorted((a["event"], a["attempt"], a["status_code"]) for a in attempts) == [
         ("job.cancelled", 1, 200),
         ("job.failed", 1, 200),
@@ -119,9 +125,16 @@ def test_a_failing_receiver_gets_the_same_message_until_it_answers_2xx(
     assert [d.status for d in receiver.deliveries] == [500, 503, 200]
     assert {d.message_id for d in receiver.deliveries} == {delivered.message_id}
     assert delivered.body["data"]["id"] == job["id"]
-    attempts = log(app_client, user, endpoint["id"])
+    attempts = logged(app_client, user, endpoint["id"], 3)
     assert [(a["attempt"], a["status_code"]) for a in attempts] == [(3, 200), (2, 503), (1, 500)]
     assert attempts[1]["response_excerpt"] == "answered 503"
+    path = f"{API}/webhooks/{endpoint['id']}/deliveries"
+    first = app_client.get(path, params={"limit": 2}, headers=user.headers).json()
+    rest = app_client.get(
+        path, params={"limit": 2, "cursor": first["next_cursor"]}, headers=user.headers
+    ).json()
+    assert rest["next_cursor"] is None
+    assert first["items"] + rest["items"] == attempts
     assert len({a["delivery_id"] for a in attempts}) == 1
     shown = app_client.get(f"{API}/webhooks/{endpoint['id']}", headers=user.headers).json()
     assert shown["failing_since"] is None
@@ -161,7 +174,7 @@ def test_410_gone_disables_the_endpoint_and_later_ends_send_nothing(
         return shown["enabled"] is False and shown["disabled_reason"] == "gone"
 
     assert _eventually(disabled, 10)
-    [attempt] = log(app_client, user, endpoint["id"])
+    [attempt] = logged(app_client, user, endpoint["id"], 1)
     delivery = jobs.wait_for(app_client, user.headers, attempt["delivery_id"])
     assert delivery["status"] == "failed"
     assert delivery["error"]["type"] == "endpoint_gone"
