@@ -181,8 +181,8 @@ class Settings(BaseSettings):
     webhook_retry_delays: Annotated[list[float], NoDecode] = Field(
         default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0]
     )
-    # An endpoint whose every attempt has failed for this long is disabled, and whoever
-    # created it is emailed.
+    # An endpoint whose every attempt has failed for this long is disabled, and its
+    # tenant's owners and admins are emailed.
     webhook_disable_after_seconds: Seconds = 5 * 86400.0
     # After a rotation the old secret signs beside the new one for this long.
     webhook_secret_grace_seconds: Seconds = 86400.0

@@ -25,7 +25,9 @@ from api.schemas.webhooks import (
     WebhookUpdate,
 )
 from api.state import app_state
-from core.identity.access import Principal
+from core.identity import tenants
+from core.identity.access import Principal, Scope
+from core.jobs import quotas
 from core.jobs.views import JobOut
 from core.models import Role
 from core.webhooks import deliveries, endpoints
@@ -36,9 +38,14 @@ MAX_PAGE = 100
 
 
 def _manager(principal: Principal) -> Principal:
-    """A user must be an admin or the owner; an API key acts by its scope alone."""
+    """A user must be an admin or the owner. An API key needs, beside `webhooks:write`,
+    the scopes to read what events carry (every job, its result included): else a key
+    could send itself what it may not read."""
     if principal.api_key_id is None:
         principal.require_role(Role.ADMIN)
+    else:
+        principal.require_scope(Scope.JOBS_READ)
+        principal.require_scope(Scope.UPLOADS_READ)
     return principal
 
 
@@ -54,6 +61,8 @@ def create_webhook(
     """An endpoint, sent the events it names from now on. Its signing `secret` is in
     this answer and in no other."""
     _manager(principal)
+    # Under the tenant's lock, so concurrent creates cannot pass its limit together.
+    tenants.lock_tenant(uow.session, principal)
     endpoint = endpoints.create(
         uow.session,
         app_state(request).settings,
@@ -142,7 +151,7 @@ def rotate_secret(
     "/{webhook_id}/test",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobOut,
-    responses=problem_responses(401, 403, 404),
+    responses=problem_responses(401, 403, 404, 429),
 )
 def send_test(
     request: Request, webhook_id: uuid.UUID, principal: WebhooksWrite, uow: UnitOfWorkDep
@@ -150,8 +159,11 @@ def send_test(
     """Send a `webhook.test` event now. The answer is its delivery (a `webhooks.deliver`
     job); the delivery log shows how the receiver answered."""
     _manager(principal)
+    state = app_state(request)
     endpoint = endpoints.get(uow.session, principal.tenant_id, webhook_id)
-    submitted = deliveries.send_test(uow.session, uow, app_state(request).settings, endpoint)
+    # A job of the tenant's, made on request: counted as its submits are.
+    quotas.check_submit(uow.session, state.kv, state.settings, principal.tenant_id)
+    submitted = deliveries.send_test(uow.session, uow, state.settings, endpoint)
     return accepted(submitted, principal)
 
 
@@ -182,7 +194,7 @@ def list_deliveries(
     "/{webhook_id}/deliveries/{delivery_id}/redeliver",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobOut,
-    responses=problem_responses(401, 403, 404),
+    responses=problem_responses(401, 403, 404, 429),
 )
 def redeliver(
     request: Request,
@@ -194,8 +206,8 @@ def redeliver(
     """Send a delivery's event again, with the same `webhook-id`: a new delivery,
     whatever became of the first."""
     _manager(principal)
+    state = app_state(request)
     endpoint = endpoints.get(uow.session, principal.tenant_id, webhook_id)
-    submitted = deliveries.redeliver(
-        uow.session, uow, app_state(request).settings, endpoint, delivery_id
-    )
+    quotas.check_submit(uow.session, state.kv, state.settings, principal.tenant_id)
+    submitted = deliveries.redeliver(uow.session, uow, state.settings, endpoint, delivery_id)
     return accepted(submitted, principal)

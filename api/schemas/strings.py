@@ -8,10 +8,16 @@ from typing import Annotated
 
 from pydantic import AfterValidator, StringConstraints
 
+# NUL, and halves of a surrogate pair (JSON's "\ud800" escapes): PostgreSQL stores
+# neither.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
 
 def _no_nul(value: str) -> str:
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
+    if _UNSTORABLE.search(value):
+        raise ValueError("must not contain unpaired surrogates")
     return value
 
 

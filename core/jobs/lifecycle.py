@@ -159,7 +159,7 @@ def _statement(
     if event is None:
         return statement
     # A job's end queues its webhooks in the same statement (`core.webhooks.outbox`).
-    return outbox.counted(statement, outbox.deliveries(moved, event))
+    return outbox.with_deliveries(statement, moved, event)
 
 
 TransitionRow = Row[Any]

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from core.errors import ConveyorError, ErrorCode
 from core.jobs.contracts import WEBHOOK_DELIVER
 from core.jobs.submit import Publisher, Submitted, submit
-from core.models import Job, User, WebhookAttempt, WebhookEndpoint
+from core.models import Job, Membership, Role, User, WebhookAttempt, WebhookEndpoint
 from core.pagination import decode_cursor, encode_cursor
 from core.settings import Settings
 from core.webhooks.endpoints import FAILING
@@ -108,14 +108,21 @@ def disable(session: Session, endpoint_id: uuid.UUID, reason: str) -> bool:
     return done is not None
 
 
-def creator_email(session: Session, endpoint_id: uuid.UUID) -> tuple[str, str] | None:
-    """(the address of whoever created the endpoint, its URL), if they still exist."""
-    row = session.execute(
+def managers(session: Session, endpoint_id: uuid.UUID) -> list[tuple[str, str]]:
+    """(email, the endpoint's URL) for each active owner and admin of its tenant: who
+    is told when it is disabled (not whoever created it, who may have left)."""
+    rows = session.execute(
         select(User.email, WebhookEndpoint.url)
-        .join(User, User.id == WebhookEndpoint.created_by)
-        .where(WebhookEndpoint.id == endpoint_id, User.is_active.is_(True))
-    ).first()
-    return None if row is None else (row.email, row.url)
+        .join(Membership, Membership.tenant_id == WebhookEndpoint.tenant_id)
+        .join(User, User.id == Membership.user_id)
+        .where(
+            WebhookEndpoint.id == endpoint_id,
+            User.is_active.is_(True),
+            Membership.role.in_([Role.OWNER, Role.ADMIN]),
+        )
+        .order_by(User.email)
+    ).all()
+    return [(row.email, row.url) for row in rows]
 
 
 def queue_delivery(
@@ -169,7 +176,7 @@ def redeliver(
     endpoint: WebhookEndpoint,
     delivery_id: uuid.UUID,
 ) -> Submitted:
-    """The event of an earlier delivery to this endpoint, sent again with its own
+    """The event of an earlier delivery to this endpoint, sent again with the same
     `webhook-id`, so a receiver that has it already can tell."""
     original = session.scalar(
         select(Job).where(

@@ -15,14 +15,16 @@ from sqlalchemy import CTE, Select, Text, and_, any_, cast, func, insert, litera
 from sqlalchemy.dialects.postgresql import JSONB
 
 from core.jobs.contracts import WEBHOOK_DELIVER, WEBHOOK_MAX_ATTEMPTS, Queue
-from core.models import Job, WebhookEndpoint
+from core.jobs.states import EventType, JobStatus
+from core.models import Job, JobEvent, WebhookEndpoint
 from core.webhooks.events import Event
 
 
-def deliveries(ended: CTE, event: Event) -> CTE:
-    """The INSERT of one delivery job per endpoint that wants `event` about the jobs in
-    `ended` (the transition's RETURNING rows), as a CTE; `count` of it is the number
-    queued. A delivery's own end sends nothing, nor does a system job's."""
+def with_deliveries(statement: Select[Any], ended: CTE, event: Event) -> Select[Any]:
+    """`statement` (a job's terminal transition, whose RETURNING rows are `ended`)
+    also inserting one delivery job, with its first event, per endpoint that wants
+    `event` about those jobs, and answering how many with a `webhooks` column. A
+    delivery's own end sends nothing, nor does a system job's."""
     endpoint = WebhookEndpoint.__table__
     wanted = select(
         func.gen_random_uuid(),
@@ -42,6 +44,7 @@ def deliveries(ended: CTE, event: Event) -> CTE:
             func.now(),
         ).cast(JSONB),
         literal(WEBHOOK_MAX_ATTEMPTS),
+        literal(1),
         func.now(),
     ).where(
         and_(
@@ -52,18 +55,29 @@ def deliveries(ended: CTE, event: Event) -> CTE:
             ended.c.kind != WEBHOOK_DELIVER,
         )
     )
-    return (
+    queued = (
         insert(Job)
         .from_select(
-            ["id", "tenant_id", "kind", "queue", "input", "max_attempts", "queued_at"], wanted
+            ["id", "tenant_id", "kind", "queue", "input", "max_attempts", "event_seq", "queued_at"],
+            wanted,
         )
         .returning(Job.id)
         .cte("webhooks")
     )
-
-
-def counted(statement: Select[Any], queued: CTE) -> Select[Any]:
-    """`statement` with a `webhooks` column: how many deliveries `queued` inserted."""
-    return statement.add_columns(
-        select(func.count()).select_from(queued).scalar_subquery().label("webhooks")
+    # Each delivery's first event, as every job has (`core.jobs.submit`).
+    first_event = {"status": JobStatus.QUEUED.value, "attempt": 0}
+    logged = (
+        insert(JobEvent)
+        .from_select(
+            ["job_id", "seq", "type", "data"],
+            select(
+                queued.c.id,
+                literal(1),
+                literal(EventType.STATUS.value),
+                literal(first_event, JSONB),
+            ),
+        )
+        .cte("webhooks_logged")
     )
+    count = select(func.count()).select_from(queued).scalar_subquery().label("webhooks")
+    return statement.add_cte(logged).add_columns(count)

@@ -32,6 +32,8 @@ def job_event(
     if omitted:
         data["result"] = None
     data["result_omitted"] = omitted
+    # Where the job (its result included) is read, from the API's base URL.
+    data["url"] = f"/api/v1/jobs/{job_id}"
     return body(event, occurred_at, data)
 
 

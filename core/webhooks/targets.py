@@ -8,6 +8,7 @@ address at creation and to an internal one later (DNS rebinding) is refused too.
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
@@ -29,6 +30,7 @@ METADATA_ADDRESSES = frozenset(
         "192.0.0.192",  # Oracle Cloud
     )
 )
+_SPACE_OR_CONTROL = re.compile(r"[\x00-\x20\x7f]")
 # Carrier-grade NAT space: private in practice, though `ipaddress` calls it neither.
 SHARED_SPACE = ipaddress.ip_network("100.64.0.0/10")
 
@@ -43,8 +45,15 @@ class Target:
 
 def refusal(address: IPAddress, *, allow_private: bool) -> str | None:
     """Why a webhook must not go to `address`, or None if it may."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        elif address.sixtofour is not None or address.teredo is not None:
+            # Tunnels that reach an IPv4 address inside them: judged by that address
+            # by some Python versions and not others, so never trusted.
+            return "a tunnelling address"
+        elif address.is_site_local:
+            return "a reserved address"
     if address in METADATA_ADDRESSES:
         return "a cloud metadata address"
     if address.is_link_local:
@@ -64,6 +73,11 @@ def parse(url: str, *, allow_http: bool) -> Target:
     """The URL's parts, if it is one a webhook may use; else a 422."""
     if len(url) > MAX_URL_LENGTH:
         raise _refused(f"The URL is longer than {MAX_URL_LENGTH} characters")
+    if not url.isascii() or _SPACE_OR_CONTROL.search(url):
+        raise _refused(
+            "The URL must be ASCII with no spaces or control characters: "
+            "percent-encode its path and give an international host in punycode (xn--)"
+        )
     try:
         parts: SplitResult = urlsplit(url)
         port = parts.port
@@ -100,7 +114,8 @@ def resolve(host: str, port: int, *, allow_private: bool) -> list[IPAddress]:
     for address in found:
         why = refusal(address, allow_private=allow_private)
         if why is not None:
-            raise _refused(f"The host {host!r} resolves to {why} ({address})")
+            # Not the address itself: a tenant must not learn how internal names resolve.
+            raise _refused(f"The host {host!r} resolves to {why}")
     return found
 
 

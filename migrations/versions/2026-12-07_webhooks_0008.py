@@ -94,6 +94,9 @@ def upgrade() -> None:
         op.f('ix_webhook_attempts_delivery_id'), 'webhook_attempts', ['delivery_id'],
         unique=False,
     )
+    op.create_index(
+        op.f('ix_webhook_attempts_tenant_id'), 'webhook_attempts', ['tenant_id'], unique=False
+    )
 
 
 def downgrade() -> None:

@@ -42,6 +42,22 @@ class Server:
                             self.wfile.write(chunk)
                     except OSError:
                         pass  # the client stopped reading, as it should
+                elif server.mode == "trickle":
+                    # The status line, then the headers a byte every 0.2 s: each read
+                    # gets something well within any per-read timeout.
+                    for byte in b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nx-slow: " + b"y" * 30:
+                        try:
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                        except OSError:
+                            return
+                        time.sleep(0.2)
+                elif server.mode == "nul":
+                    self.send_response(500)
+                    answer = b"bad\x00answer\xff"
+                    self.send_header("content-length", str(len(answer)))
+                    self.end_headers()
+                    self.wfile.write(answer)
                 elif server.mode == "slow":
                     time.sleep(3)
                     self.send_response(200)
@@ -127,3 +143,19 @@ def test_nothing_listening_is_a_connection_error() -> None:
     assert answer.status_code is None
     assert answer.error is not None
     assert answer.error.startswith("could not connect")
+
+
+def test_a_receiver_that_trickles_its_answer_is_cut_off_at_the_deadline(server: Server) -> None:
+    server.mode = "trickle"
+    started = time.monotonic()
+    answer = post(server.url(), timeout=1.0)
+    assert answer.status_code is None
+    assert answer.error == "timed out waiting"
+    assert time.monotonic() - started < 3.0
+
+
+def test_an_answer_with_nul_bytes_is_kept_as_text_postgresql_stores(server: Server) -> None:
+    server.mode = "nul"
+    answer = post(server.url())
+    assert answer.status_code == 500
+    assert answer.excerpt == "bad\ufffdanswer\ufffd"

@@ -91,11 +91,8 @@ def test_each_end_of_a_job_arrives_signed_with_the_job_as_the_api_shows_it(
         assert delivery.message_id == "msg_" + job["id"].replace("-", "")
         assert delivery.body["type"] == event
         shown = jobs.get(app_client, user.headers, job["id"])
-        assert {**delivery.body["data"], "result_omitted": None} == {
-            **shown,
-            "result_omitted": None,
-        }
-        assert delivery.body["data"]["result_omitted"] is False
+        extra = {"result_omitted": False, "url": f"/api/v1/jobs/{job['id']}"}
+        assert delivery.body["data"] == {**shown, **extra}
     assert arrived[echo["id"]].body["data"]["result"] == {"hello": "world"}
     assert arrived[failed["id"]].body["data"]["error"]["retryable"] is False
 
@@ -265,3 +262,19 @@ def _eventually(check: Callable[[], bool], timeout: float) -> bool:
             return True
         time.sleep(0.1)
     return bool(check())
+
+
+def test_a_result_over_the_size_limit_is_left_out_of_the_event(
+    app_client: TestClient, user: User, worker: WorkerProcess, receiver: Receiver
+) -> None:
+    create_endpoint(app_client, user, receiver)
+    big = {"blob": "x" * 70_000}  # over WEBHOOK_MAX_RESULT_BYTES (64 KiB) as JSON
+
+    job = jobs.submit(app_client, user.headers, ECHO, big)
+    [delivered] = accepted(receiver, 1)
+
+    data = delivered.body["data"]
+    assert data["id"] == job["id"]
+    assert data["result"] is None
+    assert data["result_omitted"] is True
+    assert app_client.get(data["url"], headers=user.headers).json()["result"] == big

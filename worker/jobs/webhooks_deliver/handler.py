@@ -4,8 +4,8 @@ Each attempt of the job is one HTTP request, logged in `webhook_attempts`. A 2xx
 answer delivers it. A 410 disables the endpoint. Anything else (another status, a
 timeout, a refused connection) is retried after `WEBHOOK_RETRY_DELAYS`, held in
 PostgreSQL by the job protocol, until the attempts run out; an endpoint whose every
-attempt has failed for `WEBHOOK_DISABLE_AFTER_SECONDS` is disabled and whoever created
-it is emailed. The message keeps its `webhook-id` on every attempt.
+attempt has failed for `WEBHOOK_DISABLE_AFTER_SECONDS` is disabled, and its tenant's
+owners and admins are emailed. The message keeps its `webhook-id` on every attempt.
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def _failed(ctx: JobContext, data: WebhookDeliverInput, answer: Answer) -> NoRet
             session, data.endpoint_id, settings.webhook_disable_after_seconds
         )
         if disabled:
-            _tell_owner(ctx, session, data, publishes)
+            _tell_managers(ctx, session, data, publishes)
     publishes.flush(current_app, ctx.db)
     if disabled:
         raise PermanentJobError(
@@ -140,25 +140,22 @@ def _failed(ctx: JobContext, data: WebhookDeliverInput, answer: Answer) -> NoRet
     )
 
 
-def _tell_owner(
+def _tell_managers(
     ctx: JobContext, session: Session, data: WebhookDeliverInput, publishes: PendingPublishes
 ) -> None:
-    found = deliveries.creator_email(session, data.endpoint_id)
-    if found is None:
-        return
-    email, url = found
-    queue_email(
-        session,
-        publishes,
-        ctx.settings,
-        to=email,
-        subject="A Conveyor webhook endpoint was disabled",
-        text=(
-            f"Every delivery to your webhook endpoint {data.endpoint_id} has failed for "
-            f"{ctx.settings.webhook_disable_after_seconds / 86400:g} days, so it no "
-            "longer receives events.\n\n"
-            f"Its URL: {url}\n\n"
-            "Once it answers again, enable it with PATCH /api/v1/webhooks/"
-            f'{data.endpoint_id} {{"enabled": true}}.\n'
-        ),
-    )
+    for email, url in deliveries.managers(session, data.endpoint_id):
+        queue_email(
+            session,
+            publishes,
+            ctx.settings,
+            to=email,
+            subject="A Conveyor webhook endpoint was disabled",
+            text=(
+                f"Every delivery to the webhook endpoint {data.endpoint_id} has failed for "
+                f"{ctx.settings.webhook_disable_after_seconds / 86400:g} days, so it no "
+                "longer receives events.\n\n"
+                f"Its URL: {url}\n\n"
+                "Once it answers again, an owner or admin can enable it with PATCH "
+                f'/api/v1/webhooks/{data.endpoint_id} {{"enabled": true}}.\n'
+            ),
+        )

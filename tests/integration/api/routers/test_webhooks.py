@@ -113,12 +113,19 @@ def test_members_read_admins_manage_and_keys_need_their_scope(
     assert_problem(create(app_client, as_member), 403, "forbidden")
     assert create(app_client, as_admin).status_code == 201
 
-    reader = bearer(create_key(app_client, owner, team, ["webhooks:read"])["secret"])
-    writer = bearer(create_key(app_client, owner, team, ["webhooks:write"])["secret"])
-    jobs_only = bearer(create_key(app_client, owner, team, ["jobs:read"])["secret"])
+    def key(*scopes: str) -> dict[str, str]:
+        return bearer(create_key(app_client, owner, team, list(scopes))["secret"])
+
+    reader = key("webhooks:read")
+    jobs_only = key("jobs:read")
+    # Events carry every job's result: a key that manages endpoints must read them too.
+    blind_writer = key("webhooks:write")
+    writer = key("webhooks:write", "jobs:read", "uploads:read")
     assert app_client.get(path, headers=reader).status_code == 200
     assert_problem(create(app_client, reader), 403, "insufficient_scope")
     assert_problem(app_client.get(path, headers=jobs_only), 403, "insufficient_scope")
+    body = assert_problem(create(app_client, blind_writer), 403, "insufficient_scope")
+    assert body["required_scope"] == "jobs:read"
     assert create(app_client, writer).status_code == 201
     rotated = app_client.post(f"{path}/rotate-secret", headers=writer)
     assert rotated.status_code == 200, rotated.text

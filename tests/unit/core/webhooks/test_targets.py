@@ -32,6 +32,10 @@ from core.webhooks import targets
         ("0.0.0.0", "a reserved address", "a reserved address"),  # noqa: S104 - a test value
         ("239.1.1.1", "a reserved address", "a reserved address"),
         ("240.0.0.1", "a reserved address", "a reserved address"),
+        ("2002:7f00:1::", "a tunnelling address", "a tunnelling address"),
+        ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "a tunnelling address", "a tunnelling address"),
+        ("fec0::1", "a reserved address", "a reserved address"),
+        ("64:ff9b::a9fe:a9fe", "a reserved address", "a reserved address"),
     ],
 )
 def test_refusal(address: str, strict: str | None, relaxed: str | None) -> None:
@@ -55,6 +59,9 @@ def test_https_only_unless_http_is_allowed() -> None:
         ("https:///x", "no host"),
         ("https://example.com:70000/", "not valid"),
         ("gopher://example.com/", "https"),
+        ("https://bücher.example/", "ASCII"),
+        ("https://example.com/a b", "ASCII"),
+        ("https://example.com/\tx", "ASCII"),
     ],
 )
 def test_malformed_urls(url: str, message: str) -> None:
@@ -66,3 +73,15 @@ def test_one_bad_address_among_several_refuses_the_name() -> None:
     with pytest.raises(ConveyorError, match="resolves to a loopback"):
         targets.resolve("localhost", 80, allow_private=False)
     assert targets.resolve("localhost", 80, allow_private=True)
+
+
+def test_production_takes_https_only_and_dev_takes_http_too() -> None:
+    from core.settings import Environment, Settings
+    from core.webhooks.endpoints import check_url
+
+    dev = Settings(environment=Environment.DEV, webhook_allow_private_targets=True)
+    production = dev.model_copy(update={"environment": Environment.PRODUCTION})
+    check_url(dev, "http://127.0.0.1:8080/hook")
+    with pytest.raises(ConveyorError, match="must use https"):
+        check_url(production, "http://127.0.0.1:8080/hook")
+    check_url(production, "https://127.0.0.1:8080/hook")
