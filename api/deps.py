@@ -134,11 +134,14 @@ def in_one_trip(
     credentials: Credentials,
     scope: Scope,
     work: Callable[[UnitOfWork, Principal], T],
+    *,
+    read_only: bool = False,
 ) -> T:
     """The caller checked, `work` done and its unit of work committed (its jobs
     published), all in one thread: for a route that runs it with one trip to the thread
-    pool where its dependencies would take three."""
-    uow = UnitOfWork(state.db.sessions())
+    pool where its dependencies would take three. `read_only`: `work` only reads, so
+    each statement commits alone (`Database.reads`)."""
+    uow = UnitOfWork(state.db.reads() if read_only else state.db.sessions())
     try:
         principal = authorize(uow.session, state.settings, credentials)
         principal.require_scope(scope)

@@ -70,6 +70,13 @@ class Database:
         self._autocommit_engine: Engine = create_engine(
             settings.sqlalchemy_url(), isolation_level="AUTOCOMMIT", **options
         )
+        self._reads = sessionmaker(self._autocommit_engine, expire_on_commit=False)
+
+    def reads(self) -> Session:
+        """A session whose every statement commits on its own (on the autocommit pool):
+        for a request that only reads, and at most stamps a row with one statement. It
+        spares the BEGIN and COMMIT round trips; its statements do not share a snapshot."""
+        return self._reads()
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

@@ -195,7 +195,9 @@ async def get_job(request: Request, job_id: uuid.UUID, credentials: CredentialsD
 
     # Polled the most: the caller's check, the read and the commit in one trip.
     state = app_state(request)
-    return await run_in_threadpool(in_one_trip, state, credentials, Scope.JOBS_READ, read)
+    return await run_in_threadpool(
+        partial(in_one_trip, read_only=True), state, credentials, Scope.JOBS_READ, read
+    )
 
 
 @router.get(
