@@ -181,11 +181,11 @@ def _start_processes(group: ProcessGroup, args: argparse.Namespace, data_dir: Pa
         [*celery, "worker", "-Q", Queue.SYSTEM.value, "--pool", "threads"]
         + ["--concurrency", "2", "-n", "system@%h", "--loglevel", "INFO"],
     )
-    # Webhook deliveries wait on receivers, as the Procfile's `webhooks` process.
+    # Webhook deliveries on a worker of their own, prefork as the Procfile's `webhooks`.
     group.start(
         "webhooks",
-        [*celery, "worker", "-Q", Queue.WEBHOOKS.value, "--pool", "threads"]
-        + ["--concurrency", "4", "-n", "webhooks@%h", "--loglevel", "INFO"],
+        [*celery, "worker", "-Q", Queue.WEBHOOKS.value]
+        + ["--concurrency", "2", "-n", "webhooks@%h", "--loglevel", "INFO"],
     )
     group.start(
         "beat",

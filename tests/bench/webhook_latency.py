@@ -81,14 +81,14 @@ class Receiver:
 
 
 def start(stack: Stack, opts: WebhookOptions, group: LoggedGroup) -> None:
-    """The api, and `conveyor dev`'s job worker, webhooks worker and beat."""
+    """The api, a job worker, a webhooks worker (prefork, as the Procfile's) and beat."""
     target = start_s3(group)
     if target.moto:
         settings = target.settings(environment=opts.environment, secret_key=stack.secret_key)
         S3Storage(settings).ensure_bucket()
     group.start("api", api_argv(opts.port, 1))
     group.start("worker", celery_worker_argv("worker.app", "hooks-worker", 2, queues="default"))
-    webhooks = celery_worker_argv("worker.app", "hooks", 4, queues="webhooks", pool="threads")
+    webhooks = celery_worker_argv("worker.app", "hooks", 4, queues="webhooks")
     group.start("webhooks", webhooks)
     group.start("beat", celery_beat_argv(stack.log_path / "celerybeat-schedule"))
 
