@@ -16,20 +16,19 @@ from functools import cache
 from typing import Any, Protocol
 
 from pydantic import ValidationError
-from sqlalchemy import Boolean, DateTime, bindparam, case, func, literal, select
-from sqlalchemy import insert as sa_insert
+from sqlalchemy import Boolean, DateTime, bindparam, case, func, select
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.selectable import ExecutableReturnsRows
 
 from core.errors import ConveyorError, ErrorCode
-from core.jobs import dispatch
+from core.jobs import dispatch, first_event
 from core.jobs.contracts import JobKind, get_kind, public_kinds
 from core.jobs.messages import JobMessage
-from core.jobs.states import EventType, JobStatus
+from core.jobs.states import JobStatus
 from core.logs import current_request_id
-from core.models import Job, JobEvent
+from core.models import Job
 from core.settings import Settings
 
 
@@ -178,20 +177,7 @@ def _insert_job_statement() -> ExecutableReturnsRows:
         .returning(*Job.__table__.c)
         .cte("inserted")
     )
-    first_event = {"status": JobStatus.QUEUED.value, "attempt": 0}
-    logged = (
-        sa_insert(JobEvent)
-        .from_select(
-            ["job_id", "seq", "type", "data"],
-            select(
-                inserted.c.id,
-                literal(1),
-                literal(EventType.STATUS.value),
-                literal(first_event, JSONB),
-            ),
-        )
-        .cte("logged")
-    )
+    logged = first_event.logged(inserted, "logged")
     # Jobs loaded from the CTE's rows by column, with no aliased entity: adapting one
     # on first use is not thread-safe, and the API's first burst of submits raced on it.
     return select(Job).from_statement(select(inserted).add_cte(logged))

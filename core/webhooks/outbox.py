@@ -14,9 +14,9 @@ from typing import Any
 from sqlalchemy import CTE, Select, Text, and_, any_, cast, func, insert, literal, or_, select
 from sqlalchemy.dialects.postgresql import JSONB
 
+from core.jobs import first_event
 from core.jobs.contracts import WEBHOOK_DELIVER, WEBHOOK_MAX_ATTEMPTS, Queue
-from core.jobs.states import EventType, JobStatus
-from core.models import Job, JobEvent, WebhookEndpoint
+from core.models import Job, WebhookEndpoint
 from core.webhooks.events import Event
 
 
@@ -64,20 +64,6 @@ def with_deliveries(statement: Select[Any], ended: CTE, event: Event) -> Select[
         .returning(Job.id)
         .cte("webhooks")
     )
-    # Each delivery's first event, as every job has (`core.jobs.submit`).
-    first_event = {"status": JobStatus.QUEUED.value, "attempt": 0}
-    logged = (
-        insert(JobEvent)
-        .from_select(
-            ["job_id", "seq", "type", "data"],
-            select(
-                queued.c.id,
-                literal(1),
-                literal(EventType.STATUS.value),
-                literal(first_event, JSONB),
-            ),
-        )
-        .cte("webhooks_logged")
-    )
+    logged = first_event.logged(queued, "webhooks_logged")
     count = select(func.count()).select_from(queued).scalar_subquery().label("webhooks")
     return statement.add_cte(logged).add_columns(count)

@@ -33,7 +33,6 @@ from sqlalchemy import Engine, func, select, update
 from core.jobs.contracts import SLEEP
 from core.jobs.states import TERMINAL, JobStatus
 from core.models import Job, Tenant, User
-from core.storage.s3 import S3Storage
 from tests.bench.api_client import (
     HTTP_TIMEOUT_SECONDS,
     api_url,
@@ -46,7 +45,7 @@ from tests.bench.failures import BenchError, failures_explained
 from tests.bench.http_load import run_concurrently
 from tests.bench.options import FairnessOptions
 from tests.bench.output import say
-from tests.bench.s3 import start_s3
+from tests.bench.s3 import storage_for_api
 from tests.bench.stack import (
     LoggedGroup,
     Stack,
@@ -237,10 +236,7 @@ async def flood(
 
 def start(stack: Stack, opts: FairnessOptions, group: LoggedGroup) -> None:
     """The api and the Procfile's worker, system and beat processes."""
-    target = start_s3(group)
-    if target.moto:
-        settings = target.settings(environment=opts.environment, secret_key=stack.secret_key)
-        S3Storage(settings).ensure_bucket()
+    storage_for_api(group, opts.environment, stack.secret_key)
     group.start("api", api_argv(opts.port, 1))
     worker = celery_worker_argv(
         "worker.app", "fair-worker", opts.worker_concurrency, queues="default,uploads"

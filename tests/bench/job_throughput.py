@@ -15,14 +15,13 @@ from sqlalchemy import ColumnElement, Engine, func, select
 from core.jobs.contracts import ECHO
 from core.jobs.states import TERMINAL, JobStatus
 from core.models import Job
-from core.storage.s3 import S3Storage
 from tests.bench import cpu
 from tests.bench.api_client import expect
 from tests.bench.failures import BenchError
 from tests.bench.http_load import run_concurrently
 from tests.bench.options import PipelineOptions
 from tests.bench.output import say
-from tests.bench.s3 import start_s3
+from tests.bench.s3 import storage_for_api
 from tests.bench.stack import (
     STARTUP_SECONDS,
     LoggedGroup,
@@ -163,10 +162,7 @@ def start_pipeline(stack: Stack, opts: PipelineOptions, group: LoggedGroup) -> N
     """The api, the job worker and beat, in `group`, as a user runs them."""
     # In production the api refuses to start without object storage, and /readyz
     # checks it, though no job here touches it.
-    target = start_s3(group)
-    if target.moto:
-        settings = target.settings(environment=opts.environment, secret_key=stack.secret_key)
-        S3Storage(settings).ensure_bucket()
+    storage_for_api(group, opts.environment, stack.secret_key)
     group.start("api", api_argv(opts.port, opts.api_workers))
     group.start("worker", celery_worker_argv("worker.app", "bench-worker", opts.worker_concurrency))
     group.start("beat", celery_beat_argv(stack.log_path / "celerybeat-schedule"))

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from core.settings import Settings
+from core.storage.s3 import S3Storage
 from tests.bench.failures import BenchError
 from tests.bench.stack import STARTUP_SECONDS, LoggedGroup
 
@@ -100,3 +101,12 @@ def start_s3(group: LoggedGroup) -> S3Target:
         wait_moto(target.overrides["S3_ENDPOINT_URL"], group)
     group.env = {**group.env, **target.overrides}
     return target
+
+
+def storage_for_api(group: LoggedGroup, environment: str, secret_key: str) -> None:
+    """Object storage for an api the group starts next, as production requires it:
+    the configured endpoint, or moto with the bucket made."""
+    target = start_s3(group)
+    if target.moto:
+        settings = target.settings(environment=environment, secret_key=secret_key)
+        S3Storage(settings).ensure_bucket()

@@ -15,12 +15,11 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from core.jobs.contracts import ECHO
-from core.storage.s3 import S3Storage
 from tests.bench.api_client import HTTP_TIMEOUT_SECONDS, api_url, expect, log_in, wait_ready
 from tests.bench.failures import BenchError, failures_explained
 from tests.bench.options import WebhookOptions
 from tests.bench.output import say
-from tests.bench.s3 import start_s3
+from tests.bench.s3 import storage_for_api
 from tests.bench.stack import (
     LoggedGroup,
     Stack,
@@ -82,10 +81,7 @@ class Receiver:
 
 def start(stack: Stack, opts: WebhookOptions, group: LoggedGroup) -> None:
     """The api, a job worker, a webhooks worker (prefork, as the Procfile's) and beat."""
-    target = start_s3(group)
-    if target.moto:
-        settings = target.settings(environment=opts.environment, secret_key=stack.secret_key)
-        S3Storage(settings).ensure_bucket()
+    storage_for_api(group, opts.environment, stack.secret_key)
     group.start("api", api_argv(opts.port, 1))
     group.start("worker", celery_worker_argv("worker.app", "hooks-worker", 2, queues="default"))
     webhooks = celery_worker_argv("worker.app", "hooks", 4, queues="webhooks")

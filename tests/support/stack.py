@@ -195,3 +195,15 @@ def own_database(
             db.dispose()
     finally:
         services.drop_database(stack.database_url, database_url)
+
+
+@contextmanager
+def on_own_broker(
+    stack: Stack, data_dir: Path, env: dict[str, str] | None = None
+) -> Iterator[Stack]:
+    """`own_database` with a filesystem broker of its own too (in `data_dir`): only
+    the workers the test starts run its jobs. `env`: more settings for them."""
+    own_env = {"BROKER_URL": "filesystem://", "DATA_DIR": str(data_dir), **(env or {})}
+    updates = {"broker_url": SecretStr("filesystem://"), "data_dir": data_dir}
+    with own_database(stack, own_env, updates) as isolated:
+        yield isolated

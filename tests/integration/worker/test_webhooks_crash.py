@@ -11,12 +11,11 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from pydantic import SecretStr
 
 from core.jobs.contracts import ECHO
 from tests.support import jobs
 from tests.support.factories import create_user
-from tests.support.stack import Stack, own_database
+from tests.support.stack import Stack, on_own_broker
 from tests.support.webhook_receiver import Receiver
 from tests.support.worker import WorkerProcess
 
@@ -27,9 +26,7 @@ HANG_SECONDS = 120.0
 
 @pytest.fixture
 def own(stack: Stack, tmp_path: Path) -> Iterator[Stack]:
-    env = {"BROKER_URL": "filesystem://", "DATA_DIR": str(tmp_path)}
-    updates = {"broker_url": SecretStr("filesystem://"), "data_dir": tmp_path}
-    with own_database(stack, env, updates) as isolated:
+    with on_own_broker(stack, tmp_path) as isolated:
         yield isolated
 
 

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from pydantic import SecretStr
 
 from core.jobs.contracts import ECHO
 from tests.support import jobs
 from tests.support.factories import create_user
-from tests.support.stack import Stack, own_database
+from tests.support.stack import Stack, on_own_broker
 from tests.support.webhook_receiver import Receiver
 from tests.support.worker import WorkerProcess
 
@@ -23,13 +22,7 @@ API = "/api/v1"
 
 @pytest.fixture
 def own(stack: Stack, tmp_path: Path) -> Iterator[Stack]:
-    env = {
-        "BROKER_URL": "filesystem://",
-        "DATA_DIR": str(tmp_path),
-        "WEBHOOK_DISABLE_AFTER_SECONDS": "1",
-    }
-    updates = {"broker_url": SecretStr("filesystem://"), "data_dir": tmp_path}
-    with own_database(stack, env, updates) as isolated:
+    with on_own_broker(stack, tmp_path, {"WEBHOOK_DISABLE_AFTER_SECONDS": "1"}) as isolated:
         yield isolated
 
 
