@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from fastapi.testclient import TestClient
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
@@ -107,6 +108,18 @@ class Receiver:
                 continue
             return secret
         return None
+
+    def subscribe(
+        self, client: TestClient, headers: dict[str, str], events: list[str], **fields: Any
+    ) -> dict[str, Any]:
+        """A new endpoint of the caller's tenant pointing here, made over the API; its
+        secret is one this receiver accepts from now on."""
+        body = {"url": self.url, "events": events, **fields}
+        response = client.post("/api/v1/webhooks", json=body, headers=headers)
+        assert response.status_code == 201, response.text
+        created: dict[str, Any] = response.json()
+        self.secrets.append(created["secret"])
+        return created
 
     @property
     def arrivals(self) -> int:

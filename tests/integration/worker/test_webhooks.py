@@ -32,12 +32,8 @@ def receiver() -> Iterator[Receiver]:
 def create_endpoint(
     client: TestClient, user: User, receiver: Receiver, **fields: Any
 ) -> dict[str, Any]:
-    body = {"url": receiver.url, "events": ALL_EVENTS, **fields}
-    response = client.post(f"{API}/webhooks", json=body, headers=user.headers)
-    assert response.status_code == 201, response.text
-    created: dict[str, Any] = response.json()
-    receiver.secrets.append(created["secret"])
-    return created
+    events = fields.pop("events", ALL_EVENTS)
+    return receiver.subscribe(client, user.headers, events, **fields)
 
 
 def log(client: TestClient, user: User, endpoint_id: str) -> list[dict[str, Any]]:

@@ -41,13 +41,7 @@ def test_a_worker_killed_mid_delivery_leaves_the_event_to_another(
     try:
         with TestClient(create_app(own.settings), raise_server_exceptions=False) as client:
             user = create_user(own)
-            created = client.post(
-                f"{API}/webhooks",
-                json={"url": receiver.url, "events": ["job.succeeded"]},
-                headers=user.headers,
-            )
-            assert created.status_code == 201, created.text
-            receiver.secrets.append(created.json()["secret"])
+            created = receiver.subscribe(client, user.headers, ["job.succeeded"])
             job = jobs.submit(client, user.headers, ECHO, {"n": 1})
             _wait(lambda: receiver.arrivals == 1, 30, "the first request")
 
@@ -57,10 +51,10 @@ def test_a_worker_killed_mid_delivery_leaves_the_event_to_another(
             )
             [delivered] = receiver.wait_for(lambda seen: len(seen) == 1, timeout=60)
 
-            assert delivered.verified_by == created.json()["secret"]
+            assert delivered.verified_by == created["secret"]
             assert delivered.message_id == "msg_" + job["id"].replace("-", "")
             assert receiver.arrivals == 2
-            path = f"{API}/webhooks/{created.json()['id']}/deliveries"
+            path = f"{API}/webhooks/{created['id']}/deliveries"
 
             def log() -> list[dict[str, Any]]:
                 items: list[dict[str, Any]] = client.get(path, headers=user.headers).json()["items"]

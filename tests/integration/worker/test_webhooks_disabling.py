@@ -36,11 +36,7 @@ def test_an_endpoint_failing_for_long_is_disabled_and_its_creator_told(
     try:
         with TestClient(create_app(own.settings), raise_server_exceptions=False) as client:
             user = create_user(own)
-            created = client.post(
-                f"{API}/webhooks",
-                json={"url": receiver.url, "events": ["job.succeeded"]},
-                headers=user.headers,
-            ).json()
+            created = receiver.subscribe(client, user.headers, ["job.succeeded"])
             path = f"{API}/webhooks/{created['id']}"
             jobs.submit(client, user.headers, ECHO, {"n": 1})
 
