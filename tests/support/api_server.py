@@ -13,8 +13,9 @@ from tests.support.worker import BIN
 
 
 class ApiServer(Server):
-    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
-        self.port = free_port()
+    def __init__(self, env: dict[str, str], log_dir: Path, port: int | None = None) -> None:
+        """`port`: the one an earlier server had, to restart it where clients look."""
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         argv = [
             str(BIN / "uvicorn"),

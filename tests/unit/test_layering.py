@@ -74,7 +74,21 @@ def test_the_product_core_does_not_import_the_dev_tooling() -> None:
     found = [
         offence
         for offence in _importers("core", ("core.dev",))
-        if not offence.startswith(("core.dev", "core.cli "))
+        if not offence.startswith(("core.dev", "core.cli.operations "))
+    ]
+    assert found == []
+
+
+def test_the_client_imports_nothing_of_conveyor_but_itself() -> None:
+    """core/client is what any Python program may import to talk to an API: none of
+    the server's code (settings, database, models) comes with it."""
+    ours = tuple(f"{package}." for package in PACKAGES)
+    found = [
+        f"{name} imports {imported}"
+        for name, path in SOURCES.items()
+        if name == "core.client" or name.startswith("core.client.")
+        for imported in _imports(path, module_level_only=False)
+        if imported.startswith(ours) and not imported.startswith("core.client")
     ]
     assert found == []
 

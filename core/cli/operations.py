@@ -1,5 +1,6 @@
-"""The `conveyor` command: `dev` (the whole system on one machine), `migrate`, `flower`,
-`tenant-limits`."""
+"""The operator's commands: `dev` (the whole system on one machine), `migrate`, `flower`,
+`tenant-limits`. They run beside a deployment's code and settings, unlike the client
+commands, which only talk to an API."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import argparse
 import os
 import sys
 import uuid
-from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -98,10 +98,7 @@ def _no_dev_tooling(_: argparse.Namespace) -> int:
     return 2
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="conveyor", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     dev = commands.add_parser(
         "dev", help="run api, worker, beat and flower; embedded servers unless configured"
     )
@@ -132,11 +129,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         "TENANT_CONCURRENCY's",
     )
     limits.set_defaults(func=_tenant_limits)
-
-    args = parser.parse_args(argv)
-    result: int = args.func(args)
-    return result
-
-
-if __name__ == "__main__":
-    sys.exit(main())
