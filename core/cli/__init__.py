@@ -11,6 +11,7 @@ Exit codes: 0 done (a waited-on job succeeded), 1 the job failed or was cancelle
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -19,6 +20,8 @@ from core.cli.credentials import NotLoggedIn, connect
 from core.cli.display import INTERRUPTED, USAGE, Output
 from core.cli.jobs import BadInput
 from core.client import APIError
+
+BROKEN_PIPE = 141
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,6 +56,11 @@ def _client_command(args: argparse.Namespace) -> int:
     except (NotLoggedIn, BadInput) as exc:
         out.note(f"error: {exc}")
         return USAGE
+    except BrokenPipeError:
+        raise  # stdout's reader left: see main
+    except OSError as exc:  # a file to upload or read input from
+        out.note(f"error: {exc}")
+        return USAGE
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -64,6 +72,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return result
     except KeyboardInterrupt:
         return INTERRUPTED
+    except BrokenPipeError:
+        # `conveyor jobs list | head`: the reader had enough. Quiet, as other commands
+        # are, with the shell's code for a death by SIGPIPE.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return BROKEN_PIPE
 
 
 if __name__ == "__main__":

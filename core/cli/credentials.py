@@ -10,7 +10,7 @@ import fcntl
 import json
 import os
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import AsyncGenerator, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,10 +26,13 @@ from core.client.models import Tokens
 DEFAULT_URL = "http://127.0.0.1:8000"
 # Renewed this long before it expires, so a request does not race the clock.
 EXPIRY_MARGIN_SECONDS = 30
+# The renewal holds the lock every other command waits on: it must not hang.
+REFRESH_TIMEOUT_SECONDS = 15.0
 
 
 class NotLoggedIn(Exception):
-    """Neither CONVEYOR_API_KEY nor a stored login for this URL."""
+    """Neither CONVEYOR_API_KEY nor a stored login for this URL (or one that cannot be
+    read)."""
 
 
 @dataclass
@@ -51,6 +54,9 @@ class Login:
             time.time() + tokens.expires_in,
         )
 
+    def same_session(self, other: Login) -> bool:
+        return (self.url, self.email, self.api_key) == (other.url, other.email, other.api_key)
+
 
 def config_dir() -> Path:
     """$XDG_CONFIG_HOME/conveyor, ~/.config/conveyor by default (the platform's folder
@@ -63,16 +69,20 @@ def login_path() -> Path:
 
 
 def load() -> Login | None:
+    path = login_path()
     try:
-        return Login(**json.loads(login_path().read_text()))
+        return Login(**json.loads(path.read_text()))
     except FileNotFoundError:
         return None
+    except (OSError, ValueError, TypeError) as exc:
+        raise NotLoggedIn(f"the stored login {path} cannot be read ({exc}): log in again") from exc
 
 
 def save(login: Login) -> None:
     """Written whole, 0600 from the start (never readable by others for a moment)."""
     folder = config_dir()
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    folder.chmod(0o700)  # also when it was there before, made by someone less careful
     temporary = folder / f".login.{os.getpid()}.tmp"
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as out:
@@ -81,8 +91,12 @@ def save(login: Login) -> None:
 
 
 def forget() -> Login | None:
-    login = load()
-    login_path().unlink(missing_ok=True)
+    with _locked():  # not while a command is storing a renewed login
+        try:
+            login = load()
+        except NotLoggedIn:
+            login = None
+        login_path().unlink(missing_ok=True)
     return login
 
 
@@ -100,10 +114,16 @@ def _locked() -> Iterator[None]:
 
 class StoredLogin(httpx.Auth):
     """The stored login's access token, renewed (and stored again) when it expires or
-    the API answers 401. For the sync client: the lock is a blocking file lock."""
+    the API answers 401. For the sync client only: the lock is a blocking file lock."""
 
     def __init__(self, login: Login) -> None:
         self._login = login
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        raise RuntimeError("StoredLogin is for the sync Client")
+        yield request  # makes this an async generator, as httpx expects
 
     def sync_auth_flow(
         self, request: httpx.Request
@@ -121,26 +141,33 @@ class StoredLogin(httpx.Auth):
         expires_at = self._login.expires_at or 0
         return expires_at - EXPIRY_MARGIN_SECONDS < time.time()
 
-    def _refresh(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+    def _refresh(self, _: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         with _locked():
-            stored = load()
-            if stored is not None and stored.access_token != self._login.access_token:
+            try:
+                stored = load()
+            except NotLoggedIn:
+                stored = None
+            ours = stored is not None and stored.same_session(self._login)
+            if ours and stored is not None and stored.access_token != self._login.access_token:
                 self._login = stored  # another command renewed it meanwhile
                 return
             if not self._login.refresh_token:
                 return
-            base = str(request.url.copy_with(path="/", query=None, fragment=None)).rstrip("/")
             renew = httpx.Request(
                 "POST",
-                base + refresh_call(self._login.refresh_token).path,
+                self._login.url + refresh_call(self._login.refresh_token).path,
                 json={"refresh_token": self._login.refresh_token},
+                extensions={"timeout": httpx.Timeout(REFRESH_TIMEOUT_SECONDS).as_dict()},
             )
             response = yield renew
             response.read()
             if response.is_error:
                 raise from_response(response)
             self._login = self._login.with_tokens(Tokens.model_validate_json(response.content))
-            save(self._login)
+            # Stored only over the same login: a `conveyor login` elsewhere meanwhile
+            # replaced it, and this command's renewal must not undo that.
+            if ours:
+                save(self._login)
 
 
 def resolve(url: str | None) -> tuple[str, httpx.Auth | None, str | None]:

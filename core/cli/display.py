@@ -76,8 +76,9 @@ def describe(event: JobEvent) -> str:
 class Output:
     def __init__(self, as_json: bool) -> None:
         self.as_json = as_json
-        self.console = Console(highlight=False, soft_wrap=True)
-        self.errors = Console(stderr=True, highlight=False, soft_wrap=True)
+        # Text as it is: no highlighting, and no `:x:` turned into an emoji.
+        self.console = Console(highlight=False, emoji=False, soft_wrap=True)
+        self.errors = Console(stderr=True, highlight=False, emoji=False, soft_wrap=True)
 
     @property
     def live(self) -> bool:

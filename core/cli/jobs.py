@@ -95,7 +95,8 @@ def _events(client: Client, out: Output, args: argparse.Namespace) -> int:
         page = client.jobs.events(args.job_id, after=after, limit=1000)
         for event in page.items:
             out.event(event)
-        if not page.items:
+        # Not by `items`: a page of events hidden from the caller is empty.
+        if page.next_after <= after:
             return SUCCEEDED
         after = page.next_after
 

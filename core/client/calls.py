@@ -11,9 +11,10 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import httpx
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from core.client import models
+from core.client.errors import UNEXPECTED_RESPONSE, APIError
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -33,6 +34,18 @@ class Call(Generic[T]):
     data: Mapping[str, str] | None = None
     files: Mapping[str, FilePart] | None = None
     headers: Mapping[str, str] | None = None
+    # The answer may redirect to storage: followed without this client's headers.
+    download: bool = False
+
+
+def read(call: Call[T], response: httpx.Response) -> T:
+    """The answer as the call's type; one that does not fit is an APIError too."""
+    try:
+        return call.parse(response)
+    except (ValidationError, ValueError, KeyError) as exc:
+        raise APIError(
+            response.status_code, UNEXPECTED_RESPONSE, f"an answer this client cannot read: {exc}"
+        ) from exc
 
 
 def _one(model: type[M]) -> Callable[[httpx.Response], M]:
@@ -153,11 +166,11 @@ def list_uploads(*, limit: int | None = None, cursor: str | None = None) -> Call
 
 
 def upload_content(upload_id: uuid.UUID | str) -> Call[bytes]:
-    return Call("GET", f"{API}/uploads/{upload_id}/content", _bytes)
+    return Call("GET", f"{API}/uploads/{upload_id}/content", _bytes, download=True)
 
 
 def derived_content(upload_id: uuid.UUID | str, name: str) -> Call[bytes]:
-    return Call("GET", f"{API}/uploads/{upload_id}/derived/{name}", _bytes)
+    return Call("GET", f"{API}/uploads/{upload_id}/derived/{name}", _bytes, download=True)
 
 
 def delete_upload(upload_id: uuid.UUID | str) -> Call[None]:

@@ -39,8 +39,11 @@ class APIError(Exception):
         return value if isinstance(value, str) else None
 
 
-def unreachable(exc: httpx.TransportError) -> APIError:
-    return APIError(0, UNREACHABLE, f"{type(exc).__name__}: {exc}" if str(exc) else repr(exc))
+def failed_request(exc: httpx.RequestError) -> APIError:
+    """A request that got no usable answer: no connection (`unreachable`), or an answer
+    httpx could not read (too many redirects, a bad encoding)."""
+    code = UNREACHABLE if isinstance(exc, httpx.TransportError) else UNEXPECTED_RESPONSE
+    return APIError(0, code, f"{type(exc).__name__}: {exc}" if str(exc) else repr(exc))
 
 
 def from_response(response: httpx.Response) -> APIError:

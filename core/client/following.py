@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import time
 
+import httpx
 from httpx_sse import ServerSentEvent
+
+# The spec's line parser. httpx_sse's own reading loop gives control back only at
+# events, and a deadline must also be checked at the keepalives between them.
+from httpx_sse._decoders import SSEDecoder
 
 from core.client.errors import UNREACHABLE, APIError
 from core.client.models import JobEvent
@@ -14,6 +19,7 @@ from core.client.models import JobEvent
 DEFAULT_RETRY_SECONDS = 1.0
 # The API writes a keepalive comment every 15 s: a stream silent for longer is dead.
 READ_TIMEOUT_SECONDS = 45.0
+CONNECT_TIMEOUT_SECONDS = 10.0
 # How long a stream may go without a new event or a connection before the error that
 # keeps it from one is raised.
 RECONNECT_FOR_SECONDS = 120.0
@@ -27,18 +33,32 @@ class Following:
         self._reconnect_for = reconnect_for
         self._deadline = deadline
         self._progress_at = time.monotonic()
+        self._decoder = SSEDecoder()
 
     def request_headers(self) -> dict[str, str]:
         # Resumes after the last event seen, never repeating one.
         return {"Accept": "text/event-stream", "Last-Event-ID": str(self.last)}
 
-    def read_timeout(self) -> float:
-        if self._deadline is None:
-            return READ_TIMEOUT_SECONDS
-        return max(0.1, min(READ_TIMEOUT_SECONDS, self._deadline - time.monotonic()))
+    def timeout(self) -> httpx.Timeout:
+        read = READ_TIMEOUT_SECONDS
+        if self._deadline is not None:
+            read = max(0.1, min(read, self._deadline - time.monotonic()))
+        return httpx.Timeout(CONNECT_TIMEOUT_SECONDS, read=read)
+
+    def check_deadline(self) -> None:
+        """Called at every line of the stream, keepalives included."""
+        if self._deadline is not None and time.monotonic() >= self._deadline:
+            raise TimeoutError("the job did not finish in time")
 
     def connected(self) -> None:
         self._progress_at = time.monotonic()
+        self._decoder = SSEDecoder()
+
+    def line(self, line: str) -> JobEvent | None:
+        """A line of the stream: the event it completes, if that is one not seen yet."""
+        self.check_deadline()
+        sse = self._decoder.decode(line)
+        return None if sse is None else self.accept(sse)
 
     def accept(self, sse: ServerSentEvent) -> JobEvent | None:
         """The event this message carries, if it is one not seen yet."""
@@ -46,7 +66,10 @@ class Following:
             self._retry = sse.retry / 1000
         if not sse.data:
             return None
-        event = JobEvent.model_validate_json(sse.data)
+        return self.take(JobEvent.model_validate_json(sse.data))
+
+    def take(self, event: JobEvent) -> JobEvent | None:
+        """`event`, unless it was seen already."""
         if event.seq <= self.last:
             return None
         self.last = event.seq
@@ -60,13 +83,11 @@ class Following:
     def pause(self, error: APIError) -> float:
         """Seconds to wait before reconnecting after `error`, or raise it (or
         TimeoutError past the deadline) when there is no point."""
-        now = time.monotonic()
-        if self._deadline is not None and now >= self._deadline:
-            raise TimeoutError("the job did not finish in time") from error
+        self.check_deadline()
         retryable = error.status == 0 or error.status >= 500 or error.status == 429
-        if not retryable or now - self._progress_at > self._reconnect_for:
+        if not retryable or time.monotonic() - self._progress_at > self._reconnect_for:
             raise error
         pause = error.retry_after if error.retry_after is not None else self._retry
         if self._deadline is not None:
-            pause = min(pause, max(0.0, self._deadline - now))
+            pause = min(pause, max(0.0, self._deadline - time.monotonic()))
         return pause

@@ -11,12 +11,11 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
-from httpx_sse import EventSource
 
 from core.client import calls, models
 from core.client.auth import choose
 from core.client.calls import Call
-from core.client.errors import APIError, from_response, unreachable
+from core.client.errors import APIError, failed_request, from_response
 from core.client.files import FileInput, Progress, source
 from core.client.following import RECONNECT_FOR_SECONDS, Following
 
@@ -50,7 +49,6 @@ class Client:
             headers=headers,
             timeout=timeout,
             transport=transport,
-            follow_redirects=True,  # downloads may redirect to storage (auth stays here)
         )
         self.jobs = Jobs(self)
         self.uploads = Uploads(self)
@@ -70,11 +68,15 @@ class Client:
                 files=call.files,
                 headers=call.headers,
             )
-        except httpx.TransportError as exc:
-            raise unreachable(exc) from exc
+            if call.download and response.is_redirect:
+                # To storage, with none of this client's headers (its tenant, its auth).
+                with httpx.Client(timeout=self._http.timeout) as storage:
+                    response = storage.get(response.headers["location"])
+        except httpx.RequestError as exc:
+            raise failed_request(exc) from exc
         if response.is_error:
             raise from_response(response)
-        return call.parse(response)
+        return calls.read(call, response)
 
     def close(self) -> None:
         self._http.close()
@@ -99,6 +101,12 @@ class Client:
                 yield from self._stream_once(path, following)
                 if following.done:
                     return
+                # A stream that ended without the job's end: if the job has ended
+                # anyway (its last event came before `after`, or the stream was cut
+                # just then), the listing has whatever is left.
+                if self.send(calls.get_job(job_id)).finished:
+                    yield from self._rest(job_id, following)
+                    return
                 error = following.ended_early()
             except APIError as exc:
                 error = exc
@@ -107,24 +115,35 @@ class Client:
                 on_retry(error, pause)
             time.sleep(pause)
 
+    def _rest(self, job_id: JobId, following: Following) -> Iterator[models.JobEvent]:
+        after = following.last
+        while True:
+            page = self.send(calls.job_events(job_id, after=after, limit=1000))
+            for item in page.items:
+                if (event := following.take(item)) is not None:
+                    yield event
+            # Not by `items`: a page of events hidden from the caller is empty.
+            if page.next_after <= after:
+                return
+            after = page.next_after
+
     def _stream_once(self, path: str, following: Following) -> Iterator[models.JobEvent]:
-        timeout = httpx.Timeout(10.0, read=following.read_timeout())
         try:
             with self._http.stream(
-                "GET", path, headers=following.request_headers(), timeout=timeout
+                "GET", path, headers=following.request_headers(), timeout=following.timeout()
             ) as response:
                 if response.is_error:
                     response.read()
                     raise from_response(response)
                 following.connected()
-                for sse in EventSource(response).iter_sse():
-                    event = following.accept(sse)
+                for line in response.iter_lines():
+                    event = following.line(line)
                     if event is not None:
                         yield event
                     if following.done:
                         return
-        except httpx.TransportError as exc:
-            raise unreachable(exc) from exc
+        except httpx.RequestError as exc:
+            raise failed_request(exc) from exc
 
 
 class Jobs:
@@ -266,8 +285,8 @@ class Uploads:
                         headers={**presigned.headers, "Content-Length": str(src.size)},
                     )
                     response.read()
-            except httpx.TransportError as exc:
-                raise unreachable(exc) from exc
+            except httpx.RequestError as exc:
+                raise failed_request(exc) from exc
             if response.is_error:
                 raise from_response(response)
         return self._client.send(calls.complete_upload(presigned.upload_id))

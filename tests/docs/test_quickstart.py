@@ -1,6 +1,7 @@
 """The README's quickstart runs as pasted: its first bash block, verbatim, under
 `bash -euo pipefail` against `conveyor dev` with nothing configured (what `make dev`
-starts), and prints what the README shows after it, ids and times aside."""
+starts), with the virtualenv's `conveyor` on PATH (as after `. .venv/bin/activate`),
+and prints what the README shows after it, ids and times aside."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import difflib
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,6 +30,7 @@ _VARIABLE = [
     (re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"), "<id>"),
     (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)"), "<time>"),
     (re.compile(r"ada\+\d+@"), "ada+<n>@"),
+    (re.compile(r"\b\d\d:\d\d:\d\d\b"), "<clock>"),
 ]
 
 
@@ -65,7 +68,7 @@ def test_the_quickstart_sets_every_variable_it_uses() -> None:
 
 
 def test_the_quickstart_runs_as_pasted(tmp_path: Path) -> None:
-    for tool in ("bash", "curl", "jq"):
+    for tool in ("bash", "jq"):
         if shutil.which(tool) is None:
             services.unavailable(f"the quickstart needs {tool}")
     script, expected = quickstart()
@@ -73,7 +76,8 @@ def test_the_quickstart_runs_as_pasted(tmp_path: Path) -> None:
     shell.mkdir()
     with conveyor_dev(tmp_path / "data") as dev:
         # A clean shell: the user's curl and shell settings stay out of it.
-        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(shell), "LC_ALL": "C.UTF-8"}
+        path = f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin"
+        env = {"PATH": path, "HOME": str(shell), "LC_ALL": "C.UTF-8"}
         env["CONVEYOR_URL"] = dev.api_url
         try:
             ran = subprocess.run(  # noqa: S603

@@ -3,6 +3,7 @@ print, the exit codes, the stored login, and Ctrl-C."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import signal
 import stat
@@ -11,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from core.client import Client
+from core.client import APIError, Client
 from tests.support import samples
 from tests.support.api_server import ApiServer
 from tests.support.cli import Cli
-from tests.support.factories import User, create_api_key
+from tests.support.factories import User, create_api_key, new_email
 from tests.support.openai_server import OpenAIServer, text, tool_call
 from tests.support.processes import eventually
 from tests.support.stack import Stack
@@ -124,7 +125,14 @@ def test_an_expired_access_token_is_renewed_once_for_commands_running_together(
     login = cli.stored()
     cli.login_file.write_text(json.dumps({**login, "expires_at": 0}))
 
-    together = [cli.popen("jobs", "list", "--json") for _ in range(4)]
+    # All four find the token expired and queue on the lock the test holds; then they
+    # go one at a time, and only the first renews.
+    with (cli.login_file.parent / "login.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        together = [cli.popen("jobs", "list", "--json") for _ in range(4)]
+        time.sleep(2)
+        assert all(process.poll() is None for process in together)
+        fcntl.flock(lock, fcntl.LOCK_UN)
     for process in together:
         stdout, stderr = process.communicate(timeout=120)
         assert process.returncode == 0, stderr
@@ -176,3 +184,21 @@ def test_an_upload_and_an_agent_run_are_followed_to_their_end(
     assert run.returncode == 0, run.stderr
     assert "handoff triage → billing" in run.stdout
     assert "Refunded." in run.stdout
+
+
+def test_register_creates_the_account_and_logout_ends_the_session(
+    api: ApiServer, tmp_path: Path
+) -> None:
+    cli = Cli(api.url, tmp_path)
+    email = new_email("cli")
+    registered = cli.run("register", "--email", email, "--password-stdin", input="long enough pw\n")
+    assert registered.returncode == 0, registered.stderr
+    assert cli.json("whoami")["email"] == email
+    refresh_token = cli.stored()["refresh_token"]
+
+    assert cli.run("logout").returncode == 0
+    assert not cli.login_file.exists()
+    assert cli.run("whoami").returncode == 2
+    with Client(api.url) as anonymous, pytest.raises(APIError) as ended:
+        anonymous.accounts.refresh(refresh_token)
+    assert ended.value.status == 401

@@ -51,6 +51,21 @@ def test_a_job_is_submitted_followed_to_its_end_and_read(
     assert conveyor.jobs.events(job.id, after=1).items == events[1:]
 
 
+def test_a_wait_ends_at_its_timeout_and_a_stream_of_an_ended_job_ends_at_once(
+    conveyor: Client, worker: WorkerProcess
+) -> None:
+    sleeping = conveyor.jobs.submit("diagnostics.sleep", {"seconds": 60})
+    with pytest.raises(TimeoutError):
+        conveyor.jobs.wait(sleeping.id, timeout=2)
+    conveyor.jobs.cancel(sleeping.id)
+    ended = conveyor.jobs.wait(sleeping.id, timeout=60)
+    assert ended.status == "cancelled"
+
+    last = conveyor.jobs.events(sleeping.id).items[-1].seq
+    assert list(conveyor.jobs.stream(sleeping.id, after=last)) == []
+    assert [e.seq for e in conveyor.jobs.stream(sleeping.id, after=last - 1)] == [last]
+
+
 def test_lists_filter_and_page_and_a_batch_answers_each_job(
     conveyor: Client, worker: WorkerProcess
 ) -> None:

@@ -8,12 +8,37 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
 from core.client import APIError, AsyncClient, Client, JobEvent
 from tests.support.api_server import ApiServer
 from tests.support.factories import User
 from tests.support.worker import WorkerProcess
+
+
+class Sent(httpx.HTTPTransport):
+    """Notes the Last-Event-ID of every request it sends."""
+
+    def __init__(self, resumed_from: list[str]) -> None:
+        super().__init__()
+        self.resumed_from = resumed_from
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if "last-event-id" in request.headers:
+            self.resumed_from.append(request.headers["last-event-id"])
+        return super().handle_request(request)
+
+
+class AsyncSent(httpx.AsyncHTTPTransport):
+    def __init__(self, resumed_from: list[str]) -> None:
+        super().__init__()
+        self.resumed_from = resumed_from
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if "last-event-id" in request.headers:
+            self.resumed_from.append(request.headers["last-event-id"])
+        return await super().handle_async_request(request)
 
 
 class Restarts:
@@ -24,13 +49,16 @@ class Restarts:
         self._log_dir = log_dir
         self.servers = [ApiServer(env, self._new_dir())]
         self.url = self.servers[0].url
+        self.cut_after: int | None = None  # the last event seen before the cut
+        self.resumed_from: list[str] = []  # the Last-Event-ID of each (re)connection
 
     def _new_dir(self) -> Path:
         path = self._log_dir / f"api-{len(getattr(self, 'servers', []))}"
         path.mkdir()
         return path
 
-    def cut(self) -> None:
+    def cut(self, seen: int) -> None:
+        self.cut_after = seen
         self.servers[-1].stop(signal.SIGKILL)
         self.servers.append(ApiServer(self._env, self._new_dir(), port=self.servers[0].port))
 
@@ -43,11 +71,11 @@ def _follow_sync(
     restarts: Restarts, token: str, job_id: str, retries: list[APIError]
 ) -> list[JobEvent]:
     seen: list[JobEvent] = []
-    with Client(restarts.url, token=token) as client:
+    with Client(restarts.url, token=token, transport=Sent(restarts.resumed_from)) as client:
         for event in client.jobs.stream(job_id, on_retry=lambda error, _: retries.append(error)):
             seen.append(event)
             if event.type == "progress" and len(restarts.servers) == 1:
-                restarts.cut()
+                restarts.cut(event.seq)
     return seen
 
 
@@ -56,12 +84,13 @@ def _follow_async(
 ) -> list[JobEvent]:
     async def follow() -> list[JobEvent]:
         seen: list[JobEvent] = []
-        async with AsyncClient(restarts.url, token=token) as client:
+        sent = AsyncSent(restarts.resumed_from)
+        async with AsyncClient(restarts.url, token=token, transport=sent) as client:
             stream = client.jobs.stream(job_id, on_retry=lambda error, _: retries.append(error))
             async for event in stream:
                 seen.append(event)
                 if event.type == "progress" and len(restarts.servers) == 1:
-                    await asyncio.to_thread(restarts.cut)
+                    await asyncio.to_thread(restarts.cut, event.seq)
         return seen
 
     return asyncio.run(follow())
@@ -85,6 +114,10 @@ def test_a_stream_cut_by_an_api_restart_resumes_where_it_stopped(
 
         assert len(restarts.servers) == 2  # it was cut mid-stream
         assert retries, "the client never had to reconnect"
+        # It asked for what came after the last event it had, not for all of it again.
+        assert restarts.resumed_from[0] == "0"
+        assert str(restarts.cut_after) in restarts.resumed_from[1:]
+        assert set(restarts.resumed_from[1:]) <= {str(restarts.cut_after)}
         assert [e.seq for e in seen] == list(range(1, len(seen) + 1))  # none lost, none twice
         assert seen[-1].ends_job
         assert seen[-1].data["status"] == "succeeded"
