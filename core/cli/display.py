@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import sys
-from types import TracebackType
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from pydantic import BaseModel
@@ -14,6 +15,7 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    ProgressColumn,
     TaskID,
     TaskProgressColumn,
     TextColumn,
@@ -146,43 +148,32 @@ class Output:
             self.line(f"#{event.seq:<4} {event.at:%H:%M:%S}  {event.type:<16} {describe(event)}")
 
 
+@contextmanager
+def _live(out: Output, *columns: ProgressColumn) -> Iterator[Progress | None]:
+    """A live display on a terminal; None when there is none to draw."""
+    if not out.live:
+        yield None
+        return
+    with Progress(*columns, console=out.console) as progress:
+        yield progress
+
+
 class Watch:
     """Shows a job's events as they arrive: a live bar (percent and message, attempt,
     retries) with agent steps printed above it on a terminal; one line per event
     otherwise; nothing with `--json`, whose answer is the job at its end."""
 
-    def __init__(self, out: Output, job: Job) -> None:
+    def __init__(self, out: Output, job: Job, progress: Progress | None) -> None:
         self._out = out
         self._job = job
-        self._progress: Progress | None = None
-        self._task = TaskID(0)
+        self._progress = progress
         self._status = job.status
         self._attempt = job.attempts
-
-    def __enter__(self) -> Watch:
-        if self._out.live:
-            self._progress = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                TaskProgressColumn(),
-                TimeElapsedColumn(),
-                TextColumn("{task.fields[note]}"),
-                console=self._out.console,
+        self._task = TaskID(0)
+        if progress is not None:
+            self._task = progress.add_task(
+                self._title(), total=STEPS, completed=round(job.progress * STEPS), note=""
             )
-            self._progress.start()
-            self._task = self._progress.add_task(
-                self._title(), total=STEPS, completed=round(self._job.progress * STEPS), note=""
-            )
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._progress is not None:
-            self._progress.stop()
 
     def _title(self) -> str:
         return f"{self._job.kind} {str(self._job.id)[:8]} {self._status} #{self._attempt}"
@@ -219,37 +210,21 @@ class Watch:
             self._out.note(text)
 
 
-class Transfer:
-    """The bytes of an upload as they go out: a bar on a terminal, nothing otherwise."""
+@contextmanager
+def watching(out: Output, job: Job) -> Iterator[Watch]:
+    columns = (TaskProgressColumn(), TimeElapsedColumn(), TextColumn("{task.fields[note]}"))
+    with _live(out, TextColumn("{task.description}"), BarColumn(), *columns) as progress:
+        yield Watch(out, job, progress)
 
-    def __init__(self, out: Output, name: str) -> None:
-        self._out = out
-        self._name = name
-        self._progress: Progress | None = None
-        self._task = TaskID(0)
 
-    def __enter__(self) -> Transfer:
-        if self._out.live:
-            self._progress = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                DownloadColumn(),
-                TransferSpeedColumn(),
-                console=self._out.console,
-            )
-            self._progress.start()
-            self._task = self._progress.add_task(f"uploading {self._name}", total=None)
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-
-    def sent(self, done: int, total: int) -> None:
-        if self._progress is not None:
-            self._progress.update(self._task, completed=done, total=total)
+@contextmanager
+def transferring(out: Output, name: str) -> Iterator[Callable[[int, int], None]]:
+    """The bytes of an upload as they go out (what to call with them): a bar on a
+    terminal, nothing otherwise."""
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn())
+    with _live(out, *columns, TransferSpeedColumn()) as progress:
+        if progress is None:
+            yield lambda _done, _total: None
+            return
+        task = progress.add_task(f"uploading {name}", total=None)
+        yield lambda done, total: progress.update(task, completed=done, total=total)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core.cli.display import INTERRUPTED, SUCCEEDED, Output, Watch
+from core.cli.display import INTERRUPTED, SUCCEEDED, Output, watching
 from core.client import APIError, Client, Job
 
 
@@ -37,7 +37,7 @@ def follow(client: Client, out: Output, job: Job, cancel_on_interrupt: bool) -> 
     """Watch the job to its end; the exit code says how it ended. Ctrl-C stops
     watching, and with `--cancel-on-interrupt` asks the API to cancel the job first."""
     try:
-        with Watch(out, job) as watch:
+        with watching(out, job) as watch:
             final = client.jobs.wait(job.id, on_event=watch.event, on_retry=watch.reconnecting)
     except KeyboardInterrupt:
         if cancel_on_interrupt:

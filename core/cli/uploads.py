@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from core.cli.display import SUCCEEDED, USAGE, Output, Transfer
+from core.cli.display import SUCCEEDED, USAGE, Output, transferring
 from core.cli.jobs import add_waiting, follow
 from core.client import Client
 
@@ -16,9 +16,10 @@ def _upload(client: Client, out: Output, args: argparse.Namespace) -> int:
     if not path.is_file():
         out.note(f"error: {path}: no such file")
         return USAGE
-    send = client.uploads.create_direct if args.direct else client.uploads.create
-    with Transfer(out, path.name) as transfer:
-        created = send(path, content_type=args.content_type, on_progress=transfer.sent)
+    with transferring(out, path.name) as sent:
+        created = client.uploads.create(
+            path, content_type=args.content_type, on_progress=sent, direct=args.direct
+        )
     if not out.as_json:
         upload = created.upload
         out.line(

@@ -16,7 +16,7 @@ from core.client import calls, models
 from core.client.auth import choose
 from core.client.calls import Call
 from core.client.errors import APIError, failed_request, from_response
-from core.client.files import FileInput, Progress, source
+from core.client.files import FileInput, Progress, Source, source
 from core.client.following import RECONNECT_FOR_SECONDS, Following
 
 T = TypeVar("T")
@@ -255,40 +255,35 @@ class Uploads:
         filename: str | None = None,
         content_type: str | None = None,
         on_progress: Progress | None = None,
+        direct: bool = False,
     ) -> models.UploadCreated:
-        """Stream a file through the API (multipart); `on_progress(sent, total)` is
-        called as its bytes go out. Answers the upload and its processing job."""
+        """Upload a file; `on_progress(sent, total)` is called as its bytes go out.
+        Through the API (streamed multipart), or with `direct` straight to storage at a
+        presigned URL, then completed. Answers the upload and its processing job."""
         with source(file, filename, content_type, on_progress) as src:
+            if direct:
+                return self._direct(src)
             part = (src.filename, src.reader, src.content_type)
             return self._client.send(calls.create_upload(part))
 
-    def create_direct(
-        self,
-        file: FileInput,
-        *,
-        filename: str | None = None,
-        content_type: str | None = None,
-        on_progress: Progress | None = None,
-    ) -> models.UploadCreated:
-        """Upload straight to storage with a presigned URL, then complete it."""
-        with source(file, filename, content_type, on_progress) as src:
-            presigned = self._client.send(
-                calls.presign_upload(src.filename, src.size, src.content_type)
-            )
-            # A client of its own: the presigned URL carries its own authority.
-            try:
-                with httpx.Client(timeout=self._client._http.timeout) as storage:
-                    response = storage.request(
-                        presigned.method,
-                        presigned.url,
-                        content=src.chunks(),
-                        headers={**presigned.headers, "Content-Length": str(src.size)},
-                    )
-                    response.read()
-            except httpx.RequestError as exc:
-                raise failed_request(exc) from exc
-            if response.is_error:
-                raise from_response(response)
+    def _direct(self, src: Source) -> models.UploadCreated:
+        presigned = self._client.send(
+            calls.presign_upload(src.filename, src.size, src.content_type)
+        )
+        # A client of its own: the presigned URL carries its own authority.
+        try:
+            with httpx.Client(timeout=self._client._http.timeout) as storage:
+                response = storage.request(
+                    presigned.method,
+                    presigned.url,
+                    content=src.chunks(),
+                    headers={**presigned.headers, "Content-Length": str(src.size)},
+                )
+                response.read()
+        except httpx.RequestError as exc:
+            raise failed_request(exc) from exc
+        if response.is_error:
+            raise from_response(response)
         return self._client.send(calls.complete_upload(presigned.upload_id))
 
     def complete(self, upload_id: JobId) -> models.UploadCreated:

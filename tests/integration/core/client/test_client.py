@@ -163,7 +163,9 @@ def test_a_direct_upload_goes_to_storage_and_is_processed(
     path.write_bytes(image)
     sent: list[int] = []
 
-    created = conveyor.uploads.create_direct(path, on_progress=lambda done, _: sent.append(done))
+    created = conveyor.uploads.create(
+        path, on_progress=lambda done, _: sent.append(done), direct=True
+    )
 
     assert sent[-1] == len(image)
     assert created.upload.filename == "photo.png"
@@ -242,7 +244,9 @@ def test_the_async_client_does_the_same(api: ApiServer, user: User, worker: Work
             )
             assert sent[-1] == len(samples.csv_text())
             assert (await conveyor.jobs.wait(created.job.id, timeout=60)).status == "succeeded"
-            direct = await conveyor.uploads.create_direct(samples.json_doc(), filename="d.json")
+            direct = await conveyor.uploads.create(
+                samples.json_doc(), filename="d.json", direct=True
+            )
             assert (await conveyor.jobs.wait(direct.job.id, timeout=60)).status == "succeeded"
             assert await conveyor.uploads.content(direct.upload.id) == samples.json_doc()
 
