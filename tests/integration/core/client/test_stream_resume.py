@@ -4,7 +4,6 @@ with Last-Event-ID, and what it yields is the job's whole event log, once."""
 from __future__ import annotations
 
 import asyncio
-import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import httpx
 import pytest
 
 from core.client import APIError, AsyncClient, Client, JobEvent
-from tests.support.api_server import ApiServer
+from tests.support.api_server import RestartableApi
 from tests.support.factories import User
 from tests.support.worker import WorkerProcess
 
@@ -41,30 +40,18 @@ class AsyncSent(httpx.AsyncHTTPTransport):
         return await super().handle_async_request(request)
 
 
-class Restarts:
-    """The API on one port: killed outright at `cut()`, then started again there."""
+class Restarts(RestartableApi):
+    """Cut once, after the first progress event: noting the last event seen then, and
+    the Last-Event-ID of every (re)connection."""
 
     def __init__(self, env: dict[str, str], log_dir: Path) -> None:
-        self._env = env
-        self._log_dir = log_dir
-        self.servers = [ApiServer(env, self._new_dir())]
-        self.url = self.servers[0].url
-        self.cut_after: int | None = None  # the last event seen before the cut
-        self.resumed_from: list[str] = []  # the Last-Event-ID of each (re)connection
-
-    def _new_dir(self) -> Path:
-        path = self._log_dir / f"api-{len(getattr(self, 'servers', []))}"
-        path.mkdir()
-        return path
+        super().__init__(env, log_dir)
+        self.cut_after: int | None = None
+        self.resumed_from: list[str] = []
 
     def cut(self, seen: int) -> None:
         self.cut_after = seen
-        self.servers[-1].stop(signal.SIGKILL)
-        self.servers.append(ApiServer(self._env, self._new_dir(), port=self.servers[0].port))
-
-    def stop(self) -> None:
-        for server in self.servers:
-            server.stop()
+        self.restart()
 
 
 def _follow_sync(
@@ -74,7 +61,7 @@ def _follow_sync(
     with Client(restarts.url, token=token, transport=Sent(restarts.resumed_from)) as client:
         for event in client.jobs.stream(job_id, on_retry=lambda error, _: retries.append(error)):
             seen.append(event)
-            if event.type == "progress" and len(restarts.servers) == 1:
+            if event.type == "progress" and restarts.restarts == 0:
                 restarts.cut(event.seq)
     return seen
 
@@ -89,7 +76,7 @@ def _follow_async(
             stream = client.jobs.stream(job_id, on_retry=lambda error, _: retries.append(error))
             async for event in stream:
                 seen.append(event)
-                if event.type == "progress" and len(restarts.servers) == 1:
+                if event.type == "progress" and restarts.restarts == 0:
                     await asyncio.to_thread(restarts.cut, event.seq)
         return seen
 
@@ -112,7 +99,7 @@ def test_a_stream_cut_by_an_api_restart_resumes_where_it_stopped(
 
         seen = follow(restarts, user.token, str(job.id), retries)
 
-        assert len(restarts.servers) == 2  # it was cut mid-stream
+        assert restarts.restarts == 1  # it was cut mid-stream
         assert retries, "the client never had to reconnect"
         # It asked for what came after the last event it had, not for all of it again.
         assert restarts.resumed_from[0] == "0"
