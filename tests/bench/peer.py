@@ -24,6 +24,7 @@ from tests.bench.failures import BenchError
 from tests.bench.http_load import run_concurrently
 from tests.bench.job_throughput import PipelineResult
 from tests.bench.options import PipelineOptions
+from tests.bench.peer_app import create_table
 from tests.bench.stack import (
     STARTUP_SECONDS,
     LoggedGroup,
@@ -41,22 +42,31 @@ CHUNK = 500
 class Peer:
     client: httpx.AsyncClient
     results: redis.Redis
+    name: str  # "peer", or "durable-peer" for the one that keeps its tasks in PostgreSQL
 
 
-def peer_redis_url(redis_url: str) -> str:
-    """The database after the bench's own: the peer's broker and result backend."""
+def peer_redis_url(redis_url: str, offset: int = 1) -> str:
+    """A database after the bench's own: a peer's broker and result backend."""
     parts = urlsplit(redis_url)
     db = int(parts.path.strip("/") or 0)
-    return urlunsplit(parts._replace(path=f"/{(db + 1) % 16}"))
+    return urlunsplit(parts._replace(path=f"/{(db + offset) % 16}"))
 
 
-def start_peer(stack: Stack, opts: PipelineOptions, group: LoggedGroup) -> Peer:
-    """The peer's api and worker in `group`, and a client of it."""
-    url = peer_redis_url(stack.servers.redis_url)
+def start_peer(
+    stack: Stack, opts: PipelineOptions, group: LoggedGroup, *, durable: bool = False
+) -> Peer:
+    """A peer's api and worker in `group`, and a client of it. `durable`: the peer that
+    also keeps its tasks in the bench's PostgreSQL database (peer_app.py)."""
+    name = "durable-peer" if durable else "peer"
+    offset = 2 if durable else 1
+    url = peer_redis_url(stack.servers.redis_url, offset)
     with redis.Redis.from_url(url, socket_timeout=10) as client:
         client.flushdb()
     token = secrets.token_urlsafe(24)
-    port = opts.port + 10
+    port = opts.port + 10 * offset
+    database = {"PEER_DATABASE_URL": stack.servers.database_url} if durable else {}
+    if durable:
+        create_table(stack.servers.database_url)
     ours = group.env
     # Celery takes BROKER_URL from the environment over the app's own: the peer's
     # processes get an environment without Conveyor's.
@@ -64,13 +74,15 @@ def start_peer(stack: Stack, opts: PipelineOptions, group: LoggedGroup) -> Peer:
         **{name: value for name, value in ours.items() if name != "BROKER_URL"},
         "PEER_BROKER_URL": url,
         "PEER_TOKEN": token,
+        **database,
     }
     try:
-        group.start("peer-api", api_argv(port, opts.api_workers, app="tests.bench.peer_app:app"))
+        app = "tests.bench.peer_app:app"
+        group.start(f"{name}-api", api_argv(port, opts.api_workers, app=app))
         worker = celery_worker_argv(
-            "tests.bench.peer_app:celery", "peer-worker", opts.worker_concurrency, queues="peer"
+            "tests.bench.peer_app:celery", f"{name}-worker", opts.worker_concurrency, queues="peer"
         )
-        group.start("peer-worker", worker)
+        group.start(f"{name}-worker", worker)
     finally:
         group.env = ours
     limits = httpx.Limits(
@@ -82,7 +94,7 @@ def start_peer(stack: Stack, opts: PipelineOptions, group: LoggedGroup) -> Peer:
         timeout=HTTP_TIMEOUT_SECONDS,
         headers={"Authorization": f"Bearer {token}"},
     )
-    return Peer(client, redis.Redis.from_url(url, socket_timeout=10))
+    return Peer(client, redis.Redis.from_url(url, socket_timeout=10), name)
 
 
 async def wait_peer_ready(client: httpx.AsyncClient, group: LoggedGroup) -> None:

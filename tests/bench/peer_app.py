@@ -4,17 +4,31 @@ tutorials do: `POST /tasks` calls `.delay()` and answers `202 {task_id}`; `GET
 no-op task. `make bench` runs it beside Conveyor with the same uvicorn and Celery
 settings (prefork, acks late, prefetch 1). Bench tooling, never part of the product.
 
+With PEER_DATABASE_URL it is the same stack plus the least PostgreSQL bookkeeping that
+makes a task outlive a lost message: a row committed before the publish, a commit when
+the task starts and one when it ends (plain psycopg2, one statement each, no ORM), and
+`GET` reads the row. `make bench` runs both: their ratio is the most a stack that keeps
+its jobs in PostgreSQL this way can reach against the tutorial's, on this machine.
+
     uvicorn tests.bench.peer_app:app    celery -A tests.bench.peer_app:celery worker -Q peer
 """
 
 from __future__ import annotations
 
+import json
 import os
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
+import psycopg2
 from celery import Celery
 from celery.result import AsyncResult
 from fastapi import Depends, FastAPI, Header, HTTPException
+from psycopg2.extensions import connection as Connection
+from psycopg2.pool import ThreadedConnectionPool
 
 QUEUE = "peer"
 
@@ -34,8 +48,67 @@ celery.conf.update(
 )
 
 
-@celery.task(name="peer.noop")
-def noop(payload: dict[str, Any]) -> dict[str, Any]:
+DATABASE_URL = os.environ.get("PEER_DATABASE_URL", "")
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS peer_tasks (
+    id uuid PRIMARY KEY,
+    status text NOT NULL,
+    payload jsonb NOT NULL,
+    result jsonb,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    started_at timestamptz,
+    finished_at timestamptz
+)
+"""
+# As many as the api's thread pool has threads, so a request never waits for one.
+POOL_SIZE = 40
+_pool: ThreadedConnectionPool | None = None
+_pool_lock = threading.Lock()
+_pool_pid = 0
+
+
+def create_table(dsn: str) -> None:
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cursor:
+        cursor.execute(SCHEMA)
+        cursor.execute("TRUNCATE peer_tasks")
+
+
+@contextmanager
+def database() -> Iterator[Connection]:
+    """A pooled connection of this process (a prefork child opens its own)."""
+    global _pool, _pool_pid
+    with _pool_lock:
+        if _pool is None or _pool_pid != os.getpid():
+            _pool = ThreadedConnectionPool(1, POOL_SIZE, DATABASE_URL)
+            _pool_pid = os.getpid()
+        pool = _pool
+    conn = pool.getconn()
+    try:
+        yield conn
+    finally:
+        pool.putconn(conn)
+
+
+def _execute(sql: str, *params: Any) -> None:
+    with database() as conn:
+        with conn.cursor() as cursor:
+            cursor.execute(sql, params)
+        conn.commit()
+
+
+@celery.task(name="peer.noop", bind=True)
+def noop(self: Any, payload: dict[str, Any]) -> dict[str, Any]:
+    if DATABASE_URL:
+        _execute(
+            "UPDATE peer_tasks SET status = 'running', started_at = now() WHERE id = %s",
+            self.request.id,
+        )
+        _execute(
+            "UPDATE peer_tasks SET status = 'succeeded', result = %s, finished_at = now() "
+            "WHERE id = %s",
+            json.dumps(payload),
+            self.request.id,
+        )
     return payload
 
 
@@ -52,15 +125,39 @@ app = FastAPI(dependencies=[Depends(authorized)])
 
 @app.post("/tasks", status_code=202)
 def create_task(payload: dict[str, Any]) -> dict[str, str]:
-    result = noop.delay(payload)
-    return {"task_id": result.id}
+    task_id = str(uuid.uuid4())
+    if DATABASE_URL:
+        _execute(
+            "INSERT INTO peer_tasks (id, status, payload) VALUES (%s, 'queued', %s)",
+            task_id,
+            json.dumps(payload),
+        )
+    noop.apply_async((payload,), task_id=task_id)
+    return {"task_id": task_id}
 
 
 @app.get("/tasks/{task_id}")
 def get_task(task_id: str) -> dict[str, Any]:
+    if DATABASE_URL:
+        return _row(task_id)
     result: AsyncResult[Any] = AsyncResult(task_id, app=celery)
     return {
         "task_id": task_id,
         "status": result.status,
         "result": result.result if result.ready() else None,
     }
+
+
+def _row(task_id: str) -> dict[str, Any]:
+    try:
+        uuid.UUID(task_id)
+    except ValueError:
+        return {"task_id": task_id, "status": "PENDING", "result": None}
+    with database() as conn:
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT status, result FROM peer_tasks WHERE id = %s", (task_id,))
+            row = cursor.fetchone()
+        conn.commit()
+    if row is None:
+        return {"task_id": task_id, "status": "PENDING", "result": None}
+    return {"task_id": task_id, "status": row[0], "result": row[1]}

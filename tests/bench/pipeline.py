@@ -4,9 +4,10 @@ Phases, in this order, each with its own warm-up:
 
 1. celery (celery_baseline.py): a no-op worker alone.
 2. pipeline (job_throughput.py) against its peer (peer.py, the FastAPI + Celery stack
-   of the tutorials, running beside it): alternating rounds of jobs submitted over HTTP.
+   of the tutorials, running beside it) and the durable peer (the same stack keeping
+   each task in a PostgreSQL row): alternating rounds of jobs submitted over HTTP.
 3. batch (job_throughput.py): the pipeline fed by POST /api/v1/jobs/batch.
-4. poll (polling.py): GET /healthz, GET /api/v1/jobs/{id} and the peer's GET /tasks/{id}.
+4. poll (polling.py): GET /healthz, GET /api/v1/jobs/{id} and the peers' GET /tasks/{id}.
 5. reset (reset_timing.py): on the same stack, password reset requests one at a time.
 6. metrics (metrics_cost.py): the pipeline again, metrics off and on, alternating.
 """
@@ -49,7 +50,7 @@ SUBMITS_UNLIMITED = {"TENANT_SUBMIT_LIMIT": str(10**9)}
 
 
 async def drive_stack(
-    opts: PipelineOptions, group: LoggedGroup, db: Engine, peer: Peer
+    opts: PipelineOptions, group: LoggedGroup, db: Engine, peer: Peer, durable: Peer
 ) -> StackResults:
     limits = httpx.Limits(
         max_connections=opts.concurrency, max_keepalive_connections=opts.concurrency
@@ -58,11 +59,13 @@ async def drive_stack(
         base_url=api_url(opts.port), limits=limits, timeout=HTTP_TIMEOUT_SECONDS
     ) as client:
         await sign_in_when_ready(client, group)
-        await wait_peer_ready(peer.client, group)
-        say(f"peer: warming up with {opts.warmup} tasks (includes worker start-up)")
-        await measure_peer(peer, group, opts, "peer:warmup", opts.warmup)
+        for each in (peer, durable):
+            await wait_peer_ready(each.client, group)
+            say(f"{each.name}: warming up with {opts.warmup} tasks (includes worker start-up)")
+            await measure_peer(each, group, opts, f"{each.name}:warmup", opts.warmup)
         pipeline: list[PipelineResult] = []
         peers: list[PipelineResult] = []
+        durables: list[PipelineResult] = []
         # Alternating rounds, so drift on a noisy machine favours neither stack.
         for round_ in range(opts.rounds):
             result, job_ids = await measure_jobs(client, db, group, opts, f"pipeline-{round_}")
@@ -72,12 +75,20 @@ async def drive_stack(
                 peer, group, opts, f"peer-{round_}", opts.jobs
             )
             peers.append(peer_result)
+            say(f"durable-peer: timing {opts.jobs} tasks (round {round_ + 1} of {opts.rounds})")
+            durable_result, durable_ids = await measure_peer(
+                durable, group, opts, f"durable-peer-{round_}", opts.jobs
+            )
+            durables.append(durable_result)
         batch = await measure_batch(client, db, group, opts)
         roots = group.roots()
-        poll = await measure_polling(client, job_ids, peer.client, task_ids, opts, roots)
+        poll = await measure_polling(
+            client, job_ids, peer.client, task_ids, durable.client, durable_ids, opts, roots
+        )
         reset = await measure_resets(client, opts, roots)
     await peer.client.aclose()
-    return StackResults(pipeline, peers, batch, poll, reset)
+    await durable.client.aclose()
+    return StackResults(pipeline, peers, durables, batch, poll, reset)
 
 
 def measure_stack(stack: Stack, opts: PipelineOptions) -> StackResults:
@@ -86,7 +97,8 @@ def measure_stack(stack: Stack, opts: PipelineOptions) -> StackResults:
         with stack.group() as group:
             start_pipeline(stack, opts, group)
             peer = start_peer(stack, opts, group)
-            return asyncio.run(drive_stack(opts, group, db, peer))
+            durable = start_peer(stack, opts, group, durable=True)
+            return asyncio.run(drive_stack(opts, group, db, peer, durable))
     finally:
         db.dispose()
 

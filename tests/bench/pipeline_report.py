@@ -21,6 +21,7 @@ class StackResults:
 
     pipeline: list[PipelineResult]  # one per round
     peer: list[PipelineResult]  # one per round, alternating with the pipeline's
+    durable_peer: list[PipelineResult]  # the same, for the peer keeping tasks in PostgreSQL
     batch: PipelineResult
     poll: PollResult
     reset: ResetResult
@@ -48,6 +49,7 @@ def _throughput(label: str, result: PipelineResult, unit: str) -> list[str]:
 
 def report(celery: CeleryResult, results: StackResults, metrics: MetricsCost) -> None:
     pipeline, peer = median_round(results.pipeline), median_round(results.peer)
+    durable = median_round(results.durable_peer)
     poll, reset, batch = results.poll, results.reset, results.batch
     ratio = pipeline.per_second / celery.per_second
     peer_ratio = pipeline.per_second / peer.per_second
@@ -68,6 +70,10 @@ def report(celery: CeleryResult, results: StackResults, metrics: MetricsCost) ->
         f"peer (the FastAPI + Celery tutorial stack: POST /tasks -> no-op task), rounds: "
         f"{rates(results.peer)} tasks/s; the median round:",
         *_throughput("median", peer, "task"),
+        f"durable peer (the same stack, each task a PostgreSQL row: inserted before the "
+        f"publish, updated at its start and end), rounds: {rates(results.durable_peer)} "
+        "tasks/s; the median round:",
+        *_throughput("median", durable, "task"),
         "batch (POST /api/v1/jobs/batch, 100 jobs a request, 4 in flight)",
         *_throughput("one run", batch, "job"),
         "polling (same client, same concurrency)",
@@ -77,6 +83,8 @@ def report(celery: CeleryResult, results: StackResults, metrics: MetricsCost) ->
         *cpu.report_lines(poll.job.cpu, len(poll.job.latencies), "request"),
         f"  {poll.peer.describe()}",
         *cpu.report_lines(poll.peer.cpu, len(poll.peer.latencies), "request"),
+        f"  {poll.durable_peer.describe()}",
+        *cpu.report_lines(poll.durable_peer.cpu, len(poll.durable_peer.latencies), "request"),
         "password reset request (POST /api/v1/auth/password-reset/request)",
         f"  {reset.describe()}",
         *cpu.report_lines(reset.cpu, len(reset.registered) + len(reset.unregistered), "request"),
@@ -88,6 +96,12 @@ def report(celery: CeleryResult, results: StackResults, metrics: MetricsCost) ->
         "   (goal: >= 0.95)",
         f"celery_tasks_per_s={celery.per_second:.2f} celery_ratio={ratio:.3f} "
         f"health_poll_ratio={poll.ratio:.3f}   (information: against bare Celery, /healthz)",
+        f"durable_peer_jobs_per_s={durable.per_second:.2f} "
+        f"durable_peer_ratio={durable.per_second / peer.per_second:.3f} "
+        f"durable_peer_poll_ratio={poll.durable_peer_ratio:.3f} "
+        f"pipeline_vs_durable_peer={pipeline.per_second / durable.per_second:.3f}"
+        "   (information: the tutorial stack keeping each task in a PostgreSQL row, "
+        "against the tutorial stack)",
         "goals: peer_ratio >= 0.6, peer_poll_ratio >= 0.8, batch_ratio >= 1.5",
         f"pipeline_jobs_per_s={pipeline.per_second:.2f} "
         f"peer_jobs_per_s={peer.per_second:.2f} "

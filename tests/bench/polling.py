@@ -45,6 +45,8 @@ class PollResult:
     job: RequestsResult
     # The tutorial stack's `GET /tasks/{id}` (peer_app.py).
     peer: RequestsResult
+    # The same, reading the task's row from PostgreSQL (the durable peer).
+    durable_peer: RequestsResult
 
     @property
     def ratio(self) -> float:
@@ -53,6 +55,10 @@ class PollResult:
     @property
     def peer_ratio(self) -> float:
         return self.job.per_second / self.peer.per_second
+
+    @property
+    def durable_peer_ratio(self) -> float:
+        return self.durable_peer.per_second / self.peer.per_second
 
 
 async def time_requests(
@@ -89,18 +95,23 @@ async def measure_polling(
     job_ids: Sequence[uuid.UUID],
     peer_client: httpx.AsyncClient,
     task_ids: Sequence[str],
+    durable_client: httpx.AsyncClient,
+    durable_ids: Sequence[str],
     opts: PipelineOptions,
     roots: dict[str, int],
 ) -> PollResult:
     job_paths = [f"/api/v1/jobs/{job_id}" for job_id in job_ids]
     task_paths = [f"/tasks/{task_id}" for task_id in task_ids]
+    durable_paths = [f"/tasks/{task_id}" for task_id in durable_ids]
     say(f"poll: warming up, then timing {opts.poll_requests} requests of each endpoint")
     await time_requests(client, "warm-up", ["/healthz"], opts.warmup, opts, roots)
     await time_requests(client, "warm-up", job_paths, opts.warmup, opts, roots)
     await time_requests(peer_client, "warm-up", task_paths, opts.warmup, opts, roots)
+    await time_requests(durable_client, "warm-up", durable_paths, opts.warmup, opts, roots)
     health: list[RequestsResult] = []
     job: list[RequestsResult] = []
     peer: list[RequestsResult] = []
+    durable: list[RequestsResult] = []
     first_half = opts.poll_requests // 2
     for count in (first_half, opts.poll_requests - first_half):
         health.append(await time_requests(client, "GET /healthz", ["/healthz"], count, opts, roots))
@@ -110,8 +121,12 @@ async def measure_polling(
         peer.append(
             await time_requests(peer_client, "peer GET /tasks/{id}", task_paths, count, opts, roots)
         )
+        durable.append(
+            await time_requests(durable_client, "durable", durable_paths, count, opts, roots)
+        )
     return PollResult(
         health=_merge("GET /healthz", health),
         job=_merge("GET /api/v1/jobs/{id}", job),
         peer=_merge("peer GET /tasks/{id}", peer),
+        durable_peer=_merge("durable peer GET /tasks", durable),
     )
