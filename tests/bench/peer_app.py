@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-import threading
+import queue
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,7 +28,6 @@ from celery import Celery
 from celery.result import AsyncResult
 from fastapi import Depends, FastAPI, Header, HTTPException
 from psycopg2.extensions import connection as Connection
-from psycopg2.pool import ThreadedConnectionPool
 
 QUEUE = "peer"
 
@@ -60,11 +59,11 @@ CREATE TABLE IF NOT EXISTS peer_tasks (
     finished_at timestamptz
 )
 """
-# As many as the api's thread pool has threads, so a request never waits for one.
-POOL_SIZE = 40
-_pool: ThreadedConnectionPool | None = None
-_pool_lock = threading.Lock()
-_pool_pid = 0
+# This process's idle connections: one opened whenever none is idle, and every one
+# kept (psycopg2's own pools close those above `minconn`, a new PostgreSQL backend per
+# request under load).
+_idle: queue.LifoQueue[Connection] = queue.LifoQueue()
+_idle_pid = os.getpid()
 
 
 def create_table(dsn: str) -> None:
@@ -75,18 +74,21 @@ def create_table(dsn: str) -> None:
 
 @contextmanager
 def database() -> Iterator[Connection]:
-    """A pooled connection of this process (a prefork child opens its own)."""
-    global _pool, _pool_pid
-    with _pool_lock:
-        if _pool is None or _pool_pid != os.getpid():
-            _pool = ThreadedConnectionPool(1, POOL_SIZE, DATABASE_URL)
-            _pool_pid = os.getpid()
-        pool = _pool
-    conn = pool.getconn()
+    """An idle connection of this process (a prefork child opens its own)."""
+    global _idle, _idle_pid
+    if _idle_pid != os.getpid():
+        _idle, _idle_pid = queue.LifoQueue(), os.getpid()
+    try:
+        conn = _idle.get_nowait()
+    except queue.Empty:
+        conn = psycopg2.connect(DATABASE_URL)
     try:
         yield conn
+    except BaseException:
+        conn.rollback()
+        raise
     finally:
-        pool.putconn(conn)
+        _idle.put(conn)
 
 
 def _execute(sql: str, *params: Any) -> None:
