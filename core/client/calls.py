@@ -101,13 +101,15 @@ def submit_job(
     )
 
 
+_BATCH_ITEMS = TypeAdapter(list[models.BatchItem])
+
+
+def _batch_items(response: httpx.Response) -> list[models.BatchItem]:
+    return _BATCH_ITEMS.validate_python(response.json()["items"])
+
+
 def submit_batch(jobs: Sequence[Mapping[str, Any]]) -> Call[list[models.BatchItem]]:
-    adapter = TypeAdapter(list[models.BatchItem])
-
-    def parse(response: httpx.Response) -> list[models.BatchItem]:
-        return adapter.validate_python(response.json()["items"])
-
-    return Call("POST", f"{API}/jobs/batch", parse, json={"jobs": [dict(j) for j in jobs]})
+    return Call("POST", f"{API}/jobs/batch", _batch_items, json={"jobs": [dict(j) for j in jobs]})
 
 
 def get_job(job_id: uuid.UUID | str) -> Call[models.Job]:
