@@ -34,16 +34,17 @@ class UnitOfWork(PendingPublishes):
         super().__init__()
         self.session = session
 
-    def flush_publishes(self, state: AppState) -> None:
-        self.flush(state.celery, state.db, record=state.enqueued.record)
-
-
-def _finish(uow: UnitOfWork, state: AppState) -> None:
-    try:
-        uow.session.commit()
-    finally:
-        uow.session.close()
-    uow.flush_publishes(state)
+    def finish(self, state: AppState) -> None:
+        """Commit, then dispatch and publish what the transaction submitted. Once done,
+        doing it again does nothing: a route that answers with what the dispatch gave
+        out finishes before it answers, and its dependency's own finish is then empty."""
+        try:
+            self.session.commit()
+        finally:
+            self.session.close()
+        self.flush(
+            state.celery, state.db, state.settings.tenant_concurrency, record=state.enqueued.record
+        )
 
 
 async def _unit_of_work(request: Request) -> AsyncIterator[UnitOfWork]:
@@ -57,7 +58,7 @@ async def _unit_of_work(request: Request) -> AsyncIterator[UnitOfWork]:
         with anyio.CancelScope(shield=True):
             await run_in_threadpool(uow.session.close)  # rolls back
         raise
-    await run_in_threadpool(_finish, uow, state)
+    await run_in_threadpool(uow.finish, state)
 
 
 # scope="function": commit before the response is sent, so a client that got 202
@@ -149,7 +150,7 @@ def in_one_trip(
     except BaseException:
         uow.session.close()  # rolls back
         raise
-    _finish(uow, state)
+    uow.finish(state)
     return result
 
 

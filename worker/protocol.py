@@ -110,26 +110,24 @@ SLOT_FREED = (Outcome.SUCCEEDED, Outcome.FAILED, Outcome.CANCELLED, Outcome.RETR
 def hand_off(celery: Celery, ended: Ended, queue: str) -> None:
     """The slot the job held in its tenant's line is free: publish the line's next due
     job now, instead of at the reconciler's next sweep (which is what happens if this
-    fails, or this process dies first)."""
+    fails, or this process dies first). The job's end is committed before, so a submit
+    racing this one sees the slot free if this does not see its job."""
     if ended.tenant_id is None or ended.outcome not in SLOT_FREED:
         return
     rt = runtime()
+    lines = [queue]
+    if ended.webhooks:
+        # The webhooks the job's end queued: sent now, not at the reconciler's sweep.
+        lines.append(Queue.WEBHOOKS.value)
+    messages: list[JobMessage] = []
     try:
-        with rt.db.autocommit() as connection:
-            waiting = dispatch.has_waiting(connection, ended.tenant_id, queue)
-        lines = [queue] if waiting else []
-        if ended.webhooks:
-            # The webhooks the job's end queued: sent now, not at the reconciler's sweep.
-            lines.append(Queue.WEBHOOKS.value)
-        messages: list[JobMessage] = []
-        for line in lines:
-            with rt.db.transaction() as session:
+        with rt.db.autocommit() as connection:  # each line one round trip
+            for line in lines:
                 messages += dispatch.dispatch_line(
-                    session, ended.tenant_id, line, rt.settings.tenant_concurrency
+                    connection, ended.tenant_id, line, rt.settings.tenant_concurrency
                 )
     except Exception as exc:
         log.warning("hand-off in %s left to the reconciler (%s)", queue, type(exc).__name__)
-        return
     publish_committed(celery, rt.db, messages)
 
 

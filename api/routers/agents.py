@@ -62,4 +62,5 @@ def start_run(
         body.input,
         idempotency_key,
     )
+    uow.finish(state)  # so the answer shows whether the run got one of the slots
     return accepted(submitted, scope)

@@ -42,11 +42,11 @@ from api.schemas.strings import NulFreeStr
 from api.state import app_state
 from core.errors import ConveyorError, ErrorCode
 from core.identity.access import Principal, Scope
-from core.jobs import dispatch, lifecycle, queries, quotas
+from core.jobs import lifecycle, queries, quotas
 from core.jobs.batch import ItemOutcome, submit_batch
 from core.jobs.contracts import Queue, public_kinds
 from core.jobs.states import JobStatus
-from core.jobs.submit import NewJob, new_job, submit
+from core.jobs.submit import NewJob, Submitted, new_job, submit
 from core.jobs.views import JobOut, JobSummary
 from core.jobs.visibility import event_visible, withholds_uploads
 
@@ -86,7 +86,7 @@ async def create_job(
 ) -> Response:
     state = app_state(request)
 
-    def create(uow: UnitOfWork, scope: Principal) -> Response:
+    def create(uow: UnitOfWork, scope: Principal) -> tuple[Submitted, Principal]:
         quotas.check_submit(uow.session, state.kv, state.settings, scope.tenant_id, idempotency_key)
         submitted = submit(
             uow.session,
@@ -101,11 +101,15 @@ async def create_job(
             run_after=body.due(),
             schedule=body.schedule(),
         )
-        return accepted(submitted, scope)
+        return submitted, scope
 
     # The busiest route: one trip to the thread pool for the caller's check, the
-    # insert, the commit and the publish.
-    return await run_in_threadpool(in_one_trip, state, credentials, Scope.JOBS_WRITE, create)
+    # insert, the commit, the dispatch and the publish. The answer is built after them,
+    # so it shows whether the job got one of its tenant's slots.
+    submitted, scope = await run_in_threadpool(
+        in_one_trip, state, credentials, Scope.JOBS_WRITE, create
+    )
+    return accepted(submitted, scope)
 
 
 @router.post(
@@ -133,6 +137,8 @@ def create_jobs(
         items=[_batch_item(raw) for raw in body.jobs],
         settings=state.settings,
     )
+    # Committed and dispatched before the answer, which shows which jobs got a slot.
+    uow.finish(state)
     return json_response(BatchOut(items=[_item_out(o, scope) for o in outcomes]), 202)
 
 
@@ -260,7 +266,6 @@ def list_events(
     responses={202: {"model": JobOut}, **problem_responses(401, 404, 409)},
 )
 def cancel_job(
-    request: Request,
     job_id: uuid.UUID,
     response: Response,
     scope: JobsWrite,
@@ -272,15 +277,11 @@ def cancel_job(
     if job is None:
         raise ConveyorError(ErrorCode.JOB_NOT_FOUND)
     if job.status == JobStatus.CANCELLED:
-        cap = app_state(request).settings.tenant_concurrency
         # The webhooks its end queued go now; and if it held one of the tenant's
         # slots, the next job in its line does too.
-        lines = [Queue.WEBHOOKS.value]
+        uow.dispatch_after_commit((scope.tenant_id, Queue.WEBHOOKS.value))
         if job.dispatched_at is not None:
-            lines.append(job.queue)
-        for line in lines:
-            for message in dispatch.dispatch_line(uow.session, scope.tenant_id, line, cap):
-                uow.publish_after_commit(message)
+            uow.dispatch_after_commit((scope.tenant_id, job.queue))
     if job.status == JobStatus.RUNNING:
         response.status_code = status.HTTP_202_ACCEPTED
     elif job.status != JobStatus.CANCELLED:

@@ -114,8 +114,9 @@ async def create_upload(
         upload, submitted = await run_in_threadpool(
             upload_service.add_stored, uow.session, uow, state.settings, principal, new
         )
-        # Committed here, so a failed commit still removes the stored object.
-        await run_in_threadpool(uow.session.commit)
+        # Committed here, so a failed commit still removes the stored object; then
+        # dispatched, so the answer shows whether its job got one of the slots.
+        await run_in_threadpool(uow.finish, state)
     except BaseException:
         # The row never made it: the object must not outlive it.
         await run_in_threadpool(
@@ -285,6 +286,7 @@ def complete_upload(
     submitted = upload_service.complete(
         uow.session, uow, state.settings, upload, sniff(head, upload.filename)
     )
+    uow.finish(state)  # so the answer shows whether its job got one of the slots
     return UploadCreated(
         upload=UploadOut.model_validate(upload),
         job=JobOut.seen_by(submitted.job, principal),

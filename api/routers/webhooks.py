@@ -164,6 +164,7 @@ def send_test(
     # A job of the tenant's, made on request: counted as its submits are.
     quotas.check_submit(uow.session, state.kv, state.settings, principal.tenant_id)
     submitted = deliveries.send_test(uow.session, uow, state.settings, endpoint)
+    uow.finish(state)  # so the answer shows whether the delivery got one of the slots
     return accepted(submitted, principal)
 
 
@@ -210,4 +211,5 @@ def redeliver(
     endpoint = endpoints.get(uow.session, principal.tenant_id, webhook_id)
     quotas.check_submit(uow.session, state.kv, state.settings, principal.tenant_id)
     submitted = deliveries.redeliver(uow.session, uow, state.settings, endpoint, delivery_id)
+    uow.finish(state)  # so the answer shows whether the delivery got one of the slots
     return accepted(submitted, principal)

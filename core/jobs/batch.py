@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 
 from core.errors import ConveyorError
 from core.jobs import dispatch
-from core.jobs.submit import NewJob, Publisher, Submitted, dispatch_lines, insert_job
+from core.jobs.submit import NewJob, Publisher, Submitted, insert_job
+from core.models import Job
 from core.settings import Settings
 
 # The most jobs one batch may hold.
@@ -38,13 +39,6 @@ def submit_batch(
 ) -> list[ItemOutcome]:
     """Insert each validated item (`core.jobs.submit.new_job`); an item that is already
     an error stays one. Outcomes are in the items' order."""
-    # Every line the batch joins is held from the start, in one order for every
-    # request, so that two batches of one tenant never wait for each other in a circle.
-    lines = sorted(
-        {line for item in items if isinstance(item, NewJob) and (line := item.line(tenant_id))}
-    )
-    for line in lines:
-        dispatch.lock_line(session, *line)
     outcomes: list[ItemOutcome] = []
     for item in items:
         if isinstance(item, ConveyorError):
@@ -56,6 +50,13 @@ def submit_batch(
             )
         except ConveyorError as exc:  # its key was used for another request
             outcomes.append(exc)
-    new = [o.job for o in outcomes if isinstance(o, Submitted) and not o.replayed]
-    dispatch_lines(session, publisher, lines, settings, new)
+    # The lines the new jobs joined are dispatched once they are committed.
+    joined: dict[dispatch.Line, list[Job]] = {}
+    for item, outcome in zip(items, outcomes, strict=True):
+        if isinstance(outcome, Submitted) and not outcome.replayed:
+            assert isinstance(item, NewJob)
+            if (line := item.line(tenant_id)) is not None:
+                joined.setdefault(line, []).append(outcome.job)
+    for line, jobs in joined.items():
+        publisher.dispatch_after_commit(line, jobs)
     return outcomes

@@ -35,12 +35,12 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
-    exists,
     func,
     or_,
     select,
     update,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
 from core.db import Database
@@ -66,13 +66,6 @@ HOLDING = or_(
 )
 # Kinds this release does not know (a newer one's) are left to a process that does.
 KNOWN = Job.kind.in_(list(KINDS))
-
-
-def lock_line(session: Session, tenant_id: uuid.UUID, queue: str) -> None:
-    """Hold the tenant's line in `queue` until the transaction ends."""
-    session.execute(
-        select(func.pg_advisory_xact_lock(LINE_LOCKS, func.hashtext(f"{tenant_id}/{queue}")))
-    )
 
 
 def _tenant_cap(tenant_id: Any, default: Any) -> ColumnElement[int]:
@@ -120,41 +113,67 @@ def _system_statement() -> Select[Any]:
     return _dispatching(Job.tenant_id.is_(None), limit=BATCH)
 
 
-def take_slots(
-    session: Session, tenant_id: uuid.UUID, queue: str, default_cap: int
-) -> list[JobMessage]:
-    """Give the line's free slots to its first due jobs, with the line locked
-    (`lock_line`, in this transaction). Their messages, in line order, are the
-    caller's to publish once the transaction has committed.
-
-    The count of slots held is right because this is a statement of its own after the
-    lock was taken: under READ COMMITTED its snapshot starts after every earlier holder
-    of the lock has committed what it gave out."""
-    rows = session.execute(
-        _take_slots_statement(),
-        {"line_tenant": tenant_id, "line_queue": queue, "default_cap": default_cap},
-    ).all()
-    return [JobMessage.of_row(row) for row in rows]
-
-
 def dispatch_line(
-    session: Session, tenant_id: uuid.UUID, queue: str, default_cap: int
+    executor: Session | Connection, tenant_id: uuid.UUID, queue: str, default_cap: int
 ) -> list[JobMessage]:
-    lock_line(session, tenant_id, queue)
-    return take_slots(session, tenant_id, queue, default_cap)
+    """Give the line's free slots to its first due jobs. Their messages, in line order,
+    are the caller's to publish once they are committed: at once on an autocommit
+    connection, at the end of the transaction otherwise.
+
+    The line's lock and the dispatch go to PostgreSQL in one round trip, as two
+    statements (psycopg2 sends them in one query; without a transaction of the
+    caller's, they are one of their own). So the lock is held only while the server
+    runs them, not across the network, and the count of slots held is right: under
+    READ COMMITTED the dispatch's snapshot starts after the lock was granted, so after
+    every earlier holder of it has committed what it gave out.
+
+    Whoever makes a slot free or a job due commits that first, then dispatches: of two
+    who do so at once, the one that takes the lock second sees both, so a free slot
+    never waits for the sweep while a job waits for it."""
+    connection = executor.connection() if isinstance(executor, Session) else executor
+    sql, params = _locked_dispatch(connection.dialect)
+    rows = connection.exec_driver_sql(
+        sql,
+        {
+            **params,
+            "line_key": _line_key(tenant_id, queue),
+            "line_tenant": str(tenant_id),
+            "line_queue": queue,
+            "default_cap": default_cap,
+        },
+    ).all()
+    return [
+        JobMessage.of(
+            _uuid(row.id), row.kind, _uuid(row.tenant_id), row.attempts, row.input, row.request_id
+        )
+        for row in rows
+    ]
+
+
+def _line_key(tenant_id: uuid.UUID, queue: str) -> str:
+    return f"{tenant_id}/{queue}"
 
 
 @cache
-def _has_waiting_statement() -> Select[tuple[bool]]:
-    in_line = (Job.tenant_id == bindparam("tenant_id"), Job.queue == bindparam("queue"))
-    return select(exists().where(*in_line, *WAITING, DUE))
+def _locked_dispatch(dialect: Dialect) -> tuple[str, dict[str, Any]]:
+    """The lock and the dispatch as one string for the driver, and its fixed values."""
+    # Its IN lists rendered, so that the driver gets it whole.
+    expanded = (
+        _take_slots_statement()
+        .compile(dialect=dialect)
+        .construct_expanded_state({"line_tenant": None, "line_queue": None, "default_cap": 0})
+    )
+    lock = f"SELECT pg_advisory_xact_lock({LINE_LOCKS}, hashtext(%(line_key)s))"
+    fixed = {
+        name: processor(value) if (processor := expanded.processors.get(name)) else value
+        for name, value in expanded.parameters.items()
+    }
+    return f"{lock};\n{expanded.statement}", fixed
 
 
-def has_waiting(connection: Connection, tenant_id: uuid.UUID, queue: str) -> bool:
-    """Whether the line has a due job waiting: one read, so a hand-off costs no lock
-    when nothing waits."""
-    params = {"tenant_id": tenant_id, "queue": queue}
-    return bool(connection.execute(_has_waiting_statement(), params).scalar())
+def _uuid(value: uuid.UUID | str) -> uuid.UUID:
+    # The driver returns uuid columns as text unless told otherwise.
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(value)
 
 
 def _dispatch_system(session: Session) -> list[JobMessage]:
@@ -207,13 +226,13 @@ def in_turn(lines: Sequence[Sequence[JobMessage]]) -> list[JobMessage]:
 
 def fill_free_slots(db: Database, default_cap: int) -> list[JobMessage]:
     """The sweep: every line with a free slot and due jobs waiting is dispatched, each
-    in a short transaction of its own (a line's lock is not held for the whole sweep).
+    in a transaction of its own (a line's lock is not held for the whole sweep).
     Returns the messages to publish, lines in turn."""
     with db.transaction() as session:
         system = _dispatch_system(session)
         lines = lines_with_room(session, default_cap)
     taken: list[list[JobMessage]] = [system]
-    for tenant_id, queue in lines:
-        with db.transaction() as session:
-            taken.append(dispatch_line(session, tenant_id, queue, default_cap))
+    with db.autocommit() as connection:
+        for tenant_id, queue in lines:
+            taken.append(dispatch_line(connection, tenant_id, queue, default_cap))
     return in_turn(taken)

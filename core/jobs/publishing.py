@@ -16,14 +16,17 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from functools import cache, partial
 
 from celery import Celery
 from kombu.exceptions import OperationalError as BrokerUnavailable
 from sqlalchemy import Update, bindparam, or_, tuple_, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from core.db import Database
+from core.jobs import dispatch
 from core.jobs.celery_app import publish_job
 from core.jobs.lifecycle import NOW, Executor
 from core.jobs.messages import JobMessage
@@ -39,19 +42,52 @@ Record = Callable[[list[Sent]], None]
 
 
 class PendingPublishes:
-    """The jobs a transaction submitted (a `core.jobs.submit.Publisher`), published by
-    `flush` once it has committed."""
+    """What a transaction leaves to do once it has committed (a
+    `core.jobs.submit.Publisher`): the jobs it gave a slot, and the tenants' lines to
+    dispatch (a job joined one, or left a slot free). `flush` does it all."""
 
     def __init__(self) -> None:
         self._jobs: list[JobMessage] = []
+        self._lines: dict[dispatch.Line, list[Job]] = {}
 
     def publish_after_commit(self, message: JobMessage) -> None:
         self._jobs.append(message)
 
-    def flush(self, celery: Celery, db: Database, record: Record | None = None) -> None:
+    def dispatch_after_commit(self, line: dispatch.Line, answered: Iterable[Job] = ()) -> None:
+        """`answered`: jobs of the line the caller answers with, which show it if they
+        are given a slot (`waiting_reason`)."""
+        self._lines.setdefault(line, []).extend(answered)
+
+    def committed(self, db: Database, default_cap: int) -> list[JobMessage]:
+        """The transaction committed: the lines are dispatched now. The messages to
+        send, in order. A line that cannot be dispatched now is left to the sweep."""
         jobs, self._jobs = self._jobs, []
+        lines, self._lines = self._lines, {}
+        if not lines:
+            return jobs
+        try:
+            with db.autocommit() as connection:
+                for (tenant_id, queue), answered in lines.items():
+                    taken = dispatch.dispatch_line(connection, tenant_id, queue, default_cap)
+                    jobs += taken
+                    _show_dispatched(answered, {message.job_id for message in taken})
+        except Exception as exc:
+            log.warning("dispatch left to the reconciler's sweep (%s)", type(exc).__name__)
+        return jobs
+
+    def flush(
+        self, celery: Celery, db: Database, default_cap: int, record: Record | None = None
+    ) -> None:
+        jobs = self.committed(db, default_cap)
         if jobs:
             publish_committed(celery, db, jobs, record=record)
+
+
+def _show_dispatched(answered: list[Job], taken: set[uuid.UUID]) -> None:
+    now = datetime.now(UTC)
+    for job in answered:
+        if job.id in taken:
+            set_committed_value(job, "dispatched_at", now)
 
 
 def publish_committed(

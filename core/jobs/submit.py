@@ -19,7 +19,6 @@ from pydantic import ValidationError
 from sqlalchemy import Boolean, DateTime, bindparam, case, func, select
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.selectable import ExecutableReturnsRows
 
 from core.errors import ConveyorError, ErrorCode
@@ -33,10 +32,13 @@ from core.settings import Settings
 
 
 class Publisher(Protocol):
-    """Takes a new job to publish once the transaction that inserted it has committed:
-    the request's unit of work in the API, a `PendingPublishes` elsewhere."""
+    """What to do once the transaction that inserted jobs has committed: publish a job,
+    or dispatch a tenant's line the jobs joined. The request's unit of work in the API,
+    a `PendingPublishes` elsewhere."""
 
     def publish_after_commit(self, message: JobMessage) -> None: ...
+
+    def dispatch_after_commit(self, line: dispatch.Line, answered: Iterable[Job] = ()) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -266,24 +268,6 @@ def _due(new: NewJob) -> bool:
     return new.run_after is None or new.run_after <= datetime.now(UTC)
 
 
-def dispatch_lines(
-    session: Session,
-    publisher: Publisher,
-    lines: Iterable[dispatch.Line],
-    settings: Settings,
-    answered: Iterable[Job] = (),
-) -> None:
-    """Give the free slots of these lines (locked in this transaction) to their first
-    due jobs, for `publisher` to send after the commit. The `answered` jobs among them
-    show it (`waiting_reason`): the rows have the database's time."""
-    shown = {job.id: job for job in answered}
-    for line in lines:
-        for message in dispatch.take_slots(session, *line, settings.tenant_concurrency):
-            publisher.publish_after_commit(message)
-            if message.job_id in shown:
-                set_committed_value(shown[message.job_id], "dispatched_at", datetime.now(UTC))
-
-
 def submit(
     session: Session,
     publisher: Publisher,
@@ -300,9 +284,10 @@ def submit(
 ) -> Submitted:
     """Insert a queued job; `tenant_id=None` makes a system job no tenant can see.
     `by_client`: the kind comes from a client (POST /jobs), which may not name an
-    internal kind. A new job that gets one of its tenant's slots goes to `publisher`
-    (`core.jobs.dispatch`); one over the tenant's cap waits in its line, and a replayed
-    one (same Idempotency-Key) is never published again. `run_after`: a delayed job
+    internal kind. A tenant's new job joins its line, which `publisher` dispatches
+    once the job is committed (`core.jobs.dispatch`): it is published if it gets one of
+    the tenant's slots, and waits in line if not. A replayed one (same
+    Idempotency-Key) is never published again. `run_after`: a delayed job
     waits in PostgreSQL, unpublished, and is dispatched when it is due; `schedule`
     is how the request said when (`delay_seconds` or `run_after`), for the
     Idempotency-Key's fingerprint."""
@@ -314,16 +299,12 @@ def submit(
         run_after=run_after,
         schedule=schedule,
     )
-    # A tenant's due job joins its line, which is held while it does: the dispatch that
-    # follows must count every slot given out before it.
-    line = new.line(tenant_id)
-    if line is not None:
-        dispatch.lock_line(session, *line)
     submitted = insert_job(session, new, tenant_id=tenant_id, user_id=user_id, settings=settings)
     if submitted.replayed:
         return submitted
-    if line is not None:
-        dispatch_lines(session, publisher, [line], settings, [submitted.job])
+    # A tenant's due job joins its line, dispatched once the job is committed.
+    if (line := new.line(tenant_id)) is not None:
+        publisher.dispatch_after_commit(line, [submitted.job])
     elif submitted.job.dispatched_at is not None:
         publisher.publish_after_commit(JobMessage.of_job(submitted.job))
     return submitted

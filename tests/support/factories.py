@@ -141,10 +141,11 @@ def create_job(
     """A queued job, inserted as a submit does but published to no broker. Within its
     tenant's cap it is recorded as published, so the reconciler leaves it where it is;
     past the cap it waits in the tenant's line, as a submitted one would."""
+    publishes = PendingPublishes()
     with stack.db.transaction() as session:
         submitted = submit(
             session,
-            PendingPublishes(),
+            publishes,
             tenant_id=tenant_id,
             user_id=user.id if user else None,
             kind_name=kind,
@@ -152,4 +153,7 @@ def create_job(
             settings=stack.settings.model_copy(update={"job_max_attempts": max_attempts}),
         )
         mark_enqueued(session, [submitted.job.id])
-        return submitted.job.id
+    sent = publishes.committed(stack.db, stack.settings.tenant_concurrency)
+    with stack.db.autocommit() as connection:
+        mark_enqueued(connection, [message.job_id for message in sent])
+    return submitted.job.id

@@ -124,7 +124,7 @@ def _failed(ctx: JobContext, data: WebhookDeliverInput, answer: Answer) -> NoRet
         )
         if disabled:
             _tell_managers(ctx, session, data, publishes)
-    publishes.flush(current_app, ctx.db)
+    publishes.flush(current_app, ctx.db, settings.tenant_concurrency)
     if disabled:
         raise PermanentJobError(
             f"{what}; every attempt has failed for too long: the endpoint is disabled",

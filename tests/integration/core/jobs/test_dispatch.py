@@ -14,7 +14,6 @@ from sqlalchemy import func, select, update
 from core.db import Database
 from core.jobs import dispatch, lifecycle
 from core.jobs.contracts import ECHO
-from core.jobs.messages import JobMessage
 from core.jobs.publishing import PendingPublishes
 from core.jobs.states import WaitingReason
 from core.jobs.submit import submit
@@ -39,24 +38,13 @@ def settings(stack: Stack) -> Settings:
     return stack.settings.model_copy(update={"tenant_concurrency": CAP})
 
 
-class Sent(PendingPublishes):
-    """A publisher that keeps what it was given, in order."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.messages: list[JobMessage] = []
-
-    def publish_after_commit(self, message: JobMessage) -> None:
-        self.messages.append(message)
-
-
 def submit_jobs(
     db: Database, settings: Settings, tenant_id: uuid.UUID | None, count: int
 ) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
     """(the jobs submitted, the ones sent at once), each submitted in its own request."""
     submitted, sent = [], []
     for n in range(count):
-        publisher = Sent()
+        publisher = PendingPublishes()
         with db.transaction() as session:
             job = submit(
                 session,
@@ -68,7 +56,7 @@ def submit_jobs(
                 settings=settings,
             ).job
         submitted.append(job.id)
-        sent += [message.job_id for message in publisher.messages]
+        sent += [m.job_id for m in publisher.committed(db, settings.tenant_concurrency)]
     return submitted, sent
 
 
