@@ -64,8 +64,11 @@ def _queues(broker_url: str) -> list[KombuQueue]:
 
 def _transport(broker_url: str) -> str | None:
     """The transport class, where it is not the one the URL's scheme names."""
-    if broker_url.startswith("filesystem://"):
+    scheme = broker_url.split("://", 1)[0]
+    if scheme == "filesystem":
         return "core.jobs.filesystem_broker:Transport"
+    if scheme in ("redis", "rediss"):
+        return "core.jobs.redis_broker:Transport"
     return None
 
 
