@@ -136,13 +136,14 @@ def in_one_trip(
     scope: Scope,
     work: Callable[[UnitOfWork, Principal], T],
     *,
-    read_only: bool = False,
+    autocommit: bool = False,
 ) -> T:
     """The caller checked, `work` done and its unit of work committed (its jobs
     published), all in one thread: for a route that runs it with one trip to the thread
-    pool where its dependencies would take three. `read_only`: `work` only reads, so
-    each statement commits alone (`Database.reads`)."""
-    uow = UnitOfWork(state.db.reads() if read_only else state.db.sessions())
+    pool where its dependencies would take three. `autocommit`: `work` reads, and
+    writes with at most one statement, so each statement commits alone
+    (`Database.reads`): no BEGIN and COMMIT round trips."""
+    uow = UnitOfWork(state.db.reads() if autocommit else state.db.sessions())
     try:
         principal = authorize(uow.session, state.settings, credentials)
         principal.require_scope(scope)

@@ -74,8 +74,9 @@ class Database:
 
     def reads(self) -> Session:
         """A session whose every statement commits on its own (on the autocommit pool):
-        for a request that only reads, and at most stamps a row with one statement. It
-        spares the BEGIN and COMMIT round trips; its statements do not share a snapshot."""
+        for a request that only reads, and writes with at most one statement (a login's
+        stamp, a submit's job and its first event). It spares the BEGIN and COMMIT round
+        trips; its statements do not share a snapshot."""
         return self._reads()
 
     @contextmanager

@@ -104,10 +104,11 @@ async def create_job(
         return submitted, scope
 
     # The busiest route: one trip to the thread pool for the caller's check, the
-    # insert, the commit, the dispatch and the publish. The answer is built after them,
-    # so it shows whether the job got one of its tenant's slots.
+    # insert, the dispatch and the publish. The job and its first event are one
+    # statement, so nothing needs a transaction of its own. The answer is built after
+    # them, so it shows whether the job got one of its tenant's slots.
     submitted, scope = await run_in_threadpool(
-        in_one_trip, state, credentials, Scope.JOBS_WRITE, create
+        partial(in_one_trip, autocommit=True), state, credentials, Scope.JOBS_WRITE, create
     )
     return accepted(submitted, scope)
 
@@ -202,7 +203,7 @@ async def get_job(request: Request, job_id: uuid.UUID, credentials: CredentialsD
     # Polled the most: the caller's check, the read and the commit in one trip.
     state = app_state(request)
     return await run_in_threadpool(
-        partial(in_one_trip, read_only=True), state, credentials, Scope.JOBS_READ, read
+        partial(in_one_trip, autocommit=True), state, credentials, Scope.JOBS_READ, read
     )
 
 

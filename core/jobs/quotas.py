@@ -6,10 +6,18 @@ job, an agent run, an upload and its processing). A refusal is a 429 with
 against the rate limit exactly (the key-value store's hits are atomic), while the
 queued-jobs cap is read as the request starts: submits racing each other can pass it
 by as many jobs as they are.
+
+Counting a tenant's queued jobs costs a walk over them, so a process counts again only
+when it needs to: within `RECOUNT_SECONDS` of a count, a tenant more than a tenth of
+its quota below it is let through on that count plus what this process let through
+since. Near the quota every submit counts. Other processes' submits show at the next
+count, so they could pass the quota unseen only by sending a tenth of it in that time.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from functools import cache
 from typing import Any
@@ -62,6 +70,44 @@ def queued_jobs(session: Session, tenant_id: uuid.UUID, quota: int) -> int:
     )
 
 
+# How long a count of a tenant's queued jobs stands in for the next ones, far from the
+# quota; and how many tenants' counts a process keeps.
+RECOUNT_SECONDS = 1.0
+KEPT_COUNTS = 10_000
+
+
+class RecentCounts:
+    """Per tenant: when its queued jobs were last counted, and the count plus the jobs
+    this process let through since (jobs that ended since only make it high)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[uuid.UUID, tuple[float, int]] = {}
+
+    def admit(self, tenant_id: uuid.UUID, count: int, quota: int) -> bool:
+        """Whether `count` more fit well within the quota on a recent count (and if
+        so, they are added to it)."""
+        now = time.monotonic()
+        with self._lock:
+            seen = self._counts.get(tenant_id)
+            if seen is None or now - seen[0] > RECOUNT_SECONDS:
+                return False
+            if seen[1] + count > quota - max(1, quota // 10):
+                return False
+            self._counts[tenant_id] = (seen[0], seen[1] + count)
+            return True
+
+    def counted(self, tenant_id: uuid.UUID, queued: int, counted_at: float) -> None:
+        with self._lock:
+            if len(self._counts) >= KEPT_COUNTS:
+                stale = counted_at - RECOUNT_SECONDS
+                self._counts = {t: c for t, c in self._counts.items() if c[0] >= stale}
+            self._counts[tenant_id] = (counted_at, queued)
+
+
+_recent = RecentCounts()
+
+
 def check_submit(
     session: Session,
     kv: KeyValueStore,
@@ -78,14 +124,7 @@ def check_submit(
     quota = settings.tenant_max_queued_jobs
     if quota:
         _never_fits(count, quota, "queued-jobs quota")
-        queued = queued_jobs(session, tenant_id, quota)
-        if queued + count > quota:
-            raise ConveyorError(
-                ErrorCode.QUEUED_JOBS_QUOTA_EXCEEDED,
-                retry_after=QUEUED_QUOTA_RETRY_SECONDS,
-                quota=quota,
-                queued=queued,
-            )
+        _check_queued(session, tenant_id, count, quota)
     limit = settings.tenant_submit_limit
     if limit:
         window = settings.tenant_submit_window_seconds
@@ -95,6 +134,22 @@ def check_submit(
             raise ConveyorError(
                 ErrorCode.SUBMIT_RATE_EXCEEDED, retry_after=wait, limit=limit, window_seconds=window
             )
+
+
+def _check_queued(session: Session, tenant_id: uuid.UUID, count: int, quota: int) -> None:
+    if _recent.admit(tenant_id, count, quota):
+        return
+    counted_at = time.monotonic()
+    queued = queued_jobs(session, tenant_id, quota)
+    if queued + count > quota:
+        _recent.counted(tenant_id, queued, counted_at)
+        raise ConveyorError(
+            ErrorCode.QUEUED_JOBS_QUOTA_EXCEEDED,
+            retry_after=QUEUED_QUOTA_RETRY_SECONDS,
+            quota=quota,
+            queued=queued,
+        )
+    _recent.counted(tenant_id, queued + count, counted_at)
 
 
 def _never_fits(count: int, bound: int, what: str) -> None:
