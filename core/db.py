@@ -21,6 +21,7 @@ from sqlalchemy.exc import OperationalError as SAOperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
+from core import prepared
 from core.settings import Settings
 
 log = logging.getLogger("conveyor.db")
@@ -40,6 +41,7 @@ class Database:
         )
         options: dict[str, Any] = {
             **pool,
+            "execution_options": {prepared.OPTION: settings.database_prepared_statements},
             # No pre-ping: it costs a round trip on every checkout. A connection the
             # server dropped fails its statement once and the pool discards every
             # connection opened before; the API answers that request with a 503, the

@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     # Connections each pool of a process keeps, opened as needed. As many as the API's
     # thread pool has threads (anyio's 40): no request waits for a connection.
     db_pool_size: int = Field(default=40, ge=1)
+    # The job protocol's hottest statements are prepared on each connection (planned
+    # once); off for a pooler that does not keep them (PgBouncer in transaction mode).
+    database_prepared_statements: bool = True
 
     # Broker: BROKER_URL, else REDIS_URL, else REDIS_HOST/REDIS_PORT.
     broker_url: SecretStr | None = None

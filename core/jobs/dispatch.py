@@ -40,7 +40,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
 from core.db import Database
@@ -49,6 +48,7 @@ from core.jobs.lifecycle import NOW
 from core.jobs.messages import MESSAGE_COLUMNS, JobMessage
 from core.jobs.states import JobStatus
 from core.models import Job, Tenant
+from core.prepared import Prepared
 
 # pg_advisory_xact_lock(int, int)'s first key: the space of line locks.
 LINE_LOCKS = 0x636F6E77
@@ -96,7 +96,6 @@ def _dispatching(*where: ColumnElement[bool], limit: Any) -> Select[Any]:
     return select(taken).order_by(taken.c.queued_at, taken.c.created_at)
 
 
-@cache
 def _take_slots_statement() -> Select[Any]:
     # Named apart from the columns: an UPDATE takes a column's name for its new value.
     tenant_id: BindParameter[Any] = bindparam("line_tenant")
@@ -122,58 +121,34 @@ def dispatch_line(
 
     The line's lock and the dispatch go to PostgreSQL in one round trip, as two
     statements (psycopg2 sends them in one query; without a transaction of the
-    caller's, they are one of their own). So the lock is held only while the server
-    runs them, not across the network, and the count of slots held is right: under
-    READ COMMITTED the dispatch's snapshot starts after the lock was granted, so after
-    every earlier holder of it has committed what it gave out.
+    caller's, they are one of their own), the dispatch a prepared one. So the lock is
+    held only while the server runs them, not across the network, and the count of
+    slots held is right: under READ COMMITTED the dispatch's snapshot starts after the
+    lock was granted, so after every earlier holder of it has committed what it gave
+    out.
 
     Whoever makes a slot free or a job due commits that first, then dispatches: of two
     who do so at once, the one that takes the lock second sees both, so a free slot
     never waits for the sweep while a job waits for it."""
     connection = executor.connection() if isinstance(executor, Session) else executor
-    sql, params = _locked_dispatch(connection.dialect)
-    rows = connection.exec_driver_sql(
-        sql,
+    rows = _TAKE_SLOTS.execute(
+        connection,
         {
-            **params,
-            "line_key": _line_key(tenant_id, queue),
-            "line_tenant": str(tenant_id),
+            "line_key": f"{tenant_id}/{queue}",
+            "line_tenant": tenant_id,
             "line_queue": queue,
             "default_cap": default_cap,
         },
-    ).all()
-    return [
-        JobMessage.of(
-            _uuid(row.id), row.kind, _uuid(row.tenant_id), row.attempts, row.input, row.request_id
-        )
-        for row in rows
-    ]
-
-
-def _line_key(tenant_id: uuid.UUID, queue: str) -> str:
-    return f"{tenant_id}/{queue}"
-
-
-@cache
-def _locked_dispatch(dialect: Dialect) -> tuple[str, dict[str, Any]]:
-    """The lock and the dispatch as one string for the driver, and its fixed values."""
-    # Its IN lists rendered, so that the driver gets it whole.
-    expanded = (
-        _take_slots_statement()
-        .compile(dialect=dialect)
-        .construct_expanded_state({"line_tenant": None, "line_queue": None, "default_cap": 0})
     )
-    lock = f"SELECT pg_advisory_xact_lock({LINE_LOCKS}, hashtext(%(line_key)s))"
-    fixed = {
-        name: processor(value) if (processor := expanded.processors.get(name)) else value
-        for name, value in expanded.parameters.items()
-    }
-    return f"{lock};\n{expanded.statement}", fixed
+    return [JobMessage.of_row(row) for row in rows]
 
 
-def _uuid(value: uuid.UUID | str) -> uuid.UUID:
-    # The driver returns uuid columns as text unless told otherwise.
-    return value if isinstance(value, uuid.UUID) else uuid.UUID(value)
+_TAKE_SLOTS = Prepared(
+    "take_slots",
+    _take_slots_statement,
+    required=("line_tenant", "line_queue", "default_cap"),
+    before=f"SELECT pg_advisory_xact_lock({LINE_LOCKS}, hashtext(%(line_key)s))",
+)
 
 
 def _dispatch_system(session: Session) -> list[JobMessage]:

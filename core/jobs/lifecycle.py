@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session
 
 from core.jobs.states import EventType, JobStatus, can_transition
 from core.models import Job, JobEvent
+from core.prepared import Prepared
 from core.webhooks import outbox
 from core.webhooks.events import EVENT_OF_STATUS
 
@@ -182,9 +183,8 @@ def _transition(
     return row
 
 
-# The two statements every job runs, built once: constructing a statement costs more
-# CPU than PostgreSQL spends executing it.
-@cache
+# The two statements every job runs, prepared (`core.prepared`): building one costs
+# more CPU than PostgreSQL spends executing it, and planning it as much.
 def _claim_statement() -> Select[Any]:
     return _statement(
         source=(JobStatus.QUEUED, JobStatus.RUNNING),
@@ -213,7 +213,6 @@ def _claim_statement() -> Select[Any]:
     )
 
 
-@cache
 def _succeed_statement() -> Select[Any]:
     return _statement(
         source=(JobStatus.RUNNING,),
@@ -230,20 +229,31 @@ def _succeed_statement() -> Select[Any]:
     )
 
 
+_CLAIM = Prepared("claim", _claim_statement, required=("job_id", "event", "lease", "owner"))
+_SUCCEED = Prepared(
+    "succeed", _succeed_statement, required=("job_id", "event", "attempt", "result")
+)
+
+
+def _connection(executor: Executor) -> Connection:
+    return executor.connection() if isinstance(executor, Session) else executor
+
+
 def claim(session: Executor, job_id: uuid.UUID, lease_seconds: float, owner: str) -> Claim | None:
     """queued → running (or take over a running job whose lease expired), with the
     lease held by `owner` (see `lease_owner`)."""
-    row = session.execute(
-        _claim_statement(),
+    rows = _CLAIM.execute(
+        _connection(session),
         {
             "job_id": job_id,
             "event": {},
             "lease": timedelta(seconds=lease_seconds),
             "owner": owner,
         },
-    ).one_or_none()
-    if row is None:
+    )
+    if not rows:
         return None
+    row = rows[0]
     return Claim(row.id, row.tenant_id, row.kind, row.input, row.attempts, row.max_attempts)
 
 
@@ -284,7 +294,8 @@ def succeed(
     session: Executor, job_id: uuid.UUID, attempt: int, result: dict[str, Any]
 ) -> Finished | None:
     params = {"job_id": job_id, "event": {}, "attempt": attempt, "result": result}
-    return _finished(session.execute(_succeed_statement(), params).one_or_none())
+    rows = _SUCCEED.execute(_connection(session), params)
+    return _finished(rows[0] if rows else None)
 
 
 def succeeded_by(session: Executor, job_id: uuid.UUID, attempt: int) -> bool:

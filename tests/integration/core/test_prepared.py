@@ -1,0 +1,88 @@
+"""Prepared statements against PostgreSQL: planned once per connection, answered as
+SQLAlchemy would answer, and prepared again when the server has forgotten them."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from sqlalchemy import Select, bindparam, select, text
+
+from core.db import Database
+from core.jobs.states import JobStatus
+from core.models import Job
+from core.prepared import Prepared
+from core.settings import Settings
+from tests.support.factories import User, create_job
+from tests.support.stack import Stack
+
+
+def _queued_job() -> Select[Any]:
+    return select(Job.id, Job.tenant_id, Job.input, Job.status).where(
+        Job.id == bindparam("job_id"), Job.status == JobStatus.QUEUED
+    )
+
+
+@pytest.fixture
+def settings_off(stack: Stack) -> Settings:
+    return stack.settings.model_copy(update={"database_prepared_statements": False})
+
+
+def prepared_here(connection: Any) -> dict[str, int]:
+    """The connection's prepared statements: how many times each was planned generically."""
+    rows = connection.execute(text("SELECT name, generic_plans FROM pg_prepared_statements")).all()
+    return {row.name: row.generic_plans for row in rows}
+
+
+def test_a_statement_is_prepared_once_per_connection_and_answers_as_sqlalchemy_would(
+    stack: Stack, db: Database, user: User
+) -> None:
+    statement = Prepared(f"t{uuid.uuid4().hex[:8]}", _queued_job, required=("job_id",))
+    job_id = create_job(stack, user.personal_tenant_id, user, job_input={"n": 1})
+
+    with db.autocommit() as connection:
+        answers = [statement.execute(connection, {"job_id": job_id}) for _ in range(8)]
+        missing = statement.execute(connection, {"job_id": uuid.uuid4()})
+        plans = prepared_here(connection)
+
+    row = answers[0][0]
+    assert (row.id, row.tenant_id, row.input, row.status) == (
+        job_id,
+        user.personal_tenant_id,
+        {"n": 1},
+        "queued",
+    )
+    assert isinstance(row.id, uuid.UUID)
+    assert all(answer == answers[0] for answer in answers)
+    assert missing == []
+    # Prepared once; after five custom plans PostgreSQL keeps a generic one, which the
+    # status written into the statement lets use the indexes of queued jobs.
+    assert plans[statement.name] >= 1
+
+
+def test_a_statement_the_server_forgot_is_prepared_again(
+    stack: Stack, db: Database, user: User
+) -> None:
+    statement = Prepared(f"t{uuid.uuid4().hex[:8]}", _queued_job, required=("job_id",))
+    job_id = create_job(stack, user.personal_tenant_id, user)
+
+    with db.autocommit() as connection:
+        assert len(statement.execute(connection, {"job_id": job_id})) == 1
+        connection.execute(text("DEALLOCATE ALL"))  # as a pooler's reset would
+        assert len(statement.execute(connection, {"job_id": job_id})) == 1
+        assert statement.name in prepared_here(connection)
+
+
+def test_switched_off_the_statement_is_sent_as_text(
+    stack: Stack, settings_off: Settings, user: User
+) -> None:
+    statement = Prepared(f"t{uuid.uuid4().hex[:8]}", _queued_job, required=("job_id",))
+    job_id = create_job(stack, user.personal_tenant_id, user)
+    db = Database(settings_off, "tests")
+    try:
+        with db.autocommit() as connection:
+            assert [row.id for row in statement.execute(connection, {"job_id": job_id})] == [job_id]
+            assert prepared_here(connection) == {}
+    finally:
+        db.dispose()
