@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from functools import cache
 
 from sqlalchemy import Select, bindparam, select
 from sqlalchemy.exc import IntegrityError
@@ -13,6 +12,7 @@ from core.errors import ConveyorError, ErrorCode
 from core.identity.access import ALL_SCOPES, Principal
 from core.identity.credentials import hash_password, verify_password
 from core.models import AuthSession, Membership, Role, Tenant, User
+from core.prepared import Prepared
 
 TENANT_NAME_LENGTH = 200
 
@@ -105,14 +105,19 @@ def _access_query() -> Select[uuid.UUID, str]:
     )
 
 
-@cache
 def _personal_access() -> Select[uuid.UUID, str]:
     return _access_query().where(Membership.tenant_id == User.personal_tenant_id)
 
 
-@cache
 def _tenant_access() -> Select[uuid.UUID, str]:
     return _access_query().where(Membership.tenant_id == bindparam("tenant_id"))
+
+
+# Every request a user makes runs one of these: prepared (`core.prepared`).
+_PERSONAL_ACCESS = Prepared("personal_access", _personal_access, required=("user_id", "session_id"))
+_TENANT_ACCESS = Prepared(
+    "tenant_access", _tenant_access, required=("user_id", "session_id", "tenant_id")
+)
 
 
 def tenant_access(
@@ -125,9 +130,10 @@ def tenant_access(
     """
     params = {"user_id": user_id, "session_id": session_id}
     if tenant_id is None:
-        row = session.execute(_personal_access(), params).one_or_none()
+        rows = _PERSONAL_ACCESS.execute(session.connection(), params)
     else:
-        row = session.execute(_tenant_access(), {**params, "tenant_id": tenant_id}).one_or_none()
+        rows = _TENANT_ACCESS.execute(session.connection(), {**params, "tenant_id": tenant_id})
+    row = rows[0] if rows else None
     if row is None:
         if tenant_id is None or not _session_live(session, user_id, session_id):
             raise ConveyorError(ErrorCode.INVALID_TOKEN, "The session has ended")
