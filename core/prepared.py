@@ -28,6 +28,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.types import TypeEngine
 
 # The execution option (set on the engines by `core.db.Database`) that turns this on.
 OPTION = "conveyor_prepared_statements"
@@ -44,7 +45,7 @@ class _Compiled:
     execute: str  # EXECUTE name(…), with pyformat placeholders
     bind: dict[str, Callable[[Any], Any]]  # the bind processors of the values given
     row: Any  # a namedtuple of the columns returned
-    results: tuple[Callable[[Any], Any] | None, ...]
+    types: tuple[TypeEngine[Any], ...]  # their types, as the dialect implements them
 
 
 class Prepared:
@@ -65,6 +66,8 @@ class Prepared:
         self._required = required
         self._before = before
         self._compiled: dict[str, _Compiled] = {}
+        # The result processors, by dialect: some need the driver's type of the column.
+        self._results: dict[str, tuple[Callable[[Any], Any] | None, ...]] = {}
 
     def execute(self, connection: Connection, params: Mapping[str, Any]) -> list[Any]:
         """The statement's rows (attributes by column name, values as SQLAlchemy would
@@ -96,11 +99,19 @@ class Prepared:
         result = connection.exec_driver_sql(text, values)
         if not result.returns_rows:
             return []
+        dialect = connection.dialect
+        processors = self._results.get(dialect.name)
+        if processors is None:
+            described = result.cursor.description or ()
+            processors = self._results[dialect.name] = tuple(
+                type_.result_processor(dialect, column[1])
+                for type_, column in zip(compiled.types, described, strict=True)
+            )
         return [
             compiled.row(
                 *(
-                    process(value) if process is not None else value
-                    for process, value in zip(compiled.results, raw, strict=True)
+                    process(value) if process is not None and value is not None else value
+                    for process, value in zip(processors, raw, strict=True)
                 )
             )
             for raw in result.fetchall()
@@ -162,7 +173,5 @@ def _compile(
         execute=f"EXECUTE {name}({', '.join(f'%({key})s' for key in order)})",
         bind={key: processors[key] for key in required if key in processors},
         row=namedtuple("Row", [column.keyname for column in columns], rename=True),
-        results=tuple(
-            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
-        ),
+        types=tuple(column.type.dialect_impl(dialect) for column in columns),
     )

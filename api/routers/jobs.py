@@ -197,7 +197,7 @@ def list_jobs(
 @router.get("/jobs/{job_id}", response_model=JobOut, responses=problem_responses(401, 403, 404))
 async def get_job(request: Request, job_id: uuid.UUID, credentials: CredentialsDep) -> Response:
     def read(uow: UnitOfWork, scope: Principal) -> Response:
-        job = queries.get_job(uow.session, scope.tenant_id, job_id)
+        job = queries.read_job(uow.session, scope.tenant_id, job_id)
         return json_response(JobOut.seen_by(job, scope))
 
     # Polled the most: the caller's check, the read and the commit in one trip.

@@ -5,19 +5,44 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from functools import cache
+from types import SimpleNamespace
+from typing import Any
 
 from sqlalchemy import Select, and_, bindparam, or_, select
 from sqlalchemy.orm import Session, defer
 
 from core.errors import ConveyorError, ErrorCode
-from core.jobs.states import JobStatus
+from core.jobs.states import JobStatus, waiting_reason
 from core.models import Job, JobEvent
 from core.pagination import decode_cursor, encode_cursor
+from core.prepared import Prepared
 
 
 @cache
 def _job_in_tenant() -> Select[Job]:
     return select(Job).where(Job.id == bindparam("job_id"), Job.tenant_id == bindparam("tenant_id"))
+
+
+def _job_row_in_tenant() -> Select[Any]:
+    return select(*Job.__table__.c).where(
+        Job.id == bindparam("job_id"), Job.tenant_id == bindparam("tenant_id")
+    )
+
+
+# The read a client polls with: prepared (`core.prepared`), and no ORM object built.
+_JOB_ROW_IN_TENANT = Prepared("job_in_tenant", _job_row_in_tenant, required=("job_id", "tenant_id"))
+
+
+def read_job(session: Session, tenant_id: uuid.UUID, job_id: uuid.UUID) -> SimpleNamespace:
+    """The job as it is now, to answer with: its columns and `waiting_reason` as
+    attributes, as a `Job` has them (`get_job` loads the `Job` itself)."""
+    params = {"job_id": job_id, "tenant_id": tenant_id}
+    rows = _JOB_ROW_IN_TENANT.execute(session.connection(), params)
+    if not rows:
+        raise ConveyorError(ErrorCode.JOB_NOT_FOUND)
+    row = rows[0]
+    reason = waiting_reason(row.status, row.dispatched_at, row.run_after)
+    return SimpleNamespace(**row._asdict(), waiting_reason=reason)
 
 
 def get_job(session: Session, tenant_id: uuid.UUID, job_id: uuid.UUID) -> Job:
