@@ -15,10 +15,10 @@ mode) needs `DATABASE_PREPARED_STATEMENTS=false`: the statements are then sent a
 from __future__ import annotations
 
 import re
+import threading
 from collections import namedtuple
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 import psycopg2.errors
@@ -66,6 +66,7 @@ class Prepared:
         self._required = required
         self._before = before
         self._compiled: dict[str, _Compiled] = {}
+        self._lock = threading.Lock()
         # The result processors, by dialect: some need the driver's type of the column.
         self._results: dict[str, tuple[Callable[[Any], Any] | None, ...]] = {}
 
@@ -120,14 +121,14 @@ class Prepared:
     def _compile(self, dialect: Dialect) -> _Compiled:
         found = self._compiled.get(dialect.name)
         if found is None:
-            found = self._compiled[dialect.name] = _compile(
-                self.name, self._statement, self._required, dialect
-            )
+            # Once, by one thread: an API's first burst of requests all get here at once.
+            with self._lock:
+                found = self._compiled.get(dialect.name)
+                if found is None:
+                    found = self._compiled[dialect.name] = _compile(
+                        self.name, self._build(), self._required, dialect
+                    )
         return found
-
-    @cached_property
-    def _statement(self) -> ClauseElement:
-        return self._build()
 
 
 def _literal(value: Any) -> str:

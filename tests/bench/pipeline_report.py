@@ -54,6 +54,7 @@ def report(celery: CeleryResult, results: StackResults, metrics: MetricsCost) ->
     ratio = pipeline.per_second / celery.per_second
     peer_ratio = pipeline.per_second / peer.per_second
     batch_ratio = batch.per_second / peer.per_second
+    accepted = batch.jobs / batch.submit_seconds
 
     def rates(rounds: list[PipelineResult]) -> str:
         return ", ".join(f"{r.per_second:.1f}" for r in rounds)
@@ -102,6 +103,10 @@ def report(celery: CeleryResult, results: StackResults, metrics: MetricsCost) ->
         f"pipeline_vs_durable_peer={pipeline.per_second / durable.per_second:.3f}"
         "   (information: the tutorial stack keeping each task in a PostgreSQL row, "
         "against the tutorial stack)",
+        f"batch_accepted_jobs_per_s={accepted:.2f} "
+        f"batch_accepted_ratio={accepted / peer.per_second:.3f}"
+        "   (information: how fast POST /api/v1/jobs/batch takes jobs, against the "
+        "peer's tasks/s; batch_ratio below counts until every job has succeeded)",
         "goals: peer_ratio >= 0.6, peer_poll_ratio >= 0.8, batch_ratio >= 1.5",
         f"pipeline_jobs_per_s={pipeline.per_second:.2f} "
         f"peer_jobs_per_s={peer.per_second:.2f} "
