@@ -32,8 +32,10 @@ from sqlalchemy.types import TypeEngine
 
 # The execution option (set on the engines by `core.db.Database`) that turns this on.
 OPTION = "conveyor_prepared_statements"
-# Where a connection keeps the names of the statements it has prepared.
+# Where a connection keeps the name each statement is prepared under, and how many
+# PREPAREs it has sent.
 _PREPARED_KEY = "conveyor_prepared"
+_PREPARES_KEY = "conveyor_prepares"
 
 _PLACEHOLDER = re.compile(r"%\(([^)]+)\)s")
 
@@ -41,8 +43,8 @@ _PLACEHOLDER = re.compile(r"%\(([^)]+)\)s")
 @dataclass(frozen=True)
 class _Compiled:
     text: str  # for the driver, with pyformat placeholders
-    prepare: str  # PREPARE name AS …, with positional parameters
-    execute: str  # EXECUTE name(…), with pyformat placeholders
+    prepare: str  # the statement to PREPARE, with positional parameters
+    args: str  # what EXECUTE takes after the name, with pyformat placeholders
     bind: dict[str, Callable[[Any], Any]]  # the bind processors of the values given
     row: Any  # a namedtuple of the columns returned
     types: tuple[TypeEngine[Any], ...]  # their types, as the dialect implements them
@@ -81,16 +83,27 @@ class Prepared:
             values[key] = process(value) if process is not None and value is not None else value
         if not connection.get_execution_options().get(OPTION, False):
             return self._run(connection, compiled, compiled.text, values)
-        names: set[str] = connection.connection.info.setdefault(_PREPARED_KEY, set())
-        if self.name in names:
+        info = connection.connection.info
+        prepared: dict[str, str] = info.setdefault(_PREPARED_KEY, {})
+        name = prepared.get(self.name)
+        if name is not None:
             try:
-                return self._run(connection, compiled, compiled.execute, values)
+                return self._run(connection, compiled, f"EXECUTE {name}{compiled.args}", values)
             except DBAPIError as exc:
-                if not isinstance(exc.orig, psycopg2.errors.InvalidSqlStatementName):
+                forgotten = isinstance(exc.orig, psycopg2.errors.InvalidSqlStatementName)
+                # Sent again only where nothing else of the caller's was undone with it.
+                driver: Any = connection.connection.dbapi_connection
+                if not forgotten or not driver.autocommit:
                     raise
-                names.discard(self.name)  # the server forgot it (a reset): prepared again
-        rows = self._run(connection, compiled, f"{compiled.prepare};\n{compiled.execute}", values)
-        names.add(self.name)
+                del prepared[self.name]  # the server forgot it (a reset): prepared again
+        # A query whose PREPARE went through may still fail after it, and PostgreSQL does
+        # not take a PREPARE back with the transaction: so each PREPARE on a connection
+        # has a name of its own, and a failed one is never sent under the same name.
+        info[_PREPARES_KEY] = sent = info.get(_PREPARES_KEY, 0) + 1
+        name = f"{self.name}_{sent}"
+        sql = f"PREPARE {name} AS {compiled.prepare};\nEXECUTE {name}{compiled.args}"
+        rows = self._run(connection, compiled, sql, values)
+        prepared[self.name] = name
         return rows
 
     def _run(
@@ -126,7 +139,7 @@ class Prepared:
                 found = self._compiled.get(dialect.name)
                 if found is None:
                     found = self._compiled[dialect.name] = _compile(
-                        self.name, self._build(), self._required, dialect
+                        self._build(), self._required, dialect
                     )
         return found
 
@@ -137,9 +150,7 @@ def _literal(value: Any) -> str:
     return quoted.decode().replace("%", "%%")
 
 
-def _compile(
-    name: str, statement: ClauseElement, required: tuple[str, ...], dialect: Dialect
-) -> _Compiled:
+def _compile(statement: ClauseElement, required: tuple[str, ...], dialect: Dialect) -> _Compiled:
     compiled = statement.compile(dialect=dialect)
     assert isinstance(compiled, SQLCompiler)
     # IN lists rendered into the text, with placeholder values for the parameters
@@ -170,8 +181,8 @@ def _compile(
     return _Compiled(
         text=text,
         # Sent through the driver with the values, so a literal % stays doubled.
-        prepare=f"PREPARE {name} AS {numbered}",
-        execute=f"EXECUTE {name}({', '.join(f'%({key})s' for key in order)})",
+        prepare=numbered,
+        args=f"({', '.join(f'%({key})s' for key in order)})",
         bind={key: processors[key] for key in required if key in processors},
         row=namedtuple("Row", [column.keyname for column in columns], rename=True),
         types=tuple(column.type.dialect_impl(dialect) for column in columns),
