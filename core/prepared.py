@@ -37,6 +37,9 @@ OPTION = "conveyor_prepared_statements"
 _PREPARED_KEY = "conveyor_prepared"
 _PREPARES_KEY = "conveyor_prepares"
 
+# What a prepared statement that can no longer run fails with.
+_STALE = (psycopg2.errors.InvalidSqlStatementName, psycopg2.errors.FeatureNotSupported)
+
 _PLACEHOLDER = re.compile(r"%\(([^)]+)\)s")
 
 
@@ -90,12 +93,15 @@ class Prepared:
             try:
                 return self._run(connection, compiled, f"EXECUTE {name}{compiled.args}", values)
             except DBAPIError as exc:
-                forgotten = isinstance(exc.orig, psycopg2.errors.InvalidSqlStatementName)
-                # Sent again only where nothing else of the caller's was undone with it.
-                driver: Any = connection.connection.dbapi_connection
-                if not forgotten or not driver.autocommit:
+                if not isinstance(exc.orig, _STALE):
                     raise
-                del prepared[self.name]  # the server forgot it (a reset): prepared again
+                # The server forgot it (a reset), or its plan no longer fits the table
+                # (a column's type changed): prepared again, at once where nothing else
+                # of the caller's was undone with it, else on the connection's next run.
+                del prepared[self.name]
+                driver: Any = connection.connection.dbapi_connection
+                if not driver.autocommit:
+                    raise
         # A query whose PREPARE went through may still fail after it, and PostgreSQL does
         # not take a PREPARE back with the transaction: so each PREPARE on a connection
         # has a name of its own, and a failed one is never sent under the same name.

@@ -8,10 +8,12 @@ queued-jobs cap is read as the request starts: submits racing each other can pas
 by as many jobs as they are.
 
 Counting a tenant's queued jobs costs a walk over them, so a process counts again only
-when it needs to: within `RECOUNT_SECONDS` of a count, a tenant more than a tenth of
-its quota below it is let through on that count plus what this process let through
-since. Near the quota every submit counts. Other processes' submits show at the next
-count, so they could pass the quota unseen only by sending a tenth of it in that time.
+when it needs to. Within `RECOUNT_SECONDS` of a count, a process lets through, without
+counting, at most a hundredth of the quota, and only while that count plus what it let
+through since stays a tenth below the quota. Near the quota every submit counts. What
+other processes let through shows at their next count: unseen, it stays within the
+tenth kept free while ten processes or fewer submit for one tenant, and past that
+passes the quota by at most a hundredth of it per process.
 """
 
 from __future__ import annotations
@@ -77,32 +79,37 @@ KEPT_COUNTS = 10_000
 
 
 class RecentCounts:
-    """Per tenant: when its queued jobs were last counted, and the count plus the jobs
-    this process let through since (jobs that ended since only make it high)."""
+    """Per tenant: when its queued jobs were last counted, the count, and the jobs this
+    process let through since without counting (jobs that ended since only make the
+    sum high)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._counts: dict[uuid.UUID, tuple[float, int]] = {}
+        self._counts: dict[uuid.UUID, tuple[float, int, int]] = {}
 
     def admit(self, tenant_id: uuid.UUID, count: int, quota: int) -> bool:
-        """Whether `count` more fit well within the quota on a recent count (and if
-        so, they are added to it)."""
+        """Whether `count` more may go through on a recent count (and if so, they are
+        added to what went through since)."""
         now = time.monotonic()
         with self._lock:
             seen = self._counts.get(tenant_id)
             if seen is None or now - seen[0] > RECOUNT_SECONDS:
                 return False
-            if seen[1] + count > quota - max(1, quota // 10):
+            counted_at, queued, since = seen
+            if since + count > quota // 100:
                 return False
-            self._counts[tenant_id] = (seen[0], seen[1] + count)
+            if queued + since + count > quota - max(1, quota // 10):
+                return False
+            self._counts[tenant_id] = (counted_at, queued, since + count)
             return True
 
     def counted(self, tenant_id: uuid.UUID, queued: int, counted_at: float) -> None:
+        """`queued`: the count, with the submit that made it if it went through."""
         with self._lock:
             if len(self._counts) >= KEPT_COUNTS:
                 stale = counted_at - RECOUNT_SECONDS
                 self._counts = {t: c for t, c in self._counts.items() if c[0] >= stale}
-            self._counts[tenant_id] = (counted_at, queued)
+            self._counts[tenant_id] = (counted_at, queued, 0)
 
 
 _recent = RecentCounts()

@@ -107,3 +107,22 @@ def test_switched_off_the_statement_is_sent_as_text(
             assert prepared_here(connection) == {}
     finally:
         db.dispose()
+
+
+def test_in_a_transaction_a_forgotten_statement_fails_once_then_is_prepared_again(
+    stack: Stack, user: User
+) -> None:
+    statement = Prepared(f"t{uuid.uuid4().hex[:8]}", _queued_job, required=("job_id",))
+    job_id = create_job(stack, user.personal_tenant_id, user)
+    db = Database(stack.settings, "tests")  # one connection, used by each transaction
+    try:
+        with db.transaction() as session:
+            assert len(statement.execute(session.connection(), {"job_id": job_id})) == 1
+            session.execute(text("DEALLOCATE ALL"))
+        # The transaction it ran in is lost, not prepared again behind the caller's back.
+        with pytest.raises(DBAPIError), db.transaction() as session:
+            statement.execute(session.connection(), {"job_id": job_id})
+        with db.transaction() as session:
+            assert len(statement.execute(session.connection(), {"job_id": job_id})) == 1
+    finally:
+        db.dispose()
