@@ -118,7 +118,10 @@ def _marked_processes(marker: str) -> list[int]:
 def _eventually(check: Callable[[], T | None], timeout: float, what: str, dev: Dev) -> T:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        result = check()
+        try:
+            result = check()
+        except httpx.TransportError as exc:  # what the stack printed says why
+            pytest.fail(f"{what}: {exc!r}; conveyor dev printed:\n{dev.output()[-4000:]}")
         if result is not None:
             return result
         if dev.proc.poll() is not None:
@@ -251,7 +254,8 @@ def _reset_password_by_outbox(api: httpx.Client, data_dir: Path, email: str, dev
         return None
 
     code = _eventually(code_in_outbox, 30, "the reset email in the outbox", dev)
-    assert code in dev.output()
+    # The worker logs the email as it writes it: the line may follow the file.
+    _eventually(lambda: True if code in dev.output() else None, 10, "the email's log line", dev)
     new_password = "a brand new password"
     response = api.post(
         "/api/v1/auth/password-reset/confirm",
