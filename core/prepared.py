@@ -26,6 +26,7 @@ import psycopg2.extensions
 from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.types import TypeEngine
@@ -75,10 +76,12 @@ class Prepared:
         # The result processors, by dialect: some need the driver's type of the column.
         self._results: dict[str, tuple[Callable[[Any], Any] | None, ...]] = {}
 
-    def execute(self, connection: Connection, params: Mapping[str, Any]) -> list[Any]:
+    def execute(self, executor: Session | Connection, params: Mapping[str, Any]) -> list[Any]:
         """The statement's rows (attributes by column name, values as SQLAlchemy would
-        give them), run in `connection`'s transaction, or alone on an autocommit one.
-        Parameters of `before` go in `params` too, as the driver takes them."""
+        give them), run in the session's or connection's transaction, or alone on an
+        autocommit connection. Parameters of `before` go in `params` too, as the driver
+        takes them."""
+        connection = executor.connection() if isinstance(executor, Session) else executor
         compiled = self._compile(connection.dialect)
         values = {}
         for key, value in params.items():

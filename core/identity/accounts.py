@@ -130,9 +130,9 @@ def tenant_access(
     """
     params = {"user_id": user_id, "session_id": session_id}
     if tenant_id is None:
-        rows = _PERSONAL_ACCESS.execute(session.connection(), params)
+        rows = _PERSONAL_ACCESS.execute(session, params)
     else:
-        rows = _TENANT_ACCESS.execute(session.connection(), {**params, "tenant_id": tenant_id})
+        rows = _TENANT_ACCESS.execute(session, {**params, "tenant_id": tenant_id})
     row = rows[0] if rows else None
     if row is None:
         if tenant_id is None or not _session_live(session, user_id, session_id):

@@ -130,9 +130,8 @@ def dispatch_line(
     Whoever makes a slot free or a job due commits that first, then dispatches: of two
     who do so at once, the one that takes the lock second sees both, so a free slot
     never waits for the sweep while a job waits for it."""
-    connection = executor.connection() if isinstance(executor, Session) else executor
     rows = _TAKE_SLOTS.execute(
-        connection,
+        executor,
         {
             "line_key": f"{tenant_id}/{queue}",
             "line_tenant": tenant_id,

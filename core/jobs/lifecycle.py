@@ -235,15 +235,11 @@ _SUCCEED = Prepared(
 )
 
 
-def _connection(executor: Executor) -> Connection:
-    return executor.connection() if isinstance(executor, Session) else executor
-
-
 def claim(session: Executor, job_id: uuid.UUID, lease_seconds: float, owner: str) -> Claim | None:
     """queued → running (or take over a running job whose lease expired), with the
     lease held by `owner` (see `lease_owner`)."""
     rows = _CLAIM.execute(
-        _connection(session),
+        session,
         {
             "job_id": job_id,
             "event": {},
@@ -294,7 +290,7 @@ def succeed(
     session: Executor, job_id: uuid.UUID, attempt: int, result: dict[str, Any]
 ) -> Finished | None:
     params = {"job_id": job_id, "event": {}, "attempt": attempt, "result": result}
-    rows = _SUCCEED.execute(_connection(session), params)
+    rows = _SUCCEED.execute(session, params)
     return _finished(rows[0] if rows else None)
 
 

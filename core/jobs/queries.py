@@ -17,16 +17,17 @@ from core.models import Job, JobEvent
 from core.pagination import decode_cursor, encode_cursor
 from core.prepared import Prepared
 
+# One job of the tenant's, by `job_id` and `tenant_id`.
+_IN_TENANT = (Job.id == bindparam("job_id"), Job.tenant_id == bindparam("tenant_id"))
+
 
 @cache
 def _job_in_tenant() -> Select[Job]:
-    return select(Job).where(Job.id == bindparam("job_id"), Job.tenant_id == bindparam("tenant_id"))
+    return select(Job).where(*_IN_TENANT)
 
 
 def _job_row_in_tenant() -> Select[Any]:
-    return select(*Job.__table__.c).where(
-        Job.id == bindparam("job_id"), Job.tenant_id == bindparam("tenant_id")
-    )
+    return select(*Job.__table__.c).where(*_IN_TENANT)
 
 
 # The read a client polls with: prepared (`core.prepared`), and no ORM object built.
@@ -37,7 +38,7 @@ def read_job(session: Session, tenant_id: uuid.UUID, job_id: uuid.UUID) -> Simpl
     """The job as it is now, to answer with: its columns and `waiting_reason` as
     attributes, as a `Job` has them (`get_job` loads the `Job` itself)."""
     params = {"job_id": job_id, "tenant_id": tenant_id}
-    rows = _JOB_ROW_IN_TENANT.execute(session.connection(), params)
+    rows = _JOB_ROW_IN_TENANT.execute(session, params)
     if not rows:
         raise ConveyorError(ErrorCode.JOB_NOT_FOUND)
     row = rows[0]
