@@ -102,8 +102,7 @@ class Prepared:
                 # (a column's type changed): prepared again, at once where nothing else
                 # of the caller's was undone with it, else on the connection's next run.
                 del prepared[self.name]
-                driver: Any = connection.connection.dbapi_connection
-                if not driver.autocommit:
+                if not autocommits(connection):
                     raise
         # A query whose PREPARE went through may still fail after it, and PostgreSQL does
         # not take a PREPARE back with the transaction: so each PREPARE on a connection
@@ -151,6 +150,12 @@ class Prepared:
                         self._build(), self._required, dialect
                     )
         return found
+
+
+def autocommits(connection: Connection) -> bool:
+    """Whether each statement on `connection` commits on its own (no transaction open)."""
+    driver: Any = connection.connection.dbapi_connection
+    return bool(driver.autocommit)
 
 
 def _literal(value: Any) -> str:

@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 
 from core.errors import ConveyorError
 from core.jobs import dispatch
+from core.jobs.queries import JobRow
 from core.jobs.submit import NewJob, Publisher, Submitted, insert_job
-from core.models import Job
 from core.settings import Settings
 
 # The most jobs one batch may hold.
@@ -51,7 +51,7 @@ def submit_batch(
         except ConveyorError as exc:  # its key was used for another request
             outcomes.append(exc)
     # The lines the new jobs joined are dispatched once they are committed.
-    joined: dict[dispatch.Line, list[Job]] = {}
+    joined: dict[dispatch.Line, list[JobRow]] = {}
     for item, outcome in zip(items, outcomes, strict=True):
         if isinstance(outcome, Submitted) and not outcome.replayed:
             assert isinstance(item, NewJob)

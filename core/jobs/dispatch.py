@@ -96,15 +96,29 @@ def _dispatching(*where: ColumnElement[bool], limit: Any) -> Select[Any]:
     return select(taken).order_by(taken.c.queued_at, taken.c.created_at)
 
 
+def _slots(
+    tenant_id: BindParameter[Any], queue: BindParameter[Any], default_cap: BindParameter[Any]
+) -> tuple[ColumnElement[int], ColumnElement[int]]:
+    """The line's cap (0: none) and how many of its slots are held, in SQL."""
+    holding = select(func.count()).where(Job.tenant_id == tenant_id, Job.queue == queue, HOLDING)
+    return _tenant_cap(tenant_id, default_cap), holding.scalar_subquery()
+
+
+def has_room(
+    tenant_id: BindParameter[Any], queue: BindParameter[Any], default_cap: BindParameter[Any]
+) -> ColumnElement[bool]:
+    """Whether the line has a slot free (or no cap), in SQL."""
+    cap, holding = _slots(tenant_id, queue, default_cap)
+    return or_(cap == 0, holding < cap)
+
+
 def _take_slots_statement() -> Select[Any]:
     # Named apart from the columns: an UPDATE takes a column's name for its new value.
     tenant_id: BindParameter[Any] = bindparam("line_tenant")
     queue: BindParameter[Any] = bindparam("line_queue")
-    in_line = (Job.tenant_id == tenant_id, Job.queue == queue)
-    cap = _tenant_cap(tenant_id, bindparam("default_cap"))
-    holding = select(func.count()).where(*in_line, HOLDING).scalar_subquery()
+    cap, holding = _slots(tenant_id, queue, bindparam("default_cap"))
     free = case((cap == 0, BATCH), else_=func.greatest(0, cap - holding))
-    return _dispatching(*in_line, limit=free)
+    return _dispatching(Job.tenant_id == tenant_id, Job.queue == queue, limit=free)
 
 
 @cache
@@ -133,7 +147,7 @@ def dispatch_line(
     rows = _TAKE_SLOTS.execute(
         executor,
         {
-            "line_key": f"{tenant_id}/{queue}",
+            "line_key": line_key(tenant_id, queue),
             "line_tenant": tenant_id,
             "line_queue": queue,
             "default_cap": default_cap,
@@ -142,11 +156,22 @@ def dispatch_line(
     return [JobMessage.of_row(row) for row in rows]
 
 
+def line_key(tenant_id: uuid.UUID, queue: str) -> str:
+    """What names a line's lock (`line_key` of `LINE_LOCK` and `LINE_LOCK_SHARED`)."""
+    return f"{tenant_id}/{queue}"
+
+
+# A line's lock, held to the end of the transaction: a dispatcher takes it alone.
+LINE_LOCK = f"SELECT pg_advisory_xact_lock({LINE_LOCKS}, hashtext(%(line_key)s))"
+# Shared, by a submit that looks for a free slot before it dispatches: submits do not
+# wait for each other, and a dispatcher waits until the submits in it have committed.
+LINE_LOCK_SHARED = f"SELECT pg_advisory_xact_lock_shared({LINE_LOCKS}, hashtext(%(line_key)s))"
+
 _TAKE_SLOTS = Prepared(
     "take_slots",
     _take_slots_statement,
     required=("line_tenant", "line_queue", "default_cap"),
-    before=f"SELECT pg_advisory_xact_lock({LINE_LOCKS}, hashtext(%(line_key)s))",
+    before=LINE_LOCK,
 )
 
 

@@ -49,12 +49,8 @@ class JobMessage:
 
     @classmethod
     def of_row(cls, row: Any) -> JobMessage:
-        """From a row selected as `MESSAGE_COLUMNS`."""
+        """From a row selected as `MESSAGE_COLUMNS` (or any with those attributes)."""
         return cls.of(row.id, row.kind, row.tenant_id, row.attempts, row.input, row.request_id)
-
-    @classmethod
-    def of_job(cls, job: Job) -> JobMessage:
-        return cls.of(job.id, job.kind, job.tenant_id, job.attempts, job.input, job.request_id)
 
     def headers(self) -> dict[str, str]:
         """Custom headers of the task message (the worker reads them as `request.<name>`)."""

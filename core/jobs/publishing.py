@@ -23,13 +23,13 @@ from functools import cache, partial
 from celery import Celery
 from kombu.exceptions import OperationalError as BrokerUnavailable
 from sqlalchemy import Update, bindparam, or_, tuple_, update
-from sqlalchemy.orm.attributes import set_committed_value
 
 from core.db import Database
 from core.jobs import dispatch
 from core.jobs.celery_app import publish_job
 from core.jobs.lifecycle import NOW, Executor
 from core.jobs.messages import JobMessage
+from core.jobs.queries import JobRow
 from core.jobs.states import JobStatus
 from core.models import Job
 
@@ -48,12 +48,12 @@ class PendingPublishes:
 
     def __init__(self) -> None:
         self._jobs: list[JobMessage] = []
-        self._lines: dict[dispatch.Line, list[Job]] = {}
+        self._lines: dict[dispatch.Line, list[JobRow]] = {}
 
     def publish_after_commit(self, message: JobMessage) -> None:
         self._jobs.append(message)
 
-    def dispatch_after_commit(self, line: dispatch.Line, answered: Iterable[Job] = ()) -> None:
+    def dispatch_after_commit(self, line: dispatch.Line, answered: Iterable[JobRow] = ()) -> None:
         """`answered`: jobs of the line the caller answers with, which show it if they
         are given a slot (`waiting_reason`)."""
         self._lines.setdefault(line, []).extend(answered)
@@ -83,11 +83,11 @@ class PendingPublishes:
             publish_committed(celery, db, jobs, record=record)
 
 
-def _show_dispatched(answered: list[Job], taken: set[uuid.UUID]) -> None:
+def _show_dispatched(answered: list[JobRow], taken: set[uuid.UUID]) -> None:
     now = datetime.now(UTC)
     for job in answered:
         if job.id in taken:
-            set_committed_value(job, "dispatched_at", now)
+            job.dispatched_at = now
 
 
 def publish_committed(

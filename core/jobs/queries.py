@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from types import SimpleNamespace
 from typing import Any
@@ -12,10 +13,37 @@ from sqlalchemy import Select, and_, bindparam, or_, select
 from sqlalchemy.orm import Session, defer
 
 from core.errors import ConveyorError, ErrorCode
-from core.jobs.states import JobStatus, waiting_reason
+from core.jobs.states import JobStatus, WaitingReason, waiting_reason
 from core.models import Job, JobEvent
 from core.pagination import decode_cursor, encode_cursor
 from core.prepared import Prepared
+
+
+class JobRow(SimpleNamespace):
+    """A job's columns as attributes, and its `waiting_reason`, as a `Job` has them:
+    what an answer is built from where no ORM object is worth building."""
+
+    # The columns read by name here and by the callers; the others are there too.
+    id: uuid.UUID
+    tenant_id: uuid.UUID | None
+    kind: str
+    status: str
+    dispatched_at: datetime | None
+    run_after: datetime | None
+
+    @classmethod
+    def of(cls, row: Any) -> JobRow:
+        """From a row of every column of `jobs` (extra columns are kept too)."""
+        return cls(**row._asdict())
+
+    @classmethod
+    def of_job(cls, job: Job) -> JobRow:
+        return cls(**{column.key: getattr(job, column.key) for column in Job.__table__.c})
+
+    @property
+    def waiting_reason(self) -> WaitingReason | None:
+        return waiting_reason(self.status, self.dispatched_at, self.run_after)
+
 
 # One job of the tenant's, by `job_id` and `tenant_id`.
 _IN_TENANT = (Job.id == bindparam("job_id"), Job.tenant_id == bindparam("tenant_id"))
@@ -34,16 +62,13 @@ def _job_row_in_tenant() -> Select[Any]:
 _JOB_ROW_IN_TENANT = Prepared("job_in_tenant", _job_row_in_tenant, required=("job_id", "tenant_id"))
 
 
-def read_job(session: Session, tenant_id: uuid.UUID, job_id: uuid.UUID) -> SimpleNamespace:
-    """The job as it is now, to answer with: its columns and `waiting_reason` as
-    attributes, as a `Job` has them (`get_job` loads the `Job` itself)."""
+def read_job(session: Session, tenant_id: uuid.UUID, job_id: uuid.UUID) -> JobRow:
+    """The job as it is now, to answer with (`get_job` loads the `Job` itself)."""
     params = {"job_id": job_id, "tenant_id": tenant_id}
     rows = _JOB_ROW_IN_TENANT.execute(session, params)
     if not rows:
         raise ConveyorError(ErrorCode.JOB_NOT_FOUND)
-    row = rows[0]
-    reason = waiting_reason(row.status, row.dispatched_at, row.run_after)
-    return SimpleNamespace(**row._asdict(), waiting_reason=reason)
+    return JobRow.of(rows[0])
 
 
 def get_job(session: Session, tenant_id: uuid.UUID, job_id: uuid.UUID) -> Job:

@@ -12,22 +12,22 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cache
 from typing import Any, Protocol
 
 from pydantic import ValidationError
-from sqlalchemy import Boolean, DateTime, bindparam, case, func, select
+from sqlalchemy import Boolean, DateTime, Select, bindparam, case, func, select
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.selectable import ExecutableReturnsRows
 
 from core.errors import ConveyorError, ErrorCode
 from core.jobs import dispatch, first_event
 from core.jobs.contracts import JobKind, get_kind, public_kinds
 from core.jobs.messages import JobMessage
+from core.jobs.queries import JobRow
 from core.jobs.states import JobStatus
 from core.logs import current_request_id
 from core.models import Job
+from core.prepared import Prepared, autocommits
 from core.settings import Settings
 
 
@@ -38,15 +38,20 @@ class Publisher(Protocol):
 
     def publish_after_commit(self, message: JobMessage) -> None: ...
 
-    def dispatch_after_commit(self, line: dispatch.Line, answered: Iterable[Job] = ()) -> None: ...
+    def dispatch_after_commit(
+        self, line: dispatch.Line, answered: Iterable[JobRow] = ()
+    ) -> None: ...
 
 
 @dataclass(frozen=True)
 class Submitted:
-    job: Job
+    job: JobRow
     kind: JobKind
     # True when an Idempotency-Key matched an earlier identical request.
     replayed: bool
+    # True when the job's line had no slot free as it was inserted, seen under the
+    # line's shared lock: whoever frees one dispatches it, so the submit need not.
+    line_full: bool = False
 
 
 def validate_input(
@@ -155,10 +160,9 @@ _INSERTED = (
 )
 
 
-@cache
-def _insert_job_statement() -> ExecutableReturnsRows:
-    """The job and its first event in one statement (built once: this runs on every
-    submit). An Idempotency-Key already used inserts neither and returns no row."""
+def _insert_job_statement() -> Select[Any]:
+    """The job and its first event in one statement, and whether its line has a slot
+    free (`room`). An Idempotency-Key already used inserts neither and returns no row."""
     run_after = bindparam("run_after", type_=DateTime(timezone=True))
     inserted = (
         insert(Job)
@@ -180,9 +184,19 @@ def _insert_job_statement() -> ExecutableReturnsRows:
         .cte("inserted")
     )
     logged = first_event.logged(inserted, "logged")
-    # Jobs loaded from the CTE's rows by column, with no aliased entity: adapting one
-    # on first use is not thread-safe, and the API's first burst of submits raced on it.
-    return select(Job).from_statement(select(inserted).add_cte(logged))
+    room = dispatch.has_room(bindparam("tenant_id"), bindparam("queue"), bindparam("default_cap"))
+    return select(inserted, room.label("room")).add_cte(logged)
+
+
+_INSERT_PARAMS = (*_INSERTED, "input", "run_after", "dispatched", "default_cap")
+_INSERT_JOB = Prepared("insert_job", _insert_job_statement, required=_INSERT_PARAMS)
+# The same under the line's shared lock, for a submit that commits as it inserts.
+_INSERT_JOB_IN_LINE = Prepared(
+    "insert_job_in_line",
+    _insert_job_statement,
+    required=_INSERT_PARAMS,
+    before=dispatch.LINE_LOCK_SHARED,
+)
 
 
 def key_used(session: Session, tenant_id: uuid.UUID, idempotency_key: str) -> bool:
@@ -234,7 +248,15 @@ def insert_job(
     settings: Settings,
 ) -> Submitted:
     """Insert the job queued, undispatched unless it is a due system job (which has no
-    cap), or find the one an earlier request made with its Idempotency-Key."""
+    cap), or find the one an earlier request made with its Idempotency-Key.
+
+    On a session whose statements commit on their own, a due job of a tenant's is
+    inserted under its line's shared lock, which tells whether the line has a slot free
+    (`Submitted.line_full`). A dispatcher takes that lock alone, after it freed a slot:
+    so either the insert saw the slot free, or the dispatcher waited for the insert to
+    commit and sees the job. In a transaction the lock would be held until its end,
+    keeping the line's dispatchers waiting, so there the line is dispatched after the
+    commit whether a slot is free or not."""
     fingerprint = (
         _fingerprint(new.kind.name, new.input, new.schedule) if new.idempotency_key else None
     )
@@ -252,16 +274,24 @@ def insert_job(
         "request_id": current_request_id(),
         "run_after": new.run_after,
         "dispatched": tenant_id is None and _due(new),
+        "default_cap": settings.tenant_concurrency,
     }
-    job = session.scalars(_insert_job_statement(), params).one_or_none()
-    if job is not None:
-        return Submitted(job=job, kind=new.kind, replayed=False)
+    line = new.line(tenant_id)
+    checked = line is not None and autocommits(session.connection())
+    if line is not None and checked:
+        params["line_key"] = dispatch.line_key(*line)
+    rows = (_INSERT_JOB_IN_LINE if checked else _INSERT_JOB).execute(session, params)
+    if rows:
+        row = rows[0]
+        return Submitted(
+            JobRow.of(row), new.kind, replayed=False, line_full=checked and not row.room
+        )
     existing = session.scalars(
         select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key == new.idempotency_key)
     ).one()
     if existing.request_fingerprint != fingerprint:
         raise ConveyorError(ErrorCode.IDEMPOTENCY_CONFLICT, existing_job_id=str(existing.id))
-    return Submitted(job=existing, kind=new.kind, replayed=True)
+    return Submitted(JobRow.of_job(existing), new.kind, replayed=True)
 
 
 def _due(new: NewJob) -> bool:
@@ -302,9 +332,11 @@ def submit(
     submitted = insert_job(session, new, tenant_id=tenant_id, user_id=user_id, settings=settings)
     if submitted.replayed:
         return submitted
-    # A tenant's due job joins its line, dispatched once the job is committed.
+    # A tenant's due job joins its line, dispatched once the job is committed (unless
+    # the line was full: the job then waits for whoever frees a slot).
     if (line := new.line(tenant_id)) is not None:
-        publisher.dispatch_after_commit(line, [submitted.job])
+        if not submitted.line_full:
+            publisher.dispatch_after_commit(line, [submitted.job])
     elif submitted.job.dispatched_at is not None:
-        publisher.publish_after_commit(JobMessage.of_job(submitted.job))
+        publisher.publish_after_commit(JobMessage.of_row(submitted.job))
     return submitted

@@ -3,9 +3,11 @@ with the reconciler held off so that what is dispatched is the test's own doing.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 from typing import Any
 
 import pytest
@@ -16,7 +18,7 @@ from core.jobs import dispatch, lifecycle
 from core.jobs.contracts import ECHO
 from core.jobs.publishing import PendingPublishes
 from core.jobs.states import WaitingReason
-from core.jobs.submit import submit
+from core.jobs.submit import Submitted, submit
 from core.models import Job, Tenant
 from core.settings import Settings
 from tests.support.factories import User, create_user
@@ -183,3 +185,135 @@ def test_concurrent_submits_never_pass_the_cap(
             select(func.count()).where(Job.tenant_id == user.personal_tenant_id, dispatch.HOLDING)
         ).scalar_one()
     assert holding == CAP
+
+
+def submit_alone(
+    db: Database, settings: Settings, tenant_id: uuid.UUID, n: int
+) -> tuple[Submitted, list[uuid.UUID]]:
+    """A submit as `POST /jobs` makes it, its statement committing as it runs: the job,
+    and the jobs sent after it."""
+    publisher = PendingPublishes()
+    with db.reads() as session:
+        submitted = submit(
+            session,
+            publisher,
+            tenant_id=tenant_id,
+            user_id=None,
+            kind_name=ECHO,
+            raw_input={"n": n},
+            settings=settings,
+        )
+    return submitted, [m.job_id for m in publisher.committed(db, settings.tenant_concurrency)]
+
+
+def test_a_submit_that_commits_alone_dispatches_only_if_it_saw_a_slot_free(
+    db: Database, settings: Settings, user: User
+) -> None:
+    tenant_id = user.personal_tenant_id
+    made = [submit_alone(db, settings, tenant_id, n) for n in range(CAP + 2)]
+
+    assert [submitted.line_full for submitted, _ in made] == [False] * CAP + [True] * 2
+    assert [sent for _, sent in made] == [[s.job.id] for s, _ in made[:CAP]] + [[], []]
+    assert [s.job.waiting_reason for s, _ in made] == [WaitingReason.BROKER] * CAP + [
+        WaitingReason.TENANT_LIMIT
+    ] * 2
+    # A slot freed and not handed on (its worker died): the next submit sees it free,
+    # and the line's first job in waiting takes it, not the newcomer.
+    finish_unhanded(db, made[0][0].job.id)
+    submitted, sent = submit_alone(db, settings, tenant_id, CAP + 2)
+    assert not submitted.line_full
+    assert sent == [made[CAP][0].job.id]
+    assert submitted.job.waiting_reason is WaitingReason.TENANT_LIMIT
+
+
+def test_a_dispatcher_waits_for_a_submit_that_saw_the_line_full(
+    db: Database, settings: Settings, user: User
+) -> None:
+    """The submit's insert holds the line's shared lock until it commits: a worker that
+    frees a slot while the insert runs dispatches after that, and sees the job."""
+    tenant_id = user.personal_tenant_id
+    held = [submit_alone(db, settings, tenant_id, n)[0].job.id for n in range(CAP)]
+    with ThreadPoolExecutor(2) as pool:
+        with db.transaction() as session:
+            # The insert checks its tenant at its end (the foreign key): held there,
+            # after it saw the line full.
+            session.execute(select(Tenant).where(Tenant.id == tenant_id).with_for_update())
+            submitting = pool.submit(submit_alone, db, settings, tenant_id, CAP)
+            assert not lock_granted(submitting)
+            finish_unhanded(db, held[0])
+            handing_off = pool.submit(hand_off, db, settings, tenant_id)
+            assert not lock_granted(handing_off)
+        submitted, sent = submitting.result(timeout=30)
+        assert submitted.line_full
+        assert sent == []
+        assert handing_off.result(timeout=30) == [submitted.job.id]
+
+
+def test_a_submit_waits_for_a_dispatcher_and_sees_the_slot_it_freed(
+    db: Database, settings: Settings, user: User
+) -> None:
+    tenant_id = user.personal_tenant_id
+    held = [submit_alone(db, settings, tenant_id, n)[0].job.id for n in range(CAP)]
+    with ThreadPoolExecutor(1) as pool, db.transaction() as session:
+        # A worker's hand-off: its job's end committed, the line's lock taken.
+        finish_unhanded(db, held[0])
+        session.connection().exec_driver_sql(
+            dispatch.LINE_LOCK, {"line_key": f"{tenant_id}/default"}
+        )
+        submitting = pool.submit(submit_alone, db, settings, tenant_id, CAP)
+        assert not lock_granted(submitting)
+        session.commit()
+        submitted, sent = submitting.result(timeout=30)
+    assert not submitted.line_full
+    assert sent == [submitted.job.id]
+
+
+def lock_granted(work: Future[Any]) -> bool:
+    """Whether `work` got past the line's lock held by the test (it would be done)."""
+    try:
+        work.result(timeout=0.5)
+    except FuturesTimeout:
+        return False
+    return True
+
+
+def test_submits_and_hand_offs_at_once_never_pass_the_cap(
+    db: Database, settings: Settings, user: User
+) -> None:
+    tenant_id = user.personal_tenant_id
+
+    def submitter(worker: int) -> None:
+        for n in range(8):
+            submit_alone(db, settings, tenant_id, worker * 100 + n)
+
+    def finisher(stop: threading.Event) -> None:
+        while not stop.is_set():
+            with db.autocommit() as connection:
+                held = connection.execute(
+                    select(Job.id)
+                    .where(Job.tenant_id == tenant_id, dispatch.HOLDING)
+                    .order_by(func.random())
+                    .limit(1)
+                ).scalar()
+                claim = held and lifecycle.claim(connection, held, 30, "tests/1/0")
+                if claim:
+                    lifecycle.succeed(connection, claim.job_id, claim.attempt, {})
+            hand_off(db, settings, tenant_id)
+
+    stop = threading.Event()
+    with ThreadPoolExecutor(8) as pool:
+        finishers = [pool.submit(finisher, stop) for _ in range(2)]
+        list(pool.map(submitter, range(6)))
+        stop.set()
+        for each in finishers:
+            each.result()
+
+    with db.transaction() as session:
+        holding = session.execute(
+            select(func.count()).where(Job.tenant_id == tenant_id, dispatch.HOLDING)
+        ).scalar_one()
+        waiting = session.execute(
+            select(func.count()).where(Job.tenant_id == tenant_id, *dispatch.WAITING)
+        ).scalar_one()
+    assert holding <= CAP
+    assert waiting == 0 or holding == CAP
