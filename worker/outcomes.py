@@ -25,6 +25,7 @@ from typing import Any
 from celery.exceptions import Ignore, Retry
 
 from core.jobs.lifecycle import JobError
+from core.jobs.messages import JobMessage
 
 
 class Outcome(StrEnum):
@@ -44,6 +45,9 @@ class Ended:
     tenant_id: uuid.UUID | None = None
     # Webhook deliveries the job's end queued in its tenant's `webhooks` line.
     webhooks: int = 0
+    # The jobs the write of the job's end gave the slot it freed (to publish), or None
+    # when that write left the hand-off to be done after it.
+    handed_on: tuple[JobMessage, ...] | None = None
 
 
 NOT_OURS = Ended(Outcome.NOT_OURS)

@@ -111,21 +111,25 @@ def hand_off(celery: Celery, ended: Ended, queue: str) -> None:
     """The slot the job held in its tenant's line is free: publish the line's next due
     job now, instead of at the reconciler's next sweep (which is what happens if this
     fails, or this process dies first). The job's end is committed before, so a submit
-    racing this one sees the slot free if this does not see its job."""
+    racing this one sees the slot free if this does not see its job. A success hands
+    its slot on in the statement that writes it, under the line's lock
+    (`dispatch.succeed_handing_on`): what is left here is to publish."""
     if ended.tenant_id is None or ended.outcome not in SLOT_FREED:
         return
     rt = runtime()
-    lines = [queue]
+    # Done already, when the write of its end did it (a success).
+    lines = [] if ended.handed_on is not None else [queue]
+    messages: list[JobMessage] = list(ended.handed_on or ())
     if ended.webhooks:
         # The webhooks the job's end queued: sent now, not at the reconciler's sweep.
         lines.append(Queue.WEBHOOKS.value)
-    messages: list[JobMessage] = []
     try:
-        with rt.db.autocommit() as connection:  # each line one round trip
-            for line in lines:
-                messages += dispatch.dispatch_line(
-                    connection, ended.tenant_id, line, rt.settings.tenant_concurrency
-                )
+        if lines:
+            with rt.db.autocommit() as connection:  # each line one round trip
+                for line in lines:
+                    messages += dispatch.dispatch_line(
+                        connection, ended.tenant_id, line, rt.settings.tenant_concurrency
+                    )
     except Exception as exc:
         log.warning("hand-off in %s left to the reconciler (%s)", queue, type(exc).__name__)
     publish_committed(celery, rt.db, messages, record=rt.enqueued.record)
@@ -196,11 +200,17 @@ def _write(ctx: JobContext, what: str, work: Callable[[], T]) -> T | None:
         return None
 
 
-def _ended(written: lifecycle.Finished | bool | None, ended: Ended) -> Ended:
-    """`ended` if this attempt's write took, with the webhooks it queued; else the job
-    is not this attempt's to report."""
+def _ended(
+    written: lifecycle.Finished | bool | None,
+    ended: Ended,
+    handed_on: list[JobMessage] | None = None,
+) -> Ended:
+    """`ended` if this attempt's write took, with the webhooks it queued and the jobs
+    it handed the slot to; else the job is not this attempt's to report."""
     if not written:
         return NOT_OURS
+    if handed_on is not None:
+        ended = replace(ended, handed_on=tuple(handed_on))
     if isinstance(written, lifecycle.Finished):
         return replace(ended, webhooks=written.webhooks)
     return ended
@@ -238,12 +248,20 @@ def _run_claimed(handler: Handler, kind: JobKind, ctx: JobContext) -> Ended:
         return _handle_failure(ctx, exc)
 
     finished: lifecycle.Finished | bool | None = None
+    handed_on: list[JobMessage] | None = None
     tries = 0
 
     def succeed() -> None:
-        nonlocal finished, tries
+        nonlocal finished, handed_on, tries
         tries += 1
         with rt.db.autocommit() as connection:  # one statement: the result and its event
+            if claim.tenant_id is not None and tries == 1:
+                # And the slot it frees handed on (see `hand_off`).
+                line = (claim.tenant_id, kind.queue.value)
+                finished, handed_on = dispatch.succeed_handing_on(
+                    connection, job_id, claim.attempt, result, line, rt.settings.tenant_concurrency
+                )
+                return
             finished = lifecycle.succeed(connection, job_id, claim.attempt, result)
             if not finished and tries > 1:
                 # The last try may have committed before its connection dropped (its
@@ -252,7 +270,7 @@ def _run_claimed(handler: Handler, kind: JobKind, ctx: JobContext) -> Ended:
 
     _write(ctx, "result", succeed)
     log.info("job %s %s", job_id, "succeeded" if finished else "finished but was not ours")
-    return _ended(finished, Ended(Outcome.SUCCEEDED, claim.attempt))
+    return _ended(finished, Ended(Outcome.SUCCEEDED, claim.attempt), handed_on)
 
 
 def _handle_failure(ctx: JobContext, exc: Exception) -> Ended:

@@ -28,6 +28,8 @@ from itertools import zip_longest
 from typing import Any
 
 from sqlalchemy import (
+    CTE,
+    JSON,
     BindParameter,
     ColumnElement,
     Connection,
@@ -38,11 +40,14 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    type_coerce,
     update,
 )
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
 
 from core.db import Database
+from core.jobs import lifecycle
 from core.jobs.contracts import KINDS
 from core.jobs.lifecycle import NOW
 from core.jobs.messages import MESSAGE_COLUMNS, JobMessage
@@ -75,9 +80,9 @@ def _tenant_cap(tenant_id: Any, default: Any) -> ColumnElement[int]:
     )
 
 
-def _dispatching(*where: ColumnElement[bool], limit: Any) -> Select[Any]:
-    """Give slots to the first `limit` due jobs waiting that match `where`, in line
-    order: the statement returns their messages, in that order."""
+def _taking(*where: ColumnElement[bool], limit: Any) -> CTE:
+    """Give slots to the first `limit` due jobs waiting that match `where`: the CTE
+    returns their messages and their place in line."""
     chosen = (
         select(Job.id)
         .where(*where, *WAITING, DUE, KNOWN)
@@ -86,13 +91,19 @@ def _dispatching(*where: ColumnElement[bool], limit: Any) -> Select[Any]:
         .with_for_update(skip_locked=True)
         .cte("chosen")
     )
-    taken = (
+    return (
         update(Job)
         .where(Job.id == chosen.c.id)
         .values(dispatched_at=NOW)
         .returning(*MESSAGE_COLUMNS, Job.queued_at, Job.created_at)
         .cte("taken")
     )
+
+
+def _dispatching(*where: ColumnElement[bool], limit: Any) -> Select[Any]:
+    """Give slots to the first `limit` due jobs waiting that match `where`, in line
+    order: the statement returns their messages, in that order."""
+    taken = _taking(*where, limit=limit)
     return select(taken).order_by(taken.c.queued_at, taken.c.created_at)
 
 
@@ -119,6 +130,33 @@ def _take_slots_statement() -> Select[Any]:
     cap, holding = _slots(tenant_id, queue, bindparam("default_cap"))
     free = case((cap == 0, BATCH), else_=func.greatest(0, cap - holding))
     return _dispatching(Job.tenant_id == tenant_id, Job.queue == queue, limit=free)
+
+
+def _handing_on(statement: Select[Any], moved: CTE) -> Select[Any]:
+    """A job's end (`statement`, the job in `moved`) that also gives the slot it frees
+    to its line's next due jobs: their messages, in line order, in a `handed_on` column
+    (JSON). The statement's snapshot still counts the job among the slots held, so the
+    job it moved counts as free; if it moved none, no slot is given."""
+    tenant_id: BindParameter[Any] = bindparam("line_tenant")
+    queue: BindParameter[Any] = bindparam("line_queue")
+    cap, holding = _slots(tenant_id, queue, bindparam("default_cap"))
+    freed = select(func.count()).select_from(moved).scalar_subquery()
+    free = case((freed == 0, 0), (cap == 0, BATCH), else_=func.greatest(0, cap - holding + freed))
+    taken = _taking(Job.tenant_id == tenant_id, Job.queue == queue, limit=free)
+    message = func.json_build_object(
+        *(part for column in MESSAGE_COLUMNS for part in (column.key, taken.c[column.key]))
+    )
+    handed_on = select(
+        func.coalesce(
+            func.json_agg(aggregate_order_by(message, taken.c.queued_at, taken.c.created_at)),
+            func.json_build_array(),
+        )
+    ).scalar_subquery()
+    return statement.add_columns(type_coerce(handed_on, JSON).label("handed_on"))
+
+
+def _succeed_handing_on_statement() -> Select[Any]:
+    return lifecycle.succeed_statement(extend=_handing_on)
 
 
 @cache
@@ -173,6 +211,50 @@ _TAKE_SLOTS = Prepared(
     required=("line_tenant", "line_queue", "default_cap"),
     before=LINE_LOCK,
 )
+_SUCCEED_HANDING_ON = Prepared(
+    "succeed_handing_on",
+    _succeed_handing_on_statement,
+    required=(*lifecycle.SUCCEED_PARAMS, "line_tenant", "line_queue", "default_cap"),
+    before=LINE_LOCK,
+)
+
+
+def succeed_handing_on(
+    connection: Connection,
+    job_id: uuid.UUID,
+    attempt: int,
+    result: dict[str, Any],
+    line: Line,
+    default_cap: int,
+) -> tuple[lifecycle.Finished | None, list[JobMessage]]:
+    """`lifecycle.succeed`, and the hand-off of the slot it frees in `line` (the job's),
+    in one statement under the line's lock: one round trip and one commit where they
+    took two of each. The messages of the jobs given the slot are the caller's to
+    publish once committed (at once, on an autocommit connection)."""
+    tenant_id, queue = line
+    params = {
+        **lifecycle.succeed_params(job_id, attempt, result),
+        "line_key": line_key(tenant_id, queue),
+        "line_tenant": tenant_id,
+        "line_queue": queue,
+        "default_cap": default_cap,
+    }
+    rows = _SUCCEED_HANDING_ON.execute(connection, params)
+    if not rows:
+        return None, []
+    row = rows[0]
+    handed_on = [
+        JobMessage.of(
+            uuid.UUID(m["id"]),
+            m["kind"],
+            uuid.UUID(m["tenant_id"]),
+            m["attempts"],
+            m["input"],
+            m["request_id"],
+        )
+        for m in row.handed_on
+    ]
+    return lifecycle.Finished(row.webhooks), handed_on
 
 
 def _dispatch_system(session: Session) -> list[JobMessage]:

@@ -13,12 +13,14 @@ overwrite the attempt that replaced it.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
 from typing import Any
 
 from sqlalchemy import (
+    CTE,
     ColumnElement,
     Connection,
     Insert,
@@ -115,12 +117,18 @@ def _append_event_statement() -> Insert:
     )
 
 
+# What more a transition's statement does, given the statement and its CTE of the
+# job it moved (`moved`, one row or none).
+Extension = Callable[[Select[Any], CTE], Select[Any]]
+
+
 def _statement(
     *,
     source: tuple[JobStatus, ...],
     target: JobStatus,
     values: dict[str, Any],
     where: tuple[ColumnElement[bool], ...] = (),
+    extend: Extension | None = None,
 ) -> Select[Any]:
     """A compare-and-set on one job and its event row, as one statement (a
     data-modifying CTE): both happen, in one round trip, or neither when the CAS
@@ -157,10 +165,10 @@ def _statement(
     )
     statement = select(moved).add_cte(logged)
     event = EVENT_OF_STATUS.get(target)
-    if event is None:
-        return statement
-    # A job's end queues its webhooks in the same statement (`core.webhooks.outbox`).
-    return outbox.with_deliveries(statement, moved, event)
+    if event is not None:
+        # A job's end queues its webhooks in the same statement (`core.webhooks.outbox`).
+        statement = outbox.with_deliveries(statement, moved, event)
+    return statement if extend is None else extend(statement, moved)
 
 
 TransitionRow = Row[Any]
@@ -213,7 +221,8 @@ def _claim_statement() -> Select[Any]:
     )
 
 
-def _succeed_statement() -> Select[Any]:
+def succeed_statement(extend: Extension | None = None) -> Select[Any]:
+    """running → succeeded, for the attempt `attempt`, with `result`."""
     return _statement(
         source=(JobStatus.RUNNING,),
         target=JobStatus.SUCCEEDED,
@@ -226,13 +235,13 @@ def _succeed_statement() -> Select[Any]:
             "lease_owner": None,
         },
         where=(Job.attempts == bindparam("attempt"),),
+        extend=extend,
     )
 
 
 _CLAIM = Prepared("claim", _claim_statement, required=("job_id", "event", "lease", "owner"))
-_SUCCEED = Prepared(
-    "succeed", _succeed_statement, required=("job_id", "event", "attempt", "result")
-)
+SUCCEED_PARAMS = ("job_id", "event", "attempt", "result")
+_SUCCEED = Prepared("succeed", succeed_statement, required=SUCCEED_PARAMS)
 
 
 def claim(session: Executor, job_id: uuid.UUID, lease_seconds: float, owner: str) -> Claim | None:
@@ -286,11 +295,14 @@ def _finished(row: Row[Any] | None) -> Finished | None:
     return None if row is None else Finished(row.webhooks)
 
 
+def succeed_params(job_id: uuid.UUID, attempt: int, result: dict[str, Any]) -> dict[str, Any]:
+    return {"job_id": job_id, "event": {}, "attempt": attempt, "result": result}
+
+
 def succeed(
     session: Executor, job_id: uuid.UUID, attempt: int, result: dict[str, Any]
 ) -> Finished | None:
-    params = {"job_id": job_id, "event": {}, "attempt": attempt, "result": result}
-    rows = _SUCCEED.execute(session, params)
+    rows = _SUCCEED.execute(session, succeed_params(job_id, attempt, result))
     return _finished(rows[0] if rows else None)
 
 

@@ -317,3 +317,27 @@ def test_submits_and_hand_offs_at_once_never_pass_the_cap(
         ).scalar_one()
     assert holding <= CAP
     assert waiting == 0 or holding == CAP
+
+
+def test_a_success_hands_its_slot_on_in_the_statement_that_writes_it(
+    db: Database, settings: Settings, user: User
+) -> None:
+    tenant_id = user.personal_tenant_id
+    submitted, _ = submit_jobs(db, settings, tenant_id, CAP + 2)
+    line = (tenant_id, "default")
+    with db.autocommit() as connection:
+        claim = lifecycle.claim(connection, submitted[0], 30, "tests/1/0")
+        assert claim is not None
+        # A copy of the write, for an attempt that is not the job's: no slot freed.
+        stale = dispatch.succeed_handing_on(
+            connection, submitted[0], claim.attempt + 1, {}, line, CAP
+        )
+        assert stale == (None, [])
+        finished, handed_on = dispatch.succeed_handing_on(
+            connection, submitted[0], claim.attempt, {"ok": True}, line, CAP
+        )
+    assert finished == lifecycle.Finished(webhooks=0)
+    assert [m.job_id for m in handed_on] == [submitted[CAP]]
+    assert handed_on[0].input == {"n": CAP}
+    assert handed_on[0].tenant_id == tenant_id
+    assert reasons(db, submitted[1:]) == [WaitingReason.BROKER] * CAP + [WaitingReason.TENANT_LIMIT]
