@@ -32,6 +32,8 @@ try:
 except ConfigurationError as exc:
     sys.exit(f"conveyor worker: {exc}")
 app: Celery = create_celery(settings, "conveyor-worker")
+# Task events go to the monitor in batches (`worker.task_events`).
+app.conf.worker_consumer = "worker.task_events:BatchingConsumer"
 
 # Soft limit first, so the handler can fail the job cleanly before the hard kill.
 SOFT_LIMIT_MARGIN_SECONDS = 10

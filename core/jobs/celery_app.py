@@ -133,6 +133,10 @@ def publish_job(app: Celery, message: JobMessage) -> None:
         argsrepr=message.argsrepr(),
         kwargsrepr=message.kwargsrepr(),
         headers=message.headers(),
+        # Results live in PostgreSQL: no result backend to tell. And a job published by
+        # a worker (its tenant's next) is not a child of the job that ran there.
+        ignore_result=True,
+        add_to_parent=False,
     )
 
 

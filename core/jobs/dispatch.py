@@ -140,7 +140,8 @@ def _handing_on(statement: Select[Any], moved: CTE) -> Select[Any]:
     tenant_id: BindParameter[Any] = bindparam("line_tenant")
     queue: BindParameter[Any] = bindparam("line_queue")
     cap, holding = _slots(tenant_id, queue, bindparam("default_cap"))
-    freed = select(func.count()).select_from(moved).scalar_subquery()
+    # As stored: a kind moved to another queue by a later release frees its old one.
+    freed = select(func.count()).where(moved.c.queue == queue).scalar_subquery()
     free = case((freed == 0, 0), (cap == 0, BATCH), else_=func.greatest(0, cap - holding + freed))
     taken = _taking(Job.tenant_id == tenant_id, Job.queue == queue, limit=free)
     message = func.json_build_object(

@@ -144,6 +144,7 @@ def _statement(
         .returning(
             Job.id,
             Job.tenant_id,
+            Job.queue,
             Job.kind,
             Job.input,
             Job.attempts,

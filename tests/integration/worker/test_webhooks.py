@@ -99,8 +99,9 @@ def test_each_end_of_a_job_arrives_signed_with_the_job_as_the_api_shows_it(
         ("job.succeeded", 1, 200),
     ]
     assert all(a["error"] is None and a["response_excerpt"] == "answered 200" for a in attempts)
-    # Each delivery is a job of the tenant's, which its own end does not announce.
-    delivery_job = jobs.get(app_client, user.headers, attempts[0]["delivery_id"])
+    # Each delivery is a job of the tenant's, which its own end does not announce. Its
+    # attempt is logged before the job's end is written.
+    delivery_job = jobs.wait_for(app_client, user.headers, attempts[0]["delivery_id"])
     assert delivery_job["kind"] == "webhooks.deliver"
     assert delivery_job["status"] == "succeeded"
     assert len(receiver.deliveries) == 3
