@@ -46,20 +46,29 @@ def submit_jobs(
     """(the jobs submitted, the ones sent at once), each submitted in its own request."""
     submitted, sent = [], []
     for n in range(count):
-        publisher = PendingPublishes()
-        with db.transaction() as session:
-            job = submit(
-                session,
-                publisher,
-                tenant_id=tenant_id,
-                user_id=None,
-                kind_name=ECHO,
-                raw_input={"n": n},
-                settings=settings,
-            ).job
-        submitted.append(job.id)
-        sent += [m.job_id for m in publisher.committed(db, settings.tenant_concurrency)]
+        made, sent_after = submit_one(db, settings, tenant_id, n)
+        submitted.append(made.job.id)
+        sent += sent_after
     return submitted, sent
+
+
+def submit_one(
+    db: Database, settings: Settings, tenant_id: uuid.UUID | None, n: int, *, alone: bool = False
+) -> tuple[Submitted, list[uuid.UUID]]:
+    """A submit in a request of its own, and the jobs sent after it. `alone`: as
+    `POST /jobs` makes it, its statement committing as it runs; else in a transaction."""
+    publisher = PendingPublishes()
+    with db.reads() if alone else db.transaction() as session:
+        submitted = submit(
+            session,
+            publisher,
+            tenant_id=tenant_id,
+            user_id=None,
+            kind_name=ECHO,
+            raw_input={"n": n},
+            settings=settings,
+        )
+    return submitted, [m.job_id for m in publisher.committed(db, settings.tenant_concurrency)]
 
 
 def reasons(db: Database, job_ids: list[uuid.UUID]) -> list[WaitingReason | None]:
@@ -190,20 +199,7 @@ def test_concurrent_submits_never_pass_the_cap(
 def submit_alone(
     db: Database, settings: Settings, tenant_id: uuid.UUID, n: int
 ) -> tuple[Submitted, list[uuid.UUID]]:
-    """A submit as `POST /jobs` makes it, its statement committing as it runs: the job,
-    and the jobs sent after it."""
-    publisher = PendingPublishes()
-    with db.reads() as session:
-        submitted = submit(
-            session,
-            publisher,
-            tenant_id=tenant_id,
-            user_id=None,
-            kind_name=ECHO,
-            raw_input={"n": n},
-            settings=settings,
-        )
-    return submitted, [m.job_id for m in publisher.committed(db, settings.tenant_concurrency)]
+    return submit_one(db, settings, tenant_id, n, alone=True)
 
 
 def test_a_submit_that_commits_alone_dispatches_only_if_it_saw_a_slot_free(
