@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Protocol
 
 from pydantic import ValidationError
@@ -160,9 +161,10 @@ _INSERTED = (
 )
 
 
-def _insert_job_statement() -> Select[Any]:
-    """The job and its first event in one statement, and whether its line has a slot
-    free (`room`). An Idempotency-Key already used inserts neither and returns no row."""
+def _insert_job_statement(*, in_line: bool = False) -> Select[Any]:
+    """The job and its first event in one statement; `in_line`: and whether its line has
+    a slot free (`room`). An Idempotency-Key already used inserts neither and returns
+    no row."""
     run_after = bindparam("run_after", type_=DateTime(timezone=True))
     inserted = (
         insert(Job)
@@ -184,17 +186,21 @@ def _insert_job_statement() -> Select[Any]:
         .cte("inserted")
     )
     logged = first_event.logged(inserted, "logged")
+    statement = select(inserted).add_cte(logged)
+    if not in_line:
+        return statement
     room = dispatch.has_room(bindparam("tenant_id"), bindparam("queue"), bindparam("default_cap"))
-    return select(inserted, room.label("room")).add_cte(logged)
+    return statement.add_columns(room.label("room"))
 
 
-_INSERT_PARAMS = (*_INSERTED, "input", "run_after", "dispatched", "default_cap")
+_INSERT_PARAMS = (*_INSERTED, "input", "run_after", "dispatched")
 _INSERT_JOB = Prepared("insert_job", _insert_job_statement, required=_INSERT_PARAMS)
-# The same under the line's shared lock, for a submit that commits as it inserts.
+# Under the line's shared lock, and looking for a free slot: for a submit that commits
+# as it inserts.
 _INSERT_JOB_IN_LINE = Prepared(
     "insert_job_in_line",
-    _insert_job_statement,
-    required=_INSERT_PARAMS,
+    partial(_insert_job_statement, in_line=True),
+    required=(*_INSERT_PARAMS, "default_cap"),
     before=dispatch.LINE_LOCK_SHARED,
 )
 
@@ -274,18 +280,16 @@ def insert_job(
         "request_id": current_request_id(),
         "run_after": new.run_after,
         "dispatched": tenant_id is None and _due(new),
-        "default_cap": settings.tenant_concurrency,
     }
-    line = new.line(tenant_id)
-    checked = line is not None and autocommits(session.connection())
-    if line is not None and checked:
-        params["line_key"] = dispatch.line_key(*line)
-    rows = (_INSERT_JOB_IN_LINE if checked else _INSERT_JOB).execute(session, params)
+    statement = _INSERT_JOB
+    if (line := new.line(tenant_id)) is not None and autocommits(session.connection()):
+        statement = _INSERT_JOB_IN_LINE
+        params |= {"line_key": dispatch.line_key(*line), "default_cap": settings.tenant_concurrency}
+    rows = statement.execute(session, params)
     if rows:
         row = rows[0]
-        return Submitted(
-            JobRow.of(row), new.kind, replayed=False, line_full=checked and not row.room
-        )
+        full = statement is _INSERT_JOB_IN_LINE and not row.room
+        return Submitted(JobRow.of(row), new.kind, replayed=False, line_full=full)
     existing = session.scalars(
         select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key == new.idempotency_key)
     ).one()
