@@ -7,32 +7,19 @@ botocore error leaves as StorageError, classified transient or not.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import io
 import logging
 import threading
-from collections.abc import Callable, Generator, Iterator
-from contextlib import contextmanager
+from collections.abc import Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 import botocore.session
-from boto3.exceptions import Boto3Error, RetriesExceededError, S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectionError,
-    HTTPClientError,
-    IncompleteReadError,
-    SSLError,
-)
+from botocore.exceptions import ClientError
 
 from core.storage import (
-    Chunk,
     ObjectInfo,
     PresignedRequest,
     StorageError,
@@ -42,49 +29,33 @@ from core.storage import (
     content_disposition,
     os_storage_error,
 )
+from core.storage.s3_errors import (
+    ERRORS,
+    MISSING_BUCKET_CODES,
+    TRANSIENT_CODES,
+    error_code,
+    translate,
+    translated,
+)
+from core.storage.s3_sink import S3Sink, content_md5
 
 if TYPE_CHECKING:
     from botocore.awsrequest import AWSRequest
     from botocore.response import StreamingBody
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.literals import BucketLocationConstraintType
-    from mypy_boto3_s3.type_defs import CompletedPartTypeDef, ObjectIdentifierTypeDef
+    from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
 
     from core.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-# S3's limit on the parts of one multipart upload.
-MAX_PARTS = 10_000
 # list_objects_v2 and delete_objects both take at most this many keys.
 BATCH = 1000
 # Threads of one managed transfer (put_file, download) and connections of the client: the
 # API calls storage from its thread pool, and each call holds a connection while it runs.
 TRANSFER_THREADS = 4
 MAX_CONNECTIONS = 32
-
-_NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
-_MISSING_BUCKET_CODES = frozenset({"NoSuchBucket", "404", "NotFound"})
-# Error codes a later attempt may not meet, beside HTTP 429 and 5xx.
-_TRANSIENT_CODES = frozenset(
-    {
-        "RequestTimeout",
-        "RequestTimeoutException",
-        "PriorRequestNotComplete",
-        "SlowDown",
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "RequestThrottled",
-        "RequestThrottledException",
-        "TooManyRequestsException",
-        "RequestLimitExceeded",
-        "BandwidthLimitExceeded",
-        "InternalError",
-        "ServiceUnavailable",
-    }
-)
-_ERRORS = (BotoCoreError, ClientError, Boto3Error, OSError)
 
 
 class S3Storage:
@@ -164,7 +135,7 @@ class S3Storage:
                 Key=key,
                 Body=data,
                 ContentType=content_type,
-                ContentMD5=_md5(data),
+                ContentMD5=content_md5(data),
             )
         return ObjectInfo(key, len(data), content_type)
 
@@ -257,7 +228,7 @@ class S3Storage:
                     raise StorageError(
                         f"S3 delete {prefix!r} failed for {len(errors)} of {len(objects)} "
                         f"objects: {code} {first.get('Message', '')}".rstrip(),
-                        transient=code in _TRANSIENT_CODES,
+                        transient=code in TRANSIENT_CODES,
                     )
                 deleted += len(objects)
         return deleted
@@ -305,10 +276,10 @@ class S3Storage:
             client.head_bucket(Bucket=self.bucket)
             return
         except ClientError as exc:
-            if _error_code(exc) not in _MISSING_BUCKET_CODES:
-                raise _translate("check bucket", None, exc) from exc
-        except _ERRORS as exc:
-            raise _translate("check bucket", None, exc) from exc
+            if error_code(exc) not in MISSING_BUCKET_CODES:
+                raise translate("check bucket", None, exc) from exc
+        except ERRORS as exc:
+            raise translate("check bucket", None, exc) from exc
         region = self._settings.s3_region
         try:
             if region == "us-east-1":
@@ -323,155 +294,14 @@ class S3Storage:
                 )
         except ClientError as exc:
             # Another process created it first.
-            if _error_code(exc) != "BucketAlreadyOwnedByYou":
-                raise _translate("create bucket", None, exc) from exc
-        except _ERRORS as exc:
-            raise _translate("create bucket", None, exc) from exc
+            if error_code(exc) != "BucketAlreadyOwnedByYou":
+                raise translate("create bucket", None, exc) from exc
+        except ERRORS as exc:
+            raise translate("create bucket", None, exc) from exc
 
     def ping(self) -> None:
         with translated("check bucket", None):
             self.client().head_bucket(Bucket=self.bucket)
-
-
-class S3Sink:
-    """Streams one object: parts go up as they fill, so at most one part is held in
-    memory. Small objects (under one part) are one put_object, with no multipart upload
-    started at all."""
-
-    def __init__(self, storage: S3Storage, key: str, content_type: str) -> None:
-        self._storage = storage
-        self._key = key
-        self._content_type = content_type
-        self._buffer = io.BytesIO()
-        self._size = 0
-        self._upload_id: str | None = None
-        self._parts: list[CompletedPartTypeDef] = []
-        self._done: ObjectInfo | None = None
-        self._closed = False
-
-    def write(self, chunk: Chunk) -> None:
-        self._check_open()
-        part_size = self._storage.part_size
-        if self._buffer.tell() == 0 and len(chunk) == part_size:
-            # A whole part handed over as it is: sent without another copy in memory.
-            self._size += part_size
-            self._guarded(lambda: self._upload_part(chunk))
-            return
-        view = memoryview(chunk)
-        while view:
-            # Fill the part only up to its size, so a large chunk never grows the buffer.
-            room = part_size - self._buffer.tell()
-            taken = view[:room]
-            self._buffer.write(taken)
-            self._size += len(taken)
-            view = view[len(taken) :]
-            if self._buffer.tell() == part_size:
-                self._guarded(self._upload_buffered_part)
-
-    def complete(self) -> ObjectInfo:
-        if self._done is not None:
-            return self._done
-        self._check_open()
-        self._guarded(self._finish)
-        self._closed = True
-        self._buffer = io.BytesIO()
-        self._done = ObjectInfo(self._key, self._size, self._content_type)
-        return self._done
-
-    def abort(self) -> None:
-        if self._done is not None:
-            return
-        self._closed = True
-        self._buffer = io.BytesIO()
-        if self._upload_id is None:
-            return
-        try:
-            with translated("abort upload of", self._key):
-                self._storage.client().abort_multipart_upload(
-                    Bucket=self._storage.bucket, Key=self._key, UploadId=self._upload_id
-                )
-        except StorageError as exc:
-            # Kept, so a later abort() tries again. The bucket's lifecycle rule for
-            # incomplete multipart uploads is what finally removes parts left here.
-            logger.warning(
-                "could not abort multipart upload %s of %r: %s", self._upload_id, self._key, exc
-            )
-            return
-        self._upload_id = None
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise RuntimeError("the upload was completed, aborted or failed")
-
-    def _guarded(self, step: Callable[[], None]) -> None:
-        # After a failed step the buffer and part list no longer match what was sent:
-        # only abort() is left.
-        try:
-            with translated("write", self._key):
-                step()
-        except BaseException:
-            self._closed = True
-            raise
-
-    def _upload_buffered_part(self) -> None:
-        self._upload_part(self._buffer)
-        self._buffer = io.BytesIO()
-
-    def _upload_part(self, data: Chunk | io.BytesIO) -> None:
-        client, bucket = self._storage.client(), self._storage.bucket
-        if self._upload_id is None:
-            response = client.create_multipart_upload(
-                Bucket=bucket, Key=self._key, ContentType=self._content_type
-            )
-            self._upload_id = response["UploadId"]
-        number = len(self._parts) + 1
-        if number > MAX_PARTS:
-            raise StorageError(
-                f"S3 write {self._key!r} failed: more than {MAX_PARTS} parts of "
-                f"{self._storage.part_size} bytes; raise S3_PART_SIZE_MIB"
-            )
-        if isinstance(data, io.BytesIO):
-            length, md5 = data.tell(), _md5_of_buffer(data)
-            data.seek(0)
-        else:
-            length, md5 = len(data), _md5(data)
-            if isinstance(data, memoryview):
-                # botocore sends bytes, bytearrays and files; a view becomes a file.
-                data = io.BytesIO(data)
-        response_part = client.upload_part(
-            Bucket=bucket,
-            Key=self._key,
-            UploadId=self._upload_id,
-            PartNumber=number,
-            # botocore sends a bytearray as it sends bytes; the stubs only name bytes.
-            Body=cast(bytes, data),
-            ContentLength=length,
-            ContentMD5=md5,
-        )
-        self._parts.append({"ETag": response_part["ETag"], "PartNumber": number})
-
-    def _finish(self) -> None:
-        client, bucket = self._storage.client(), self._storage.bucket
-        if self._upload_id is None:
-            length = self._buffer.tell()
-            self._buffer.seek(0)
-            client.put_object(
-                Bucket=bucket,
-                Key=self._key,
-                Body=self._buffer,
-                ContentLength=length,
-                ContentType=self._content_type,
-                ContentMD5=_md5_of_buffer(self._buffer),
-            )
-            return
-        if self._buffer.tell():
-            self._upload_buffered_part()
-        client.complete_multipart_upload(
-            Bucket=bucket,
-            Key=self._key,
-            UploadId=self._upload_id,
-            MultipartUpload={"Parts": self._parts},
-        )
 
 
 def _stream(key: str, body: StreamingBody, chunk_size: int) -> Generator[bytes, None, None]:
@@ -485,71 +315,10 @@ def _stream(key: str, body: StreamingBody, chunk_size: int) -> Generator[bytes, 
 ENDPOINTS_OVERRIDE = Path(__file__).parent / "botocore_data"
 
 
-def _md5(data: Chunk) -> str:
-    # Content-MD5 lets the service refuse a body damaged on the way; not for security.
-    return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
-
-
 def _add_content_md5(request: AWSRequest, **_: object) -> None:
     # botocore >= 1.36 sends DeleteObjects with a CRC32 checksum only; MinIO releases,
     # Ceph and other S3-compatible services still insist on Content-MD5 there. S3 takes
     # both. Set before signing, so the header is signed too.
     body = request.body
     if isinstance(body, bytes | bytearray) and "Content-MD5" not in request.headers:
-        request.headers["Content-MD5"] = _md5(bytes(body))
-
-
-def _md5_of_buffer(buffer: io.BytesIO) -> str:
-    # getbuffer() reads the bytes in place; released before boto3 reads the stream.
-    with buffer.getbuffer() as view:
-        return _md5(view)
-
-
-@contextmanager
-def translated(action: str, key: str | None) -> Iterator[None]:
-    """Turn boto3, botocore and file errors raised inside into StorageError."""
-    try:
-        yield
-    except StorageError:
-        raise
-    except _ERRORS as exc:
-        raise _translate(action, key, exc) from exc
-
-
-def _error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def _translate(action: str, key: str | None, exc: BaseException) -> StorageError:
-    cause = _underlying(exc)
-    subject = f"S3 {action} {key!r}" if key is not None else f"S3 {action}"
-    if isinstance(cause, ClientError):
-        code = _error_code(cause)
-        status = int(cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-        message = str(cause.response.get("Error", {}).get("Message", "")) or f"HTTP {status}"
-        return StorageError(
-            f"{subject} failed: {code or status}: {message}",
-            transient=status == 429 or status >= 500 or code in _TRANSIENT_CODES,
-            not_found=code in _NOT_FOUND_CODES,
-        )
-    if isinstance(cause, SSLError):
-        # A certificate problem does not fix itself.
-        return StorageError(f"{subject} failed: {cause}", transient=False)
-    if isinstance(cause, ConnectionError | HTTPClientError | IncompleteReadError):
-        return StorageError(f"{subject} failed: {cause}", transient=True)
-    if isinstance(cause, RetriesExceededError):
-        # s3transfer gave up retrying a download stream that kept breaking.
-        return StorageError(f"{subject} failed: {cause}", transient=True)
-    if isinstance(cause, OSError):
-        # A local file (the source of put_file, the target of download) failed.
-        return os_storage_error(action, key, cause, not_found=False)
-    # NoCredentialsError, ParamValidationError and the like: configuration or a bug.
-    return StorageError(f"{subject} failed: {type(cause).__name__}: {cause}", transient=False)
-
-
-def _underlying(exc: BaseException) -> BaseException:
-    # upload_file raises S3UploadFailedError from inside its `except ClientError`, so the
-    # error with the code and status is its context.
-    while isinstance(exc, S3UploadFailedError) and exc.__context__ is not None:
-        exc = exc.__context__
-    return exc
+        request.headers["Content-MD5"] = content_md5(bytes(body))
