@@ -11,7 +11,6 @@ import threading
 from dataclasses import dataclass
 
 from core.db import Database
-from core.jobs.publishing import EnqueuedRecorder
 from core.settings import Settings, get_settings
 from core.storage import Storage, open_storage
 
@@ -21,8 +20,6 @@ class Runtime:
     settings: Settings
     db: Database
     pid: int
-    # The messages this process published (hand-offs), recorded in batches.
-    enqueued: EnqueuedRecorder
     _storage: Storage | None = None
 
     @property
@@ -47,7 +44,5 @@ def runtime() -> Runtime:
         if _runtime is None or _runtime.pid != os.getpid():
             settings = get_settings()
             db = Database(settings, "worker")
-            _runtime = Runtime(
-                settings=settings, db=db, pid=os.getpid(), enqueued=EnqueuedRecorder(db)
-            )
+            _runtime = Runtime(settings=settings, db=db, pid=os.getpid())
         return _runtime
