@@ -22,7 +22,7 @@ from tests.bench import cpu
 from tests.bench.api_client import HTTP_TIMEOUT_SECONDS, api_url, expect
 from tests.bench.failures import BenchError
 from tests.bench.http_load import run_concurrently
-from tests.bench.job_throughput import PipelineResult
+from tests.bench.job_throughput import BATCH_SIZE, BATCHES_IN_FLIGHT, PipelineResult
 from tests.bench.options import PipelineOptions
 from tests.bench.peer_app import create_table
 from tests.bench.stack import (
@@ -120,6 +120,27 @@ async def submit_tasks(peer: Peer, label: str, count: int, opts: PipelineOptions
     return ids
 
 
+async def submit_task_batches(
+    peer: Peer, label: str, count: int, opts: PipelineOptions
+) -> tuple[list[str], float]:
+    """`count` tasks through `POST /tasks/batch`, in batches as the pipeline's batch
+    phase sends them; the task ids, and the seconds it took."""
+    batches = [
+        range(start, min(start + BATCH_SIZE, count)) for start in range(0, count, BATCH_SIZE)
+    ]
+
+    async def submit(i: int) -> list[str]:
+        tasks = [{"bench": label, "seq": n} for n in batches[i]]
+        response = await peer.client.post("/tasks/batch", json={"tasks": tasks})
+        task_ids: list[str] = expect(response, 202).json()["task_ids"]
+        return task_ids
+
+    answered, _, elapsed = await run_concurrently(
+        len(batches), BATCHES_IN_FLIGHT, opts.timeout, submit
+    )
+    return [task_id for ids in answered for task_id in ids], elapsed
+
+
 async def last_done(peer: Peer, ids: list[str], group: LoggedGroup, timeout: float) -> float:
     """Epoch seconds of the last task's `date_done`, once every task has a result."""
     deadline = time.monotonic() + timeout
@@ -170,3 +191,23 @@ async def measure_peer(
         cpu=used,
     )
     return result, ids
+
+
+async def measure_peer_batch(
+    peer: Peer, group: LoggedGroup, opts: PipelineOptions, label: str, count: int
+) -> PipelineResult:
+    """The peer fed by `POST /tasks/batch`: from the first batch sent to the last task
+    done, as the pipeline's batch phase is timed."""
+    before = cpu.snapshot(time.monotonic())
+    started = time.time()
+    ids, submitted = await submit_task_batches(peer, label, count, opts)
+    finished = await last_done(peer, ids, group, opts.timeout)
+    used = cpu.usage(before, cpu.snapshot(time.monotonic()), group.roots(), opts.database_name)
+    return PipelineResult(
+        jobs=count,
+        submit_seconds=submitted,
+        submit_latencies=[],
+        total_seconds=finished - started,
+        job_latencies=[],
+        cpu=used,
+    )

@@ -9,6 +9,8 @@ makes a task outlive a lost message: a row committed before the publish, a commi
 the task starts and one when it ends (plain psycopg2, one statement each, no ORM), and
 `GET` reads the row. `make bench` runs both: their ratio is the most a stack that keeps
 its jobs in PostgreSQL this way can reach against the tutorial's, on this machine.
+`POST /tasks/batch` takes many tasks in one request, as Conveyor's `POST /jobs/batch`
+does: how fast each stack drains a bulk submit bounds what a batch can reach.
 
     uvicorn tests.bench.peer_app:app    celery -A tests.bench.peer_app:celery worker -Q peer
 """
@@ -24,6 +26,7 @@ from contextlib import contextmanager
 from typing import Annotated, Any
 
 import psycopg2
+import psycopg2.extras
 from celery import Celery
 from celery.result import AsyncResult
 from fastapi import Depends, FastAPI, Header, HTTPException
@@ -136,6 +139,28 @@ def create_task(payload: dict[str, Any]) -> dict[str, str]:
         )
     noop.apply_async((payload,), task_id=task_id)
     return {"task_id": task_id}
+
+
+@app.post("/tasks/batch", status_code=202)
+def create_tasks(body: dict[str, list[dict[str, Any]]]) -> dict[str, list[str]]:
+    """`{"tasks": [payload, ...]}`: the same as that many `POST /tasks`, with the rows
+    inserted in one transaction (one statement) before the publishes."""
+    payloads = body["tasks"]
+    task_ids = [str(uuid.uuid4()) for _ in payloads]
+    if DATABASE_URL:
+        with database() as conn:
+            with conn.cursor() as cursor:
+                rows = [
+                    (task_id, "queued", json.dumps(payload))
+                    for task_id, payload in zip(task_ids, payloads, strict=True)
+                ]
+                psycopg2.extras.execute_values(
+                    cursor, "INSERT INTO peer_tasks (id, status, payload) VALUES %s", rows
+                )
+            conn.commit()
+    for task_id, payload in zip(task_ids, payloads, strict=True):
+        noop.apply_async((payload,), task_id=task_id)
+    return {"task_ids": task_ids}
 
 
 @app.get("/tasks/{task_id}")

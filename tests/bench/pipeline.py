@@ -6,7 +6,8 @@ Phases, in this order, each with its own warm-up:
 2. pipeline (job_throughput.py) against its peer (peer.py, the FastAPI + Celery stack
    of the tutorials, running beside it) and the durable peer (the same stack keeping
    each task in a PostgreSQL row): alternating rounds of jobs submitted over HTTP.
-3. batch (job_throughput.py): the pipeline fed by POST /api/v1/jobs/batch.
+3. batch (job_throughput.py): the pipeline fed by POST /api/v1/jobs/batch; then each
+   peer fed by its own POST /tasks/batch (peer.py).
 4. poll (polling.py): GET /healthz, GET /api/v1/jobs/{id} and the peers' GET /tasks/{id}.
 5. reset (reset_timing.py): on the same stack, password reset requests one at a time.
 6. metrics (metrics_cost.py): the pipeline again, metrics off and on, alternating.
@@ -32,7 +33,7 @@ from tests.bench.job_throughput import (
 from tests.bench.metrics_cost import measure_metrics_cost
 from tests.bench.options import PipelineOptions
 from tests.bench.output import say
-from tests.bench.peer import Peer, measure_peer, start_peer, wait_peer_ready
+from tests.bench.peer import Peer, measure_peer, measure_peer_batch, start_peer, wait_peer_ready
 from tests.bench.pipeline_report import StackResults, report
 from tests.bench.polling import measure_polling
 from tests.bench.reset_timing import UNTHROTTLED_ENV, measure_resets
@@ -81,6 +82,12 @@ async def drive_stack(
             )
             durables.append(durable_result)
         batch = await measure_batch(client, db, group, opts)
+        say(f"peer: timing {opts.jobs} tasks in batches")
+        peer_batch = await measure_peer_batch(peer, group, opts, "peer:batch", opts.jobs)
+        say(f"durable-peer: timing {opts.jobs} tasks in batches")
+        durable_batch = await measure_peer_batch(
+            durable, group, opts, "durable-peer:batch", opts.jobs
+        )
         roots = group.roots()
         poll = await measure_polling(
             client, job_ids, peer.client, task_ids, durable.client, durable_ids, opts, roots
@@ -88,7 +95,7 @@ async def drive_stack(
         reset = await measure_resets(client, opts, roots)
     await peer.client.aclose()
     await durable.client.aclose()
-    return StackResults(pipeline, peers, durables, batch, poll, reset)
+    return StackResults(pipeline, peers, durables, batch, peer_batch, durable_batch, poll, reset)
 
 
 def measure_stack(stack: Stack, opts: PipelineOptions) -> StackResults:

@@ -23,6 +23,9 @@ class StackResults:
     peer: list[PipelineResult]  # one per round, alternating with the pipeline's
     durable_peer: list[PipelineResult]  # the same, for the peer keeping tasks in PostgreSQL
     batch: PipelineResult
+    # Each peer fed by its POST /tasks/batch, timed as the batch is.
+    peer_batch: PipelineResult
+    durable_peer_batch: PipelineResult
     poll: PollResult
     reset: ResetResult
 
@@ -77,6 +80,10 @@ def report(celery: CeleryResult, results: StackResults, metrics: MetricsCost) ->
         *_throughput("median", durable, "task"),
         "batch (POST /api/v1/jobs/batch, 100 jobs a request, 4 in flight)",
         *_throughput("one run", batch, "job"),
+        "peer batch (POST /tasks/batch, the same batches)",
+        *_throughput("one run", results.peer_batch, "task"),
+        "durable peer batch (POST /tasks/batch, its rows inserted in one statement)",
+        *_throughput("one run", results.durable_peer_batch, "task"),
         "polling (same client, same concurrency)",
         f"  {poll.health.describe()}",
         *cpu.report_lines(poll.health.cpu, len(poll.health.latencies), "request"),
@@ -107,6 +114,10 @@ def report(celery: CeleryResult, results: StackResults, metrics: MetricsCost) ->
         f"batch_accepted_ratio={accepted / peer.per_second:.3f}"
         "   (information: how fast POST /api/v1/jobs/batch takes jobs, against the "
         "peer's tasks/s; batch_ratio below counts until every job has succeeded)",
+        f"peer_batch_ratio={results.peer_batch.per_second / peer.per_second:.3f} "
+        f"durable_peer_batch_ratio={results.durable_peer_batch.per_second / peer.per_second:.3f}"
+        "   (information: each peer's own bulk submit against the peer: how far a batch "
+        "drained as one Celery task per job goes, without and with a PostgreSQL row each)",
         "goals: peer_ratio >= 0.6, peer_poll_ratio >= 0.8, batch_ratio >= 1.5",
         f"pipeline_jobs_per_s={pipeline.per_second:.2f} "
         f"peer_jobs_per_s={peer.per_second:.2f} "
