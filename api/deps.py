@@ -18,7 +18,7 @@ from api.state import AppState, app_state
 from core.errors import ConveyorError, ErrorCode
 from core.identity import accounts, api_keys
 from core.identity.access import Principal, Scope
-from core.identity.credentials import TokenType, decode_token
+from core.identity.credentials import TokenClaims, TokenType, decode_token
 from core.jobs.publishing import PendingPublishes
 from core.models import User
 from core.settings import Settings
@@ -119,12 +119,20 @@ async def _credentials(token: BearerToken, x_tenant_id: TenantHeader = None) -> 
 CredentialsDep = Annotated[Credentials, Depends(_credentials)]
 
 
+def user_claims(settings: Settings, credentials: Credentials) -> TokenClaims | None:
+    """A user's access token, verified (signature, expiry, type); None for an API key.
+    Whether its login is still live is the database's to say."""
+    if api_keys.looks_like_api_key(credentials.token):
+        return None
+    return decode_token(settings, credentials.token, TokenType.ACCESS)
+
+
 def authorize(session: Session, settings: Settings, credentials: Credentials) -> Principal:
     """The caller (a user or an API key) in the tenant the request names."""
-    token, tenant_id = credentials.token, credentials.tenant_id
-    if api_keys.looks_like_api_key(token):
-        return api_keys.authenticate(session, token, tenant_id)
-    claims = decode_token(settings, token, TokenType.ACCESS)
+    tenant_id = credentials.tenant_id
+    claims = user_claims(settings, credentials)
+    if claims is None:
+        return api_keys.authenticate(session, credentials.token, tenant_id)
     return accounts.tenant_access(session, claims.user_id, claims.session_id, tenant_id)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from functools import partial
 
 from sqlalchemy import Select, bindparam, select
 from sqlalchemy.exc import IntegrityError
@@ -105,18 +106,22 @@ def _access_query() -> Select[uuid.UUID, str]:
     )
 
 
-def _personal_access() -> Select[uuid.UUID, str]:
+def access_query(*, tenant_named: bool) -> Select[uuid.UUID, str]:
+    """A live login's membership (`tenant_id`, `role`), of user `user_id` and login
+    `session_id`: in tenant `tenant_id` if `tenant_named`, else in their personal one."""
+    if tenant_named:
+        return _access_query().where(Membership.tenant_id == bindparam("tenant_id"))
     return _access_query().where(Membership.tenant_id == User.personal_tenant_id)
 
 
-def _tenant_access() -> Select[uuid.UUID, str]:
-    return _access_query().where(Membership.tenant_id == bindparam("tenant_id"))
-
-
 # Every request a user makes runs one of these: prepared (`core.prepared`).
-_PERSONAL_ACCESS = Prepared("personal_access", _personal_access, required=("user_id", "session_id"))
+_PERSONAL_ACCESS = Prepared(
+    "personal_access", partial(access_query, tenant_named=False), required=("user_id", "session_id")
+)
 _TENANT_ACCESS = Prepared(
-    "tenant_access", _tenant_access, required=("user_id", "session_id", "tenant_id")
+    "tenant_access",
+    partial(access_query, tenant_named=True),
+    required=("user_id", "session_id", "tenant_id"),
 )
 
 
@@ -138,10 +143,15 @@ def tenant_access(
         if tenant_id is None or not _session_live(session, user_id, session_id):
             raise ConveyorError(ErrorCode.INVALID_TOKEN, "The session has ended")
         raise ConveyorError(ErrorCode.TENANT_NOT_FOUND)
+    return member(row.tenant_id, user_id, session_id, row.role)
+
+
+def member(tenant_id: uuid.UUID, user_id: uuid.UUID, session_id: uuid.UUID, role: str) -> Principal:
+    """A signed-in user in a tenant whose membership `access_query` found."""
     return Principal(
-        tenant_id=row.tenant_id,
+        tenant_id=tenant_id,
         user_id=user_id,
-        role=Role(row.role),
+        role=Role(role),
         scopes=ALL_SCOPES,
         session_id=session_id,
     )

@@ -5,14 +5,16 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
+from functools import cache, partial
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, or_, select
+from sqlalchemy import Connection, Select, and_, bindparam, or_, select
 from sqlalchemy.orm import Session, defer
 
 from core.errors import ConveyorError, ErrorCode
+from core.identity import accounts
+from core.identity.access import Principal
 from core.jobs.states import JobStatus, WaitingReason, waiting_reason
 from core.models import Job, JobEvent
 from core.pagination import decode_cursor, encode_cursor
@@ -69,6 +71,49 @@ def read_job(session: Session, tenant_id: uuid.UUID, job_id: uuid.UUID) -> JobRo
     if not rows:
         raise ConveyorError(ErrorCode.JOB_NOT_FOUND)
     return JobRow.of(rows[0])
+
+
+def _job_seen_by_member(*, tenant_named: bool) -> Select[Any]:
+    membership = accounts.access_query(tenant_named=tenant_named).subquery("membership")
+    return (
+        select(*Job.__table__.c, membership.c.role.label("member_role"))
+        .join(membership, membership.c.tenant_id == Job.tenant_id)
+        .where(Job.id == bindparam("job_id"))
+    )
+
+
+# A user's poll: their check and the read in one statement (`read_job_as_member`).
+_MEMBERS_JOB = {
+    tenant_named: Prepared(
+        f"members_job_{'named' if tenant_named else 'personal'}",
+        partial(_job_seen_by_member, tenant_named=tenant_named),
+        required=("user_id", "session_id", "job_id", *(("tenant_id",) if tenant_named else ())),
+    )
+    for tenant_named in (True, False)
+}
+
+
+def read_job_as_member(
+    executor: Session | Connection,
+    user_id: uuid.UUID,
+    session_id: uuid.UUID,
+    tenant_id: uuid.UUID | None,
+    job_id: uuid.UUID,
+) -> tuple[JobRow, Principal] | None:
+    """The job, and the caller in its tenant, if login `session_id` of user `user_id`
+    is live, the user belongs to the tenant (`tenant_id`, else their personal one) and
+    the job is that tenant's: one statement, where a check and a read take two. None
+    otherwise, and `accounts.tenant_access` tells which of those failed."""
+    params: dict[str, Any] = {"user_id": user_id, "session_id": session_id, "job_id": job_id}
+    if tenant_id is not None:
+        params["tenant_id"] = tenant_id
+    rows = _MEMBERS_JOB[tenant_id is not None].execute(executor, params)
+    if not rows:
+        return None
+    columns = rows[0]._asdict()
+    role = columns.pop("member_role")
+    caller = accounts.member(columns["tenant_id"], user_id, session_id, role)
+    return JobRow(**columns), caller
 
 
 def get_job(session: Session, tenant_id: uuid.UUID, job_id: uuid.UUID) -> Job:

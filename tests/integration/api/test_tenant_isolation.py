@@ -330,6 +330,22 @@ def test_job_lists_show_only_the_active_tenant(app_client: TestClient, world: Wo
         assert "email.send" not in {j["kind"] for j in page["items"]}
 
 
+def test_a_job_is_read_only_in_its_own_tenant_even_by_a_member_of_both(
+    app_client: TestClient, world: World
+) -> None:
+    w = world
+    in_team = in_tenant(w.a.headers, w.team)
+
+    assert jobs.get(app_client, in_team, w.team_job)["id"] == w.team_job
+    assert jobs.get(app_client, w.a.headers, w.a_personal_job)["id"] == w.a_personal_job
+    for headers, job_id in ((in_team, w.a_personal_job), (w.a.headers, w.team_job)):
+        assert_problem(
+            app_client.get(f"{API}/jobs/{job_id}", headers=headers), 404, "job_not_found"
+        )
+    # Another member of the team reads it too.
+    assert jobs.get(app_client, in_tenant(w.member.headers, w.team), w.team_job)["id"] == w.team_job
+
+
 def test_tenant_lists_show_only_your_tenants(app_client: TestClient, world: World) -> None:
     w = world
 
