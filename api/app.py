@@ -35,6 +35,7 @@ from api.state import AppState
 from api.streams import StreamSlots
 from core.db import Database
 from core.jobs.celery_app import create_celery
+from core.jobs.publishing import EnqueuedRecorder
 from core.kv import open_kv_store
 from core.logs import configure_logging
 from core.settings import Settings, get_settings
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         celery=create_celery(settings, "conveyor-api"),
         kv=open_kv_store(settings, db),
         storage=open_storage(settings),
+        enqueued=EnqueuedRecorder(db),
         readiness=ReadinessCache(lambda: probe(state)),
         streams=StreamSlots(settings.event_streams_per_caller),
         metrics=ApiMetrics(db, settings.metrics_top_tenants),
@@ -63,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # Production buckets are made by their operators; dev makes its own.
             await run_in_threadpool(state.storage.ensure_bucket)
         yield
+        await run_in_threadpool(state.enqueued.close)
         state.kv.close()
         state.db.dispose()
 

@@ -42,7 +42,9 @@ class UnitOfWork(PendingPublishes):
             self.session.commit()
         finally:
             self.session.close()
-        self.flush(state.celery, state.db, state.settings.tenant_concurrency)
+        self.flush(
+            state.celery, state.db, state.settings.tenant_concurrency, record=state.enqueued.record
+        )
 
 
 async def _unit_of_work(request: Request) -> AsyncIterator[UnitOfWork]:

@@ -12,6 +12,7 @@ from api.metrics import ApiMetrics
 from api.readiness import ReadinessCache
 from api.streams import StreamSlots
 from core.db import Database
+from core.jobs.publishing import EnqueuedRecorder
 from core.kv import KeyValueStore
 from core.settings import Settings
 from core.storage import Storage
@@ -26,6 +27,8 @@ class AppState:
     kv: KeyValueStore
     # Uploads: S3-compatible storage, or local disk on the embedded default.
     storage: Storage
+    # When each job was published, written in batches off the request path.
+    enqueued: EnqueuedRecorder
     # The last readiness check, shared by /readyz calls for a moment.
     readiness: ReadinessCache
     # Open event streams per caller.

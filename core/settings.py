@@ -149,7 +149,7 @@ class Settings(BaseSettings):
     retry_backoff_base_seconds: Seconds = 2.0
     retry_backoff_max_seconds: Seconds = 300.0
     reconcile_interval_seconds: Seconds = 5.0
-    # A job whose publish failed is re-sent after this grace period.
+    # A job never published (publish failed) is re-sent after this grace period.
     unpublished_grace_seconds: Seconds = 15.0
     # A queued job's message counts as lost (and is re-sent) when it was published
     # longer ago than this and the broker holds fewer messages for its queue than there

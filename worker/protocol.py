@@ -132,7 +132,7 @@ def hand_off(celery: Celery, ended: Ended, queue: str) -> None:
                     )
     except Exception as exc:
         log.warning("hand-off in %s left to the reconciler (%s)", queue, type(exc).__name__)
-    publish_committed(celery, rt.db, messages, recorded=True)
+    publish_committed(celery, rt.db, messages, record=rt.enqueued.record)
 
 
 def _turned_away(job_id: uuid.UUID) -> Ended:

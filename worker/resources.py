@@ -11,6 +11,7 @@ import threading
 from dataclasses import dataclass
 
 from core.db import Database
+from core.jobs.publishing import EnqueuedRecorder
 from core.settings import Settings, get_settings
 from core.storage import Storage, open_storage
 
@@ -20,6 +21,8 @@ class Runtime:
     settings: Settings
     db: Database
     pid: int
+    # The messages this process published (hand-offs), recorded in batches.
+    enqueued: EnqueuedRecorder
     _storage: Storage | None = None
 
     @property
@@ -44,5 +47,7 @@ def runtime() -> Runtime:
         if _runtime is None or _runtime.pid != os.getpid():
             settings = get_settings()
             db = Database(settings, "worker")
-            _runtime = Runtime(settings=settings, db=db, pid=os.getpid())
+            _runtime = Runtime(
+                settings=settings, db=db, pid=os.getpid(), enqueued=EnqueuedRecorder(db)
+            )
         return _runtime

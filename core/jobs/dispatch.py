@@ -2,10 +2,9 @@
 
 In each queue a tenant holds at most its cap of slots (`TENANT_CONCURRENCY`, or the
 tenant's own `max_concurrency`; 0 is no cap). A job takes a slot when it is dispatched
-(`dispatched_at`, committed before its message is published, with `enqueued_at`) and
-holds it until it ends or waits for a retry. The tenant's other jobs wait in
-PostgreSQL, unpublished, in its line for that queue, in the order they became due
-(submit order, for new jobs).
+(`dispatched_at`, committed before its message is published) and holds it until it
+ends or waits for a retry. The tenant's other jobs wait in PostgreSQL, unpublished, in
+its line for that queue, in the order they became due (submit order, for new jobs).
 
 A slot is handed on as soon as it frees: by the worker that ran the job, by a cancel.
 The reconciler's sweep (`fill_free_slots`) is the backstop: it fills whatever is free
@@ -95,8 +94,7 @@ def _taking(*where: ColumnElement[bool], limit: Any) -> CTE:
     return (
         update(Job)
         .where(Job.id == chosen.c.id)
-        # Sent too: its publish follows the commit at once (`core.jobs.publishing`).
-        .values(dispatched_at=NOW, enqueued_at=NOW)
+        .values(dispatched_at=NOW)
         .returning(*MESSAGE_COLUMNS, Job.queued_at, Job.created_at)
         .cte("taken")
     )

@@ -47,7 +47,7 @@ from core.webhooks.events import EVENT_OF_STATUS
 
 NOW = func.now()
 
-# The hot single-statement writes (claim, succeed, heartbeat) also run on a
+# The hot single-statement writes (claim, succeed, heartbeat, enqueued) also run on a
 # bare autocommit connection (`Database.autocommit`).
 Executor = Session | Connection
 

@@ -1,21 +1,20 @@
 """Publishing jobs whose rows are committed, with one failure policy for every caller.
 
-A job is published only after the row that gives it a slot is committed. That statement
-records it as sent (`enqueued_at`) too, since its publish follows the commit at once:
-no second write per job. Nothing here raises. A publish that fails unmarks the jobs it
-did not send, which stay queued, and the reconciler sends them after
-`UNPUBLISHED_GRACE_SECONDS`. A dead broker stops the batch at once instead of making
-every remaining job wait out its own connection timeout. A process that dies between
-the commit and the publish leaves its jobs marked sent with no message: the
-reconciler finds them as lost messages (`LOST_MESSAGE_GRACE_SECONDS`).
+A job is published only after its `queued` row is committed, then `enqueued_at` is
+recorded. Nothing here raises: a job whose publish or record fails stays queued, and the
+reconciler sends it again. A dead broker stops the batch at once instead of making every
+remaining job wait out its own connection timeout.
 
-The reconciler's own re-sends (a publish that failed, a lost message, a job taken
-back) are recorded after their publish.
+The reconciler re-sends a queued job with no `enqueued_at` once its grace period has
+passed, so a record that comes late, or never (the process died), costs at most a
+duplicate message, which the claim turns away. That is what lets the API record in
+batches, in the background (`EnqueuedRecorder`).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
@@ -37,8 +36,9 @@ from core.models import Job
 log = logging.getLogger("conveyor.publish")
 
 
-# A job's message: (job id, attempts made before it), as an unmark is fenced.
+# A job's message sent: (job id, attempts made before it), as a late record is fenced.
 Sent = tuple[uuid.UUID, int]
+Record = Callable[[list[Sent]], None]
 
 
 class PendingPublishes:
@@ -75,10 +75,12 @@ class PendingPublishes:
             log.warning("dispatch left to the reconciler's sweep (%s)", type(exc).__name__)
         return jobs
 
-    def flush(self, celery: Celery, db: Database, default_cap: int) -> None:
+    def flush(
+        self, celery: Celery, db: Database, default_cap: int, record: Record | None = None
+    ) -> None:
         jobs = self.committed(db, default_cap)
         if jobs:
-            publish_committed(celery, db, jobs, recorded=True)
+            publish_committed(celery, db, jobs, record=record)
 
 
 def _show_dispatched(answered: list[JobRow], taken: set[uuid.UUID]) -> None:
@@ -92,15 +94,12 @@ def publish_committed(
     celery: Celery,
     db: Database,
     jobs: Sequence[JobMessage],
-    *,
-    recorded: bool = False,
+    record: Record | None = None,
 ) -> list[uuid.UUID]:
-    """Publish each job and return the ids of the ones sent. `recorded`: the statement
-    that dispatched them marked them sent, so the ones not sent are unmarked; else the
-    ones sent are marked now."""
+    """Publish each job, record the ones sent (now, in `db`, unless `record` is
+    given), and return their ids."""
     sent: list[Sent] = []
-    unsent: list[Sent] = []
-    for index, message in enumerate(jobs):
+    for message in jobs:
         job_id = message.job_id
         try:
             publish_job(celery, message)
@@ -108,9 +107,8 @@ def publish_committed(
             log.warning(
                 "broker unavailable (%s); %d job(s) left for the reconciler",
                 type(exc).__name__,
-                len(jobs) - index,
+                len(jobs) - len(sent),
             )
-            unsent += [(left.job_id, left.attempts) for left in jobs[index:]]
             break
         except Exception as exc:
             log.warning(
@@ -118,24 +116,85 @@ def publish_committed(
                 job_id,
                 type(exc).__name__,
             )
-            unsent.append((job_id, message.attempts))
             continue
         sent.append((job_id, message.attempts))
-    if recorded and unsent:
-        _record(db, partial(mark_unsent, unsent=unsent), len(unsent))
-    elif not recorded and sent:
-        _record(db, partial(mark_enqueued, job_ids=[job_id for job_id, _ in sent]), len(sent))
+    if sent:
+        (record or partial(record_enqueued, db))(sent)
     return [job_id for job_id, _ in sent]
 
 
-def _record(db: Database, mark: Callable[[Executor], None], count: int) -> None:
+def record_enqueued(db: Database, sent: list[Sent], *, late: bool = False) -> None:
+    """`late`: the record may come after the job has moved on (see `mark_sent`)."""
     try:
         with db.autocommit() as session:  # one statement
-            mark(session)
+            if late:
+                mark_sent(session, sent)
+            else:
+                mark_enqueued(session, [job_id for job_id, _ in sent])
     except Exception as exc:
-        # Left marked sent: the reconciler finds them as lost messages. Left unmarked: it
-        # sends them again, and the claim turns the extra message away.
-        log.warning("could not record the publish of %d job(s) (%s)", count, type(exc).__name__)
+        log.warning("could not record the publish of %d job(s) (%s)", len(sent), type(exc).__name__)
+
+
+class EnqueuedRecorder:
+    """Records `enqueued_at` in the background: one UPDATE per `interval` for every
+    job published in it, instead of one per request. A late record skips any job an
+    attempt has claimed since its message was sent (`mark_sent`). Thread-safe; `close`
+    writes what is pending, and records made after it are written at once."""
+
+    def __init__(self, db: Database, interval: float = 0.05) -> None:
+        self._db = db
+        self._interval = interval
+        self._lock = threading.Lock()
+        self._pending: list[Sent] = []
+        self._wake = threading.Event()
+        self._closing = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def record(self, sent: list[Sent]) -> None:
+        with self._lock:
+            at_once = self._closing.is_set() or not self._started()
+            if not at_once:
+                self._pending.extend(sent)
+        if at_once:  # shutting down, or no thread to write it later
+            record_enqueued(self._db, sent, late=True)
+        else:
+            self._wake.set()
+
+    def _started(self) -> bool:
+        """Start the thread on first use; False if it cannot be started."""
+        if self._thread is None:
+            thread = threading.Thread(target=self._run, name="enqueued-recorder", daemon=True)
+            try:
+                thread.start()
+            except RuntimeError as exc:  # "can't start new thread"
+                log.warning("recording publishes as they happen: %s", exc)
+                return False
+            self._thread = thread
+        return True
+
+    def close(self) -> None:
+        with self._lock:
+            self._closing.set()
+            thread = self._thread
+        self._wake.set()
+        if thread is not None:
+            thread.join()
+        self._flush()
+
+    def _run(self) -> None:
+        while not self._closing.is_set():
+            self._wake.wait()
+            self._wake.clear()
+            # Let a batch gather: under load, many requests publish within one interval.
+            if self._closing.wait(self._interval):
+                return  # close() writes what is pending
+            self._flush()
+
+    def _flush(self) -> None:
+        with self._lock:
+            batch, self._pending = self._pending, []
+        if batch:
+            record_enqueued(self._db, batch, late=True)
 
 
 # Queued and dispatched: not a job requeued for a retry since (it waits for a message
@@ -157,9 +216,9 @@ def _mark_enqueued_statement() -> Update:
 
 
 @cache
-def _mark_unsent_statement() -> Update:
-    unsent = tuple_(Job.id, Job.attempts).in_(bindparam("unsent", expanding=True))
-    return update(Job).where(unsent, *_AWAITING_MESSAGE).values(enqueued_at=None)
+def _mark_sent_statement() -> Update:
+    sent = tuple_(Job.id, Job.attempts).in_(bindparam("sent", expanding=True))
+    return update(Job).where(sent, *_AWAITING_MESSAGE).values(enqueued_at=NOW)
 
 
 def mark_enqueued(session: Executor, job_ids: list[uuid.UUID]) -> None:
@@ -168,9 +227,8 @@ def mark_enqueued(session: Executor, job_ids: list[uuid.UUID]) -> None:
         session.execute(_mark_enqueued_statement(), {"job_ids": job_ids})
 
 
-def mark_unsent(session: Executor, unsent: list[Sent]) -> None:
-    """Unmark jobs their dispatch marked sent whose publish failed, for the reconciler
-    to send: only where no attempt has claimed the job since (a publish may fail after
-    the broker took the message)."""
-    if unsent:
-        session.execute(_mark_unsent_statement(), {"unsent": unsent})
+def mark_sent(session: Executor, sent: list[Sent]) -> None:
+    """Record messages sent a while ago: only for jobs no attempt has claimed since
+    (a job claimed, failed and requeued since waits for another message, not this)."""
+    if sent:
+        session.execute(_mark_sent_statement(), {"sent": sent})

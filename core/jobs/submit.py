@@ -171,10 +171,8 @@ def _insert_job_statement(*, in_line: bool = False) -> Select[Any]:
         .values(
             {
                 **{name: bindparam(name) for name in _INSERTED},
-                # Dispatched at once only where no cap applies (a due system job), and
-                # then sent too (`core.jobs.publishing`).
+                # Dispatched at once only where no cap applies (a due system job).
                 "dispatched_at": case((bindparam("dispatched", type_=Boolean), func.now())),
-                "enqueued_at": case((bindparam("dispatched", type_=Boolean), func.now())),
                 "input": bindparam("input", type_=JSONB),
                 "status": JobStatus.QUEUED.value,
                 "event_seq": 1,

@@ -20,7 +20,7 @@ from core.identity.access import Principal, Scope
 from core.identity.accounts import TENANT_NAME_LENGTH, normalize_email
 from core.identity.credentials import hash_password
 from core.jobs.contracts import ECHO
-from core.jobs.publishing import PendingPublishes
+from core.jobs.publishing import PendingPublishes, mark_enqueued
 from core.jobs.submit import submit
 from core.models import Membership, Role, Tenant
 from core.models import User as UserRow
@@ -152,6 +152,8 @@ def create_job(
             raw_input=job_input or {},
             settings=stack.settings.model_copy(update={"job_max_attempts": max_attempts}),
         )
-    # Dispatched within the cap, and so recorded as sent: never published here.
-    publishes.committed(stack.db, stack.settings.tenant_concurrency)
+        mark_enqueued(session, [submitted.job.id])
+    sent = publishes.committed(stack.db, stack.settings.tenant_concurrency)
+    with stack.db.autocommit() as connection:
+        mark_enqueued(connection, [message.job_id for message in sent])
     return submitted.job.id

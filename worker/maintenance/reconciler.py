@@ -160,8 +160,9 @@ def reconcile(celery: Celery) -> ReconcileReport | None:
     # Published after the commit: a worker must find the job queued when the message lands.
     sent = publish_committed(celery, rt.db, requeued + unpublished)
     # Free slots the hand-offs missed, and jobs whose time came.
-    freed = dispatch.fill_free_slots(rt.db, rt.settings.tenant_concurrency)
-    sent += publish_committed(celery, rt.db, freed, recorded=True)
+    sent += publish_committed(
+        celery, rt.db, dispatch.fill_free_slots(rt.db, rt.settings.tenant_concurrency)
+    )
     lost = _lost(rt.db, rt.settings, celery)
     sent += publish_committed(celery, rt.db, lost)
     with rt.db.transaction() as session:

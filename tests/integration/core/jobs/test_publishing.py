@@ -1,23 +1,20 @@
-"""`enqueued_at`: the statement that dispatches a job records it as sent, since the
-publish follows the commit at once; a publish that fails unmarks it for the reconciler,
-and the reconciler's own re-sends are recorded after their publish."""
+"""`enqueued_at` is recorded after a publish: by the API in background batches, and
+written out when it shuts down. A job left without it is re-sent by the reconciler."""
 
 from __future__ import annotations
 
+import time
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from celery import Celery
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from api.app import create_app
 from core.db import Database
-from core.jobs.celery_app import create_celery
 from core.jobs.contracts import ECHO
-from core.jobs.messages import JobMessage
-from core.jobs.publishing import PendingPublishes, mark_unsent, publish_committed
+from core.jobs.publishing import EnqueuedRecorder, PendingPublishes
 from core.jobs.submit import submit
 from core.models import Job
 from core.settings import get_settings
@@ -25,31 +22,29 @@ from tests.support.factories import User
 from tests.support.reconciler import reconciler_held_off
 from tests.support.stack import Stack
 
-# Nothing listens there: a publish fails at once, as with a broker that is down.
-DEAD_BROKER = "redis://127.0.0.1:1/0"
 
-
-def celery_on(broker_url: str) -> Celery:
-    return create_celery(
-        get_settings().model_copy(update={"broker_url": SecretStr(broker_url)}), "tests"
-    )
-
-
-def dispatched_jobs(db: Database, count: int) -> list[JobMessage]:
-    """Due system jobs (no cap: dispatched as they are inserted), not yet published."""
-    publishes = PendingPublishes()
+def queued_jobs(db: Database, count: int) -> list[uuid.UUID]:
+    """Jobs inserted but never published, held back from the reconciler: it would send
+    them (and a worker run them) once the tests' one-second grace has passed."""
     with db.transaction() as session:
-        for n in range(count):
+        job_ids = [
             submit(
                 session,
-                publishes,
+                PendingPublishes(),  # published (or held back) by the test itself
                 tenant_id=None,
                 user_id=None,
                 kind_name=ECHO,
                 raw_input={"n": n},
                 settings=get_settings(),
-            )
-    return publishes.committed(db, get_settings().tenant_concurrency)
+            ).job.id
+            for n in range(count)
+        ]
+        session.execute(
+            update(Job)
+            .where(Job.id.in_(job_ids))
+            .values(updated_at=func.now() + timedelta(hours=1))
+        )
+        return job_ids
 
 
 def enqueued_at(db: Database, job_ids: list[uuid.UUID]) -> dict[uuid.UUID, datetime | None]:
@@ -58,72 +53,97 @@ def enqueued_at(db: Database, job_ids: list[uuid.UUID]) -> dict[uuid.UUID, datet
         return {row.id: row.enqueued_at for row in rows}
 
 
-def ids(messages: list[JobMessage]) -> list[uuid.UUID]:
-    return [message.job_id for message in messages]
+def wait_until_recorded(
+    db: Database, job_ids: list[uuid.UUID], timeout: float = 5.0
+) -> dict[uuid.UUID, datetime | None]:
+    deadline = time.monotonic() + timeout
+    while True:
+        stamps = enqueued_at(db, job_ids)
+        if all(stamps.values()) or time.monotonic() > deadline:
+            return stamps
+        time.sleep(0.02)
 
 
-def test_a_submit_records_its_job_sent_as_it_dispatches_it(
-    stack: Stack, user: User, db: Database
-) -> None:
+def test_jobs_recorded_together_are_written_in_one_statement(db: Database) -> None:
+    recorder = EnqueuedRecorder(db, interval=0.2)
+    first, second, third = queued_jobs(db, 3)
+    try:
+        recorder.record([(first, 0)])
+        recorder.record([(second, 0), (third, 0)])
+
+        stamps = wait_until_recorded(db, [first, second, third])
+    finally:
+        recorder.close()
+
+    assert all(stamps.values())
+    # now() is the statement's transaction start: one value means one UPDATE.
+    assert len(set(stamps.values())) == 1
+
+
+def test_close_writes_what_is_pending_and_later_records_at_once(db: Database) -> None:
+    recorder = EnqueuedRecorder(db, interval=30.0)
+    pending, late = queued_jobs(db, 2)
+    try:
+        recorder.record([(pending, 0)])
+        assert enqueued_at(db, [pending])[pending] is None  # still waiting out the interval
+    finally:
+        recorder.close()
+    assert enqueued_at(db, [pending])[pending] is not None
+
+    recorder.record([(late, 0)])
+    assert enqueued_at(db, [late])[late] is not None
+
+
+def test_a_late_record_skips_a_job_claimed_since(db: Database) -> None:
+    """Claimed, failed and requeued before the batch landed: the job now waits for its
+    retry's message, and must still look unpublished if that publish failed."""
+    (job_id,) = queued_jobs(db, 1)
+    with db.transaction() as session:
+        session.execute(update(Job).where(Job.id == job_id).values(attempts=1))
+    recorder = EnqueuedRecorder(db)
+    recorder.record([(job_id, 0)])
+    recorder.close()
+
+    assert enqueued_at(db, [job_id])[job_id] is None
+
+
+def test_a_record_of_a_retrys_message_marks_it(db: Database) -> None:
+    """A retry dispatched from an API request (its tenant's slot freed by a submit or a
+    cancel) is recorded as sent like a new job, or the reconciler would send it twice."""
+    (job_id,) = queued_jobs(db, 1)
+    with db.transaction() as session:
+        session.execute(update(Job).where(Job.id == job_id).values(attempts=1))
+    recorder = EnqueuedRecorder(db)
+    recorder.record([(job_id, 1)])
+    recorder.close()
+
+    assert enqueued_at(db, [job_id])[job_id] is not None
+
+
+def test_the_api_records_a_job_it_published(stack: Stack, user: User, db: Database) -> None:
     # A broker no worker reads, so the job stays queued whatever else is running.
     settings = stack.settings.model_copy(update={"broker_url": SecretStr("memory://")})
+    # The reconciler would record the job too, once the tests' one-second grace is over.
     with reconciler_held_off(db), TestClient(create_app(settings)) as client:
         response = client.post(
             "/api/v1/jobs", headers=user.headers, json={"kind": "diagnostics.echo", "input": {}}
         )
         job_id = uuid.UUID(response.json()["id"])
 
-        # At once, by the dispatch: no write after the publish.
-        assert enqueued_at(db, [job_id])[job_id] is not None
+        assert wait_until_recorded(db, [job_id], timeout=30)[job_id] is not None
 
 
-def test_a_failed_publish_unmarks_every_job_it_did_not_send(db: Database) -> None:
-    with reconciler_held_off(db):
-        messages = dispatched_jobs(db, 3)
-        assert all(enqueued_at(db, ids(messages)).values())
+def test_the_api_writes_pending_records_when_it_shuts_down(
+    stack: Stack, user: User, db: Database
+) -> None:
+    settings = stack.settings.model_copy(update={"broker_url": SecretStr("memory://")})
+    app = create_app(settings)
+    app.state.conveyor.enqueued = EnqueuedRecorder(app.state.conveyor.db, interval=30.0)
+    with reconciler_held_off(db), TestClient(app) as client:
+        response = client.post(
+            "/api/v1/jobs", headers=user.headers, json={"kind": "diagnostics.echo", "input": {}}
+        )
+        job_id = uuid.UUID(response.json()["id"])
+        assert enqueued_at(db, [job_id])[job_id] is None  # still waiting out the interval
 
-        sent = publish_committed(celery_on(DEAD_BROKER), db, messages, recorded=True)
-
-        assert sent == []
-        # The reconciler sends them once UNPUBLISHED_GRACE_SECONDS have passed.
-        assert set(enqueued_at(db, ids(messages)).values()) == {None}
-
-
-def test_a_publish_that_went_through_leaves_its_jobs_marked(db: Database) -> None:
-    with reconciler_held_off(db):
-        messages = dispatched_jobs(db, 2)
-        before = enqueued_at(db, ids(messages))
-
-        sent = publish_committed(celery_on("memory://"), db, messages, recorded=True)
-
-        assert sent == ids(messages)
-        assert enqueued_at(db, ids(messages)) == before
-
-
-def test_an_unmark_skips_a_job_claimed_since(db: Database) -> None:
-    """The broker may have taken a message whose publish then failed: a job an attempt
-    has claimed since keeps its mark, and its retry waits for a message of its own."""
-    with reconciler_held_off(db):
-        (message,) = dispatched_jobs(db, 1)
-        with db.transaction() as session:
-            session.execute(update(Job).where(Job.id == message.job_id).values(attempts=1))
-
-        with db.autocommit() as connection:
-            mark_unsent(connection, [(message.job_id, message.attempts)])
-
-        assert enqueued_at(db, [message.job_id])[message.job_id] is not None
-
-
-def test_a_resend_is_recorded_after_its_publish(db: Database) -> None:
-    """The reconciler's re-sends (a failed publish, a lost message) were not marked by
-    a dispatch: each one sent is marked then, and one not sent stays unmarked."""
-    with reconciler_held_off(db):
-        messages = dispatched_jobs(db, 2)
-        with db.autocommit() as connection:
-            mark_unsent(connection, [(m.job_id, m.attempts) for m in messages])
-
-        assert publish_committed(celery_on(DEAD_BROKER), db, messages) == []
-        assert set(enqueued_at(db, ids(messages)).values()) == {None}
-
-        assert publish_committed(celery_on("memory://"), db, messages) == ids(messages)
-        assert all(enqueued_at(db, ids(messages)).values())
+    assert enqueued_at(db, [job_id])[job_id] is not None
