@@ -11,6 +11,7 @@ import asyncio
 import json
 import secrets
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit, urlunsplit
@@ -122,9 +123,9 @@ async def submit_tasks(peer: Peer, label: str, count: int, opts: PipelineOptions
 
 async def submit_task_batches(
     peer: Peer, label: str, count: int, opts: PipelineOptions
-) -> tuple[list[str], float]:
+) -> list[str]:
     """`count` tasks through `POST /tasks/batch`, in batches as the pipeline's batch
-    phase sends them; the task ids, and the seconds it took."""
+    phase sends them; their ids."""
     batches = [
         range(start, min(start + BATCH_SIZE, count)) for start in range(0, count, BATCH_SIZE)
     ]
@@ -135,10 +136,8 @@ async def submit_task_batches(
         task_ids: list[str] = expect(response, 202).json()["task_ids"]
         return task_ids
 
-    answered, _, elapsed = await run_concurrently(
-        len(batches), BATCHES_IN_FLIGHT, opts.timeout, submit
-    )
-    return [task_id for ids in answered for task_id in ids], elapsed
+    answered, _, _ = await run_concurrently(len(batches), BATCHES_IN_FLIGHT, opts.timeout, submit)
+    return [task_id for ids in answered for task_id in ids]
 
 
 async def last_done(peer: Peer, ids: list[str], group: LoggedGroup, timeout: float) -> float:
@@ -176,21 +175,7 @@ def _date_done(raw: bytes) -> float:
 async def measure_peer(
     peer: Peer, group: LoggedGroup, opts: PipelineOptions, label: str, count: int
 ) -> tuple[PipelineResult, list[str]]:
-    before = cpu.snapshot(time.monotonic())
-    started = time.time()
-    ids = await submit_tasks(peer, label, count, opts)
-    submitted = time.time() - started
-    finished = await last_done(peer, ids, group, opts.timeout)
-    used = cpu.usage(before, cpu.snapshot(time.monotonic()), group.roots(), opts.database_name)
-    result = PipelineResult(
-        jobs=count,
-        submit_seconds=submitted,
-        submit_latencies=[],
-        total_seconds=finished - started,
-        job_latencies=[],
-        cpu=used,
-    )
-    return result, ids
+    return await _timed(peer, group, opts, submit_tasks(peer, label, count, opts))
 
 
 async def measure_peer_batch(
@@ -198,16 +183,26 @@ async def measure_peer_batch(
 ) -> PipelineResult:
     """The peer fed by `POST /tasks/batch`: from the first batch sent to the last task
     done, as the pipeline's batch phase is timed."""
+    result, _ = await _timed(peer, group, opts, submit_task_batches(peer, label, count, opts))
+    return result
+
+
+async def _timed(
+    peer: Peer, group: LoggedGroup, opts: PipelineOptions, submitting: Awaitable[list[str]]
+) -> tuple[PipelineResult, list[str]]:
+    """`submitting` run and timed until every task it submitted is done."""
     before = cpu.snapshot(time.monotonic())
     started = time.time()
-    ids, submitted = await submit_task_batches(peer, label, count, opts)
+    ids = await submitting
+    submitted = time.time() - started
     finished = await last_done(peer, ids, group, opts.timeout)
     used = cpu.usage(before, cpu.snapshot(time.monotonic()), group.roots(), opts.database_name)
-    return PipelineResult(
-        jobs=count,
+    result = PipelineResult(
+        jobs=len(ids),
         submit_seconds=submitted,
         submit_latencies=[],
         total_seconds=finished - started,
         job_latencies=[],
         cpu=used,
     )
+    return result, ids
