@@ -135,13 +135,19 @@ def record_enqueued(db: Database, sent: list[Sent], *, late: bool = False) -> No
         log.warning("could not record the publish of %d job(s) (%s)", len(sent), type(exc).__name__)
 
 
+# How long a record waits to gather others. Long enough that a job a worker takes at
+# once is claimed first and needs no record at all (the late record skips it, and its
+# row gets one version fewer); far inside `unpublished_grace_seconds`.
+RECORD_INTERVAL_SECONDS = 1.0
+
+
 class EnqueuedRecorder:
     """Records `enqueued_at` in the background: one UPDATE per `interval` for every
     job published in it, instead of one per request. A late record skips any job an
     attempt has claimed since its message was sent (`mark_sent`). Thread-safe; `close`
     writes what is pending, and records made after it are written at once."""
 
-    def __init__(self, db: Database, interval: float = 0.05) -> None:
+    def __init__(self, db: Database, interval: float = RECORD_INTERVAL_SECONDS) -> None:
         self._db = db
         self._interval = interval
         self._lock = threading.Lock()

@@ -14,7 +14,6 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
-    UniqueConstraint,
     func,
     text,
 )
@@ -35,7 +34,15 @@ class Job(CreatedAt, Base):
             name="status",
         ),
         CheckConstraint("progress >= 0 AND progress <= 1", name="progress"),
-        UniqueConstraint("tenant_id", "idempotency_key"),
+        # Only jobs submitted with a key: the others, most of them, add no entry to it
+        # with every version of their row.
+        Index(
+            "uq_jobs_tenant_idempotency_key",
+            "tenant_id",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+        ),
         # Listing: a tenant's jobs, newest first, with a stable tie-break for cursors.
         Index("ix_jobs_tenant_created", "tenant_id", text("created_at DESC"), text("id DESC")),
         # Reconciler: running jobs by lease, queued jobs by last publish.
