@@ -35,7 +35,7 @@ from api.state import AppState
 from api.streams import StreamSlots
 from core.db import Database
 from core.jobs.celery_app import create_celery
-from core.jobs.publishing import EnqueuedRecorder
+from core.jobs.publishing import JobPublisher
 from core.kv import open_kv_store
 from core.logs import configure_logging
 from core.settings import Settings, get_settings
@@ -47,13 +47,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     configure_logging("api")
     access_log.install()
     db = Database(settings, "api")
+    celery = create_celery(settings, "conveyor-api")
     state = AppState(
         settings=settings,
         db=db,
-        celery=create_celery(settings, "conveyor-api"),
+        celery=celery,
+        publisher=JobPublisher(celery, db),
         kv=open_kv_store(settings, db),
         storage=open_storage(settings),
-        enqueued=EnqueuedRecorder(db),
         readiness=ReadinessCache(lambda: probe(state)),
         streams=StreamSlots(settings.event_streams_per_caller),
         metrics=ApiMetrics(db, settings.metrics_top_tenants),
@@ -65,7 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # Production buckets are made by their operators; dev makes its own.
             await run_in_threadpool(state.storage.ensure_bucket)
         yield
-        await run_in_threadpool(state.enqueued.close)
+        await run_in_threadpool(state.publisher.close)
         state.kv.close()
         state.db.dispose()
 

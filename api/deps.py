@@ -42,9 +42,7 @@ class UnitOfWork(PendingPublishes):
             self.session.commit()
         finally:
             self.session.close()
-        self.flush(
-            state.celery, state.db, state.settings.tenant_concurrency, record=state.enqueued.record
-        )
+        self.flush(state.publisher, state.settings.tenant_concurrency)
 
 
 async def _unit_of_work(request: Request) -> AsyncIterator[UnitOfWork]:

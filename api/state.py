@@ -12,7 +12,7 @@ from api.metrics import ApiMetrics
 from api.readiness import ReadinessCache
 from api.streams import StreamSlots
 from core.db import Database
-from core.jobs.publishing import EnqueuedRecorder
+from core.jobs.publishing import JobPublisher
 from core.kv import KeyValueStore
 from core.settings import Settings
 from core.storage import Storage
@@ -23,12 +23,12 @@ class AppState:
     settings: Settings
     db: Database
     celery: Celery
+    # Publishes committed jobs; records and announces them in batches, off the requests.
+    publisher: JobPublisher
     # Reset codes and rate limits: Redis, or PostgreSQL on the embedded default.
     kv: KeyValueStore
     # Uploads: S3-compatible storage, or local disk on the embedded default.
     storage: Storage
-    # When each job was published, written in batches off the request path.
-    enqueued: EnqueuedRecorder
     # The last readiness check, shared by /readyz calls for a moment.
     readiness: ReadinessCache
     # Open event streams per caller.

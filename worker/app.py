@@ -98,6 +98,4 @@ def _start_maintenance(**_: Any) -> None:
 
 @worker_process_shutdown.connect
 def _dispose_pool(**_: Any) -> None:
-    rt = runtime()
-    rt.enqueued.close()  # what it has not written yet
-    rt.db.dispose()
+    runtime().close()

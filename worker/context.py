@@ -12,11 +12,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from celery import current_app
+
 from core.db import Database, is_unavailable, retrying
 from core.jobs import heartbeats
 from core.jobs.contracts import KINDS
 from core.jobs.heartbeats import Heartbeat
 from core.jobs.lifecycle import Claim
+from core.jobs.publishing import JobPublisher
 from core.jobs.states import EventType
 from core.settings import Settings
 from core.storage import Storage
@@ -67,6 +70,11 @@ class JobContext:
     @property
     def storage(self) -> Storage:
         return self._rt.storage
+
+    @property
+    def publisher(self) -> JobPublisher:
+        """Publishes the jobs a handler's transaction submitted, once it has committed."""
+        return self._rt.publisher(current_app)
 
     @property
     def settings(self) -> Settings:

@@ -28,7 +28,6 @@ from core.jobs import dispatch, lifecycle, redaction
 from core.jobs.contracts import KINDS, JobKind, Queue
 from core.jobs.lifecycle import Claim, JobError
 from core.jobs.messages import JobMessage
-from core.jobs.publishing import publish_committed
 from core.jobs.states import JobStatus
 from core.logs import log_context
 from core.settings import Settings
@@ -132,7 +131,7 @@ def hand_off(celery: Celery, ended: Ended, queue: str) -> None:
                     )
     except Exception as exc:
         log.warning("hand-off in %s left to the reconciler (%s)", queue, type(exc).__name__)
-    publish_committed(celery, rt.db, messages, record=rt.enqueued.record)
+    rt.publisher(celery).publish(messages)
 
 
 def _turned_away(job_id: uuid.UUID) -> Ended:

@@ -10,8 +10,10 @@ import os
 import threading
 from dataclasses import dataclass
 
+from celery import Celery
+
 from core.db import Database
-from core.jobs.publishing import EnqueuedRecorder
+from core.jobs.publishing import JobPublisher
 from core.settings import Settings, get_settings
 from core.storage import Storage, open_storage
 
@@ -21,9 +23,8 @@ class Runtime:
     settings: Settings
     db: Database
     pid: int
-    # The messages this process published (hand-offs), recorded in batches.
-    enqueued: EnqueuedRecorder
     _storage: Storage | None = None
+    _publisher: JobPublisher | None = None
 
     @property
     def storage(self) -> Storage:
@@ -31,6 +32,18 @@ class Runtime:
         if self._storage is None:
             self._storage = open_storage(self.settings)
         return self._storage
+
+    def publisher(self, celery: Celery) -> JobPublisher:
+        """This process's publisher (of hand-offs), made on first use."""
+        if self._publisher is None:
+            self._publisher = JobPublisher(celery, self.db)
+        return self._publisher
+
+    def close(self) -> None:
+        """What the publisher holds is written, and the database's connections closed."""
+        if self._publisher is not None:
+            self._publisher.close()
+        self.db.dispose()
 
 
 _runtime: Runtime | None = None
@@ -47,7 +60,5 @@ def runtime() -> Runtime:
         if _runtime is None or _runtime.pid != os.getpid():
             settings = get_settings()
             db = Database(settings, "worker")
-            _runtime = Runtime(
-                settings=settings, db=db, pid=os.getpid(), enqueued=EnqueuedRecorder(db)
-            )
+            _runtime = Runtime(settings=settings, db=db, pid=os.getpid())
         return _runtime

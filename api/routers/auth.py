@@ -141,9 +141,7 @@ def _send_code(state: AppState, issue: Callable[..., object], what: str) -> None
         # After the response there is no one to tell; the user can ask again.
         log.exception("could not issue %s", what)
         return
-    publishes.flush(
-        state.celery, state.db, state.settings.tenant_concurrency, record=state.enqueued.record
-    )
+    publishes.flush(state.publisher, state.settings.tenant_concurrency)
 
 
 @router.post(

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from celery import Celery
+from celery.events.dispatcher import EventDispatcher
 from kombu import Queue as KombuQueue
 
 from core.jobs.contracts import KINDS, Queue
@@ -121,23 +122,39 @@ def create_celery(settings: Settings, name: str) -> Celery:
     return app
 
 
-def publish_job(app: Celery, message: JobMessage) -> None:
-    """Send the job's task. The task id is the job id, so Flower shows one per job.
-    Never with a countdown: a delayed job waits in PostgreSQL (`jobs.run_after`)."""
+def publish_job(app: Celery, message: JobMessage, events: EventDispatcher | None = None) -> None:
+    """Send the job's task, and its task-sent event through `events` (Celery's default:
+    a second publish, at once). The task id is the job id, so Flower shows one per job.
+    Never with a countdown: a delayed job waits in PostgreSQL (`jobs.run_after`).
+
+    Celery's `send_task` without what a job's message never uses: routing by name (the
+    kind names its queue), a result backend (results live in PostgreSQL), and a parent
+    task (a job published by a worker, its tenant's next, is not a child of the job that
+    ran there)."""
     kind = message.kind
-    app.send_task(
+    task_id = str(message.job_id)
+    amqp = app.amqp
+    task_message = amqp.create_task_message(
+        task_id,
         kind.task_name,
-        args=[str(message.job_id)],
-        task_id=str(message.job_id),
-        queue=kind.queue.value,
+        [task_id],
+        create_sent_event=app.conf.task_send_sent_event,
+        reply_to=app.thread_oid,
+        ignore_result=True,
         argsrepr=message.argsrepr(),
         kwargsrepr=message.kwargsrepr(),
-        headers=message.headers(),
-        # Results live in PostgreSQL: no result backend to tell. And a job published by
-        # a worker (its tenant's next) is not a child of the job that ran there.
-        ignore_result=True,
-        add_to_parent=False,
     )
+    with app.producer_or_acquire() as producer:
+        # As `send_task` does: a broker error surfaces as kombu's OperationalError.
+        with producer.connection._reraise_as_library_errors():
+            amqp.send_task_message(
+                producer,
+                kind.task_name,
+                task_message,
+                queue=kind.queue.value,
+                headers=message.headers(),
+                event_dispatcher=events,
+            )
 
 
 def ready_messages(app: Celery, queues: Iterable[str]) -> dict[str, int]:

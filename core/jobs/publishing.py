@@ -14,22 +14,24 @@ batches, in the background (`EnqueuedRecorder`).
 from __future__ import annotations
 
 import logging
-import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from functools import cache, partial
 
 from celery import Celery
+from celery.events.dispatcher import EventDispatcher
 from kombu.exceptions import OperationalError as BrokerUnavailable
 from sqlalchemy import Update, bindparam, or_, tuple_, update
 
 from core.db import Database
 from core.jobs import dispatch
+from core.jobs.background_batch import BackgroundBatch
 from core.jobs.celery_app import publish_job
 from core.jobs.lifecycle import NOW, Executor
 from core.jobs.messages import JobMessage
 from core.jobs.queries import JobRow
+from core.jobs.sent_events import SentEvents
 from core.jobs.states import JobStatus
 from core.models import Job
 
@@ -75,12 +77,10 @@ class PendingPublishes:
             log.warning("dispatch left to the reconciler's sweep (%s)", type(exc).__name__)
         return jobs
 
-    def flush(
-        self, celery: Celery, db: Database, default_cap: int, record: Record | None = None
-    ) -> None:
-        jobs = self.committed(db, default_cap)
+    def flush(self, publisher: JobPublisher, default_cap: int) -> None:
+        jobs = self.committed(publisher.db, default_cap)
         if jobs:
-            publish_committed(celery, db, jobs, record=record)
+            publisher.publish(jobs)
 
 
 def _show_dispatched(answered: list[JobRow], taken: set[uuid.UUID]) -> None:
@@ -95,14 +95,16 @@ def publish_committed(
     db: Database,
     jobs: Sequence[JobMessage],
     record: Record | None = None,
+    events: EventDispatcher | None = None,
 ) -> list[uuid.UUID]:
     """Publish each job, record the ones sent (now, in `db`, unless `record` is
-    given), and return their ids."""
+    given), and return their ids. `events`: where their task-sent events go (at once
+    with each message, unless given)."""
     sent: list[Sent] = []
     for message in jobs:
         job_id = message.job_id
         try:
-            publish_job(celery, message)
+            publish_job(celery, message, events)
         except (BrokerUnavailable, OSError) as exc:
             log.warning(
                 "broker unavailable (%s); %d job(s) left for the reconciler",
@@ -141,66 +143,38 @@ def record_enqueued(db: Database, sent: list[Sent], *, late: bool = False) -> No
 RECORD_INTERVAL_SECONDS = 1.0
 
 
-class EnqueuedRecorder:
+class EnqueuedRecorder(BackgroundBatch[Sent]):
     """Records `enqueued_at` in the background: one UPDATE per `interval` for every
     job published in it, instead of one per request. A late record skips any job an
-    attempt has claimed since its message was sent (`mark_sent`). Thread-safe; `close`
-    writes what is pending, and records made after it are written at once."""
+    attempt has claimed since its message was sent (`mark_sent`)."""
 
     def __init__(self, db: Database, interval: float = RECORD_INTERVAL_SECONDS) -> None:
-        self._db = db
-        self._interval = interval
-        self._lock = threading.Lock()
-        self._pending: list[Sent] = []
-        self._wake = threading.Event()
-        self._closing = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__(partial(record_enqueued, db, late=True), interval, "enqueued-recorder")
 
     def record(self, sent: list[Sent]) -> None:
-        with self._lock:
-            at_once = self._closing.is_set() or not self._started()
-            if not at_once:
-                self._pending.extend(sent)
-        if at_once:  # shutting down, or no thread to write it later
-            record_enqueued(self._db, sent, late=True)
-        else:
-            self._wake.set()
+        self.add(sent)
 
-    def _started(self) -> bool:
-        """Start the thread on first use; False if it cannot be started."""
-        if self._thread is None:
-            thread = threading.Thread(target=self._run, name="enqueued-recorder", daemon=True)
-            try:
-                thread.start()
-            except RuntimeError as exc:  # "can't start new thread"
-                log.warning("recording publishes as they happen: %s", exc)
-                return False
-            self._thread = thread
-        return True
+
+class JobPublisher:
+    """How a process publishes committed jobs: each job's message at once; the record
+    that it was sent (`EnqueuedRecorder`) and its task-sent event for the monitor
+    (`SentEvents`) in batches, off the caller's path. One per process."""
+
+    def __init__(self, celery: Celery, db: Database) -> None:
+        self.celery = celery
+        self.db = db
+        self.recorder = EnqueuedRecorder(db)
+        self.events = SentEvents(celery)
+
+    def publish(self, jobs: Sequence[JobMessage]) -> list[uuid.UUID]:
+        return publish_committed(
+            self.celery, self.db, jobs, record=self.recorder.record, events=self.events
+        )
 
     def close(self) -> None:
-        with self._lock:
-            self._closing.set()
-            thread = self._thread
-        self._wake.set()
-        if thread is not None:
-            thread.join()
-        self._flush()
-
-    def _run(self) -> None:
-        while not self._closing.is_set():
-            self._wake.wait()
-            self._wake.clear()
-            # Let a batch gather: under load, many requests publish within one interval.
-            if self._closing.wait(self._interval):
-                return  # close() writes what is pending
-            self._flush()
-
-    def _flush(self) -> None:
-        with self._lock:
-            batch, self._pending = self._pending, []
-        if batch:
-            record_enqueued(self._db, batch, late=True)
+        """Write what is pending; later publishes record and announce theirs at once."""
+        self.recorder.close()
+        self.events.close()
 
 
 # Queued and dispatched: not a job requeued for a retry since (it waits for a message

@@ -57,7 +57,7 @@ def test_submit_while_broker_down_answers_202_and_runs_later(
         job = jobs.submit(client, user.headers, "diagnostics.echo", {"survived": True})
 
         assert job["status"] == "queued"
-        app.state.conveyor.enqueued.close()  # writes every record it holds
+        app.state.conveyor.publisher.close()  # writes every record it holds
         with stack_db(stack) as db, db.transaction() as session:
             # The publish really failed: nothing but the reconciler can send this job.
             assert session.get_one(Job, uuid.UUID(job["id"])).enqueued_at is None

@@ -179,6 +179,8 @@ def test_the_task_view_says_what_the_job_is_without_its_secrets(
     jobs.wait_for(app_client, user.headers, sleeper["id"])
 
     shown = eventually(lambda: flower.task(sleeper["id"]).get("kwargs"), 15, "the task in Flower")
+    # When it was sent: the API's task-sent event, which comes in a batch.
+    assert eventually(lambda: flower.task(sleeper["id"]).get("sent"), 15, "the task's sent time")
     assert flower.task(sleeper["id"])["args"] == repr([sleeper["id"]])
     assert shown == repr(
         {

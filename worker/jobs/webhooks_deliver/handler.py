@@ -15,7 +15,6 @@ import random
 from datetime import UTC, datetime
 from typing import NoReturn
 
-from celery import current_app
 from sqlalchemy.orm import Session
 
 from core.identity.mail import queue_email
@@ -124,7 +123,7 @@ def _failed(ctx: JobContext, data: WebhookDeliverInput, answer: Answer) -> NoRet
         )
         if disabled:
             _tell_managers(ctx, session, data, publishes)
-    publishes.flush(current_app, ctx.db, settings.tenant_concurrency)
+    publishes.flush(ctx.publisher, settings.tenant_concurrency)
     if disabled:
         raise PermanentJobError(
             f"{what}; every attempt has failed for too long: the endpoint is disabled",

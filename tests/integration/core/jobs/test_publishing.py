@@ -1,20 +1,25 @@
 """`enqueued_at` is recorded after a publish: by the API in background batches, and
-written out when it shuts down. A job left without it is re-sent by the reconciler."""
+written out when it shuts down. A job left without it is re-sent by the reconciler.
+Each publish's task-sent event reaches the monitor, in batches too."""
 
 from __future__ import annotations
 
 import time
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 from fastapi.testclient import TestClient
+from kombu import Connection
 from pydantic import SecretStr
 from sqlalchemy import func, select, update
 
 from api.app import create_app
 from core.db import Database
-from core.jobs.contracts import ECHO
-from core.jobs.publishing import EnqueuedRecorder, PendingPublishes
+from core.jobs.celery_app import create_celery
+from core.jobs.contracts import ECHO, KINDS
+from core.jobs.messages import MESSAGE_COLUMNS, JobMessage
+from core.jobs.publishing import EnqueuedRecorder, JobPublisher, PendingPublishes
 from core.jobs.submit import submit
 from core.models import Job
 from core.settings import get_settings
@@ -138,7 +143,7 @@ def test_the_api_writes_pending_records_when_it_shuts_down(
 ) -> None:
     settings = stack.settings.model_copy(update={"broker_url": SecretStr("memory://")})
     app = create_app(settings)
-    app.state.conveyor.enqueued = EnqueuedRecorder(app.state.conveyor.db, interval=30.0)
+    app.state.conveyor.publisher.recorder = EnqueuedRecorder(app.state.conveyor.db, interval=30.0)
     with reconciler_held_off(db), TestClient(app) as client:
         response = client.post(
             "/api/v1/jobs", headers=user.headers, json={"kind": "diagnostics.echo", "input": {}}
@@ -147,3 +152,63 @@ def test_the_api_writes_pending_records_when_it_shuts_down(
         assert enqueued_at(db, [job_id])[job_id] is None  # still waiting out the interval
 
     assert enqueued_at(db, [job_id])[job_id] is not None
+
+
+def drain(connection: Connection, seconds: float) -> None:
+    try:
+        connection.drain_events(timeout=seconds)
+    except TimeoutError:
+        pass
+
+
+def test_the_task_sent_events_of_a_batch_reach_the_monitor_as_one_message(
+    stack: Stack, db: Database
+) -> None:
+    """What Flower reads: each published job's task-sent event, with what the job is,
+    the events of one batch in one message, not one message beside each job's own."""
+    celery = create_celery(stack.settings, "tests-sent-events")
+    job_ids = queued_jobs(db, 3)
+    with db.transaction() as session:
+        rows = session.execute(select(*MESSAGE_COLUMNS).where(Job.id.in_(job_ids)))
+        messages = sorted(
+            (JobMessage.of_row(row) for row in rows), key=lambda m: job_ids.index(m.job_id)
+        )
+    received: list[Any] = []
+    with celery.connection_for_read() as connection:
+        # The monitor's own queue on the events exchange, as Flower binds it.
+        queue = celery.events.Receiver(connection).queue
+        with connection.Consumer(
+            [queue], callbacks=[lambda body, _: received.append(body)], accept=["json"], no_ack=True
+        ):
+            drain(connection, 0.5)  # listening before anything is published
+            publisher = JobPublisher(celery, db)
+            try:
+                assert publisher.publish(messages) == job_ids
+            finally:
+                publisher.close()  # sends the batch it holds
+
+            def ours() -> list[Any]:
+                """The messages that carry the jobs' events: one body each."""
+                return [
+                    body
+                    for body in received
+                    if any(event.get("uuid") in map(str, job_ids) for event in _events(body))
+                ]
+
+            deadline = time.monotonic() + 15
+            while not ours() and time.monotonic() < deadline:
+                drain(connection, 0.5)
+            drain(connection, 0.5)  # and nothing more of theirs comes after
+
+    (batch,) = ours()
+    assert [event["uuid"] for event in batch] == [str(job_id) for job_id in job_ids]
+    kind = KINDS[ECHO]
+    for event, message in zip(batch, messages, strict=True):
+        assert event["type"] == "task-sent"
+        assert event["name"] == kind.task_name
+        assert event["queue"] == kind.queue.value
+        assert event["kwargs"] == message.kwargsrepr()
+
+
+def _events(body: Any) -> list[dict[str, Any]]:
+    return body if isinstance(body, list) else [body]

@@ -23,7 +23,7 @@ from pydantic import SecretStr
 import worker.resources
 from core.db import Database
 from core.jobs.contracts import EMAIL_SEND
-from core.jobs.publishing import EnqueuedRecorder, PendingPublishes, mark_enqueued
+from core.jobs.publishing import PendingPublishes, mark_enqueued
 from core.jobs.submit import submit
 from core.models import Job, JobEvent
 from core.settings import Environment, Settings, SmtpTls, get_settings
@@ -68,7 +68,7 @@ def run(db: Database, monkeypatch: pytest.MonkeyPatch) -> RunJob:
     handler = discover_handlers()["email.send"]
 
     def run_once(settings: Settings, job_id: uuid.UUID) -> tuple[Job, list[JobEvent]]:
-        rt = Runtime(settings=settings, db=db, pid=os.getpid(), enqueued=EnqueuedRecorder(db))
+        rt = Runtime(settings=settings, db=db, pid=os.getpid())
         monkeypatch.setattr(worker.resources, "_runtime", rt)
         run_job(handler, str(job_id), node="tests")
         return job_state(db, job_id)
