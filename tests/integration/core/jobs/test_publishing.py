@@ -173,6 +173,7 @@ def test_the_task_sent_events_of_a_batch_reach_the_monitor_as_one_message(
         messages = sorted(
             (JobMessage.of_row(row) for row in rows), key=lambda m: job_ids.index(m.job_id)
         )
+    sent_ids = {str(job_id) for job_id in job_ids}
     received: list[Any] = []
     with celery.connection_for_read() as connection:
         # The monitor's own queue on the events exchange, as Flower binds it.
@@ -192,7 +193,7 @@ def test_the_task_sent_events_of_a_batch_reach_the_monitor_as_one_message(
                 return [
                     body
                     for body in received
-                    if any(event.get("uuid") in map(str, job_ids) for event in _events(body))
+                    if any(event.get("uuid") in sent_ids for event in _events(body))
                 ]
 
             deadline = time.monotonic() + 15
