@@ -189,11 +189,15 @@ def test_the_task_sent_events_of_a_batch_reach_the_monitor_as_one_message(
                 publisher.close()  # sends the batch it holds
 
             def ours() -> list[Any]:
-                """The messages that carry the jobs' events: one body each."""
+                """The messages that carry the jobs' task-sent events (a worker may run
+                them meanwhile, and send events of its own)."""
                 return [
                     body
                     for body in received
-                    if any(event.get("uuid") in sent_ids for event in _events(body))
+                    if any(
+                        event.get("type") == "task-sent" and event.get("uuid") in sent_ids
+                        for event in _events(body)
+                    )
                 ]
 
             deadline = time.monotonic() + 15

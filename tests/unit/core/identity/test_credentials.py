@@ -65,6 +65,25 @@ def test_expired_token_is_refused() -> None:
         decode_token(SETTINGS, token, TokenType.ACCESS)
 
 
+def test_a_token_verified_before_is_refused_once_it_has_expired() -> None:
+    token = create_token(
+        SETTINGS, TokenType.ACCESS, uuid.uuid4(), uuid.uuid4(), timedelta(minutes=5)
+    )
+    claims = decode_token(SETTINGS, token, TokenType.ACCESS)  # verified, and kept
+    assert decode_token(SETTINGS, token, TokenType.ACCESS, now=claims.expires_at) == claims
+    with pytest.raises(ConveyorError) as caught:
+        decode_token(
+            SETTINGS, token, TokenType.ACCESS, now=claims.expires_at + timedelta(seconds=1)
+        )
+    assert caught.value.error.code == "invalid_token"
+    # Kept as an access token under this key only.
+    with pytest.raises(ConveyorError):
+        decode_token(SETTINGS, token, TokenType.REFRESH)
+    other = SETTINGS.model_copy(update={"secret_key": SecretStr("b" * 40)})
+    with pytest.raises(ConveyorError):
+        decode_token(other, token, TokenType.ACCESS)
+
+
 def test_api_keys_and_reset_codes_are_random_and_well_formed() -> None:
     keys = {new_api_key() for _ in range(100)}
     assert len(keys) == 100
