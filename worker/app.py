@@ -12,7 +12,13 @@ from contextvars import Token
 from typing import Any
 
 from celery import Celery, Task
-from celery.signals import beat_init, task_postrun, task_prerun, worker_process_shutdown
+from celery.signals import (
+    beat_init,
+    task_postrun,
+    task_prerun,
+    worker_process_shutdown,
+    worker_shutdown,
+)
 
 import worker.monitor  # noqa: F401 - registers the revoke that cancels the job
 from core.jobs.celery_app import create_celery
@@ -24,7 +30,7 @@ from worker.outcomes import JobFailed, JobRevoked, end_task
 from worker.protocol import hand_off, run_job
 from worker.registry import Handler, discover_handlers
 from worker.requests import JobRequest
-from worker.resources import runtime
+from worker.resources import close_runtime
 
 configure_logging("worker")
 try:
@@ -97,5 +103,12 @@ def _start_maintenance(**_: Any) -> None:
 
 
 @worker_process_shutdown.connect
-def _dispose_pool(**_: Any) -> None:
-    runtime().close()
+def _close_pool_process(**_: Any) -> None:
+    close_runtime()  # a prefork child's: what it holds is written
+
+
+@worker_shutdown.connect
+def _close_worker(**_: Any) -> None:
+    # The threads pool runs jobs in the worker's own process, which no
+    # worker_process_shutdown reaches.
+    close_runtime()

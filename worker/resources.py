@@ -34,10 +34,15 @@ class Runtime:
         return self._storage
 
     def publisher(self, celery: Celery) -> JobPublisher:
-        """This process's publisher (of hand-offs), made on first use."""
-        if self._publisher is None:
-            self._publisher = JobPublisher(celery, self.db)
-        return self._publisher
+        """This process's publisher (of hand-offs), made on first use, on the worker's
+        Celery app (every caller passes the same one)."""
+        current = self._publisher
+        if current is not None:
+            return current
+        with _lock:  # the threads pool runs several jobs at once
+            if self._publisher is None:
+                self._publisher = JobPublisher(celery, self.db, self.settings)
+            return self._publisher
 
     def close(self) -> None:
         """What the publisher holds is written, and the database's connections closed."""
@@ -49,6 +54,13 @@ class Runtime:
 _runtime: Runtime | None = None
 # The threads pool starts several jobs at once: one of them builds the runtime.
 _lock = threading.Lock()
+
+
+def close_runtime() -> None:
+    """Write what this process's runtime holds and close it, if it made one."""
+    current = _runtime
+    if current is not None and current.pid == os.getpid():
+        current.close()
 
 
 def runtime() -> Runtime:

@@ -14,10 +14,10 @@ T = TypeVar("T")
 
 
 class BackgroundBatch(Generic[T]):
-    """Items added within `interval` of the first are handed to `write` together, by a
+    """Items held within `interval` of the first are handed to `write` together, by a
     daemon thread started on first use (in the process that uses it: a prefork child
-    starts its own). Thread-safe. `close` writes what is pending, and what is added
-    after it is written at once. `write` must not raise: nothing here retries."""
+    starts its own). Thread-safe. `close` writes what is pending; after it, nothing is
+    held. `write` must not raise: nothing here retries."""
 
     def __init__(self, write: Callable[[list[T]], None], interval: float, name: str) -> None:
         self._write = write
@@ -30,14 +30,20 @@ class BackgroundBatch(Generic[T]):
         self._thread: threading.Thread | None = None
 
     def add(self, items: Iterable[T]) -> None:
+        """Held for the next batch, or written at once if none is coming."""
+        items = list(items)
+        if not self.hold(items):
+            self._write(items)
+
+    def hold(self, items: Iterable[T]) -> bool:
+        """Held for the next batch; False if none is coming (closed, or no thread to
+        write it): then the caller writes them itself."""
         with self._lock:
-            at_once = self._closing.is_set() or not self._started()
-            if not at_once:
-                self._pending.extend(items)
-        if at_once:  # shutting down, or no thread to write it later
-            self._write(list(items))
-        else:
-            self._wake.set()
+            if self._closing.is_set() or not self._started():
+                return False
+            self._pending.extend(items)
+        self._wake.set()
+        return True
 
     def _started(self) -> bool:
         """Start the thread on first use; False if it cannot be started."""

@@ -1,6 +1,6 @@
 """The Celery application as both sides configure it.
 
-The API uses it only to publish (`send_task` by name); the worker adds its tasks and
+The API uses it only to publish (`publish_job`); the worker adds its tasks and
 the beat schedule on top. Results live in PostgreSQL, so there is no result backend.
 """
 

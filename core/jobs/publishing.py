@@ -34,6 +34,7 @@ from core.jobs.queries import JobRow
 from core.jobs.sent_events import SentEvents
 from core.jobs.states import JobStatus
 from core.models import Job
+from core.settings import Settings
 
 log = logging.getLogger("conveyor.publish")
 
@@ -139,8 +140,13 @@ def record_enqueued(db: Database, sent: list[Sent], *, late: bool = False) -> No
 
 # How long a record waits to gather others. Long enough that a job a worker takes at
 # once is claimed first and needs no record at all (the late record skips it, and its
-# row gets one version fewer); far inside `unpublished_grace_seconds`.
+# row gets one version fewer); never more than a quarter of the grace after which the
+# reconciler takes an unrecorded job for unpublished and sends it again.
 RECORD_INTERVAL_SECONDS = 1.0
+
+
+def record_interval(settings: Settings) -> float:
+    return min(RECORD_INTERVAL_SECONDS, settings.unpublished_grace_seconds / 4)
 
 
 class EnqueuedRecorder(BackgroundBatch[Sent]):
@@ -152,7 +158,7 @@ class EnqueuedRecorder(BackgroundBatch[Sent]):
         super().__init__(partial(record_enqueued, db, late=True), interval, "enqueued-recorder")
 
     def record(self, sent: list[Sent]) -> None:
-        self.add(sent)
+        self.add(sent)  # at once if no batch is coming (closed)
 
 
 class JobPublisher:
@@ -160,10 +166,10 @@ class JobPublisher:
     that it was sent (`EnqueuedRecorder`) and its task-sent event for the monitor
     (`SentEvents`) in batches, off the caller's path. One per process."""
 
-    def __init__(self, celery: Celery, db: Database) -> None:
+    def __init__(self, celery: Celery, db: Database, settings: Settings) -> None:
         self.celery = celery
         self.db = db
-        self.recorder = EnqueuedRecorder(db)
+        self.recorder = EnqueuedRecorder(db, record_interval(settings))
         self.events = SentEvents(celery)
 
     def publish(self, jobs: Sequence[JobMessage]) -> list[uuid.UUID]:

@@ -30,9 +30,11 @@ BATCH_SECONDS = 0.1
 class SentEvents(EventDispatcher):
     """Passed to Celery's `send_task_message` as its `event_dispatcher`: the events it
     hands over are kept, and sent by a thread of this process's own. `close` sends what
-    is held; events after it go at once."""
+    is held; events after it go at once, with their message."""
 
     # Celery's, missing from its type stubs.
+    mutex: Any
+    _publish: Callable[..., None]
     clock: Any
     pid: int
     exchange: Any
@@ -53,16 +55,21 @@ class SentEvents(EventDispatcher):
         self,
         type: str,  # noqa: A002 - Celery's name
         fields: dict[str, Any],
-        producer: kombu.Producer,  # noqa: ARG002 - the batch borrows its own
+        producer: kombu.Producer,
         blind: bool = False,
         Event: Callable[..., dict[str, Any]] = Event,  # noqa: N803 - Celery's name
-        **kwargs: Any,  # noqa: ARG002 - retry options: the batch has its own
+        **kwargs: Any,
     ) -> None:
         clock = None if blind else self.clock.forward()
         event = Event(
             type, hostname=self.hostname, utcoffset=utcoffset(), pid=self.pid, clock=clock, **fields
         )
-        self._batch.add([event])
+        if not self._batch.hold([event]):
+            # No batch coming (shutting down): beside the message, on the caller's
+            # producer, as Celery does. Borrowing a second one could wait for ever on a
+            # pool that callers holding one each have emptied.
+            with self.mutex:
+                self._publish(event, producer, type.replace("-", "."), **kwargs)
 
     def _send(self, events: list[dict[str, Any]]) -> None:
         exchange = self.exchange

@@ -181,10 +181,7 @@ def _insert_job_statement(*, in_line: bool = False) -> Select[Any]:
                 "queued_at": func.greatest(func.now(), func.coalesce(run_after, func.now())),
             }
         )
-        .on_conflict_do_nothing(
-            index_elements=["tenant_id", "idempotency_key"],
-            index_where=Job.idempotency_key.is_not(None),
-        )
+        .on_conflict_do_nothing(index_elements=["tenant_id", "idempotency_key"])
         .returning(*Job.__table__.c)
         .cte("inserted")
     )

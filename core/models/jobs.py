@@ -14,6 +14,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    UniqueConstraint,
     func,
     text,
 )
@@ -34,15 +35,7 @@ class Job(CreatedAt, Base):
             name="status",
         ),
         CheckConstraint("progress >= 0 AND progress <= 1", name="progress"),
-        # Only jobs submitted with a key: the others, most of them, add no entry to it
-        # with every version of their row.
-        Index(
-            "uq_jobs_tenant_idempotency_key",
-            "tenant_id",
-            "idempotency_key",
-            unique=True,
-            postgresql_where=text("idempotency_key IS NOT NULL"),
-        ),
+        UniqueConstraint("tenant_id", "idempotency_key"),
         # Listing: a tenant's jobs, newest first, with a stable tie-break for cursors.
         Index("ix_jobs_tenant_created", "tenant_id", text("created_at DESC"), text("id DESC")),
         # Reconciler: running jobs by lease, queued jobs by last publish.
