@@ -102,13 +102,10 @@ def _start_maintenance(**_: Any) -> None:
     threading.Thread(target=maintain_forever, args=(app,), name="maintenance", daemon=True).start()
 
 
+# What a process's runtime holds is written when it stops: a prefork child's at
+# worker_process_shutdown; the threads pool runs jobs in the worker's own process,
+# which only worker_shutdown reaches.
 @worker_process_shutdown.connect
-def _close_pool_process(**_: Any) -> None:
-    close_runtime()  # a prefork child's: what it holds is written
-
-
 @worker_shutdown.connect
-def _close_worker(**_: Any) -> None:
-    # The threads pool runs jobs in the worker's own process, which no
-    # worker_process_shutdown reaches.
+def _close_runtime(**_: Any) -> None:
     close_runtime()

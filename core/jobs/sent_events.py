@@ -32,7 +32,8 @@ class SentEvents(EventDispatcher):
     hands over are kept, and sent by a thread of this process's own. `close` sends what
     is held; events after it go at once, with their message."""
 
-    # Celery's, missing from its type stubs.
+    # Celery's, missing from its type stubs (or, for `app`, typed as optional).
+    app: Celery
     mutex: Any
     _publish: Callable[..., None]
     clock: Any
@@ -46,7 +47,6 @@ class SentEvents(EventDispatcher):
         # Not enabled: like Celery's own default, it has no producer of its own, and
         # borrows one from the app's pool for each batch.
         super().__init__(app=app, enabled=False)
-        self._celery = app
         self._batch: BackgroundBatch[dict[str, Any]] = BackgroundBatch(
             self._send, interval, "task-sent-events"
         )
@@ -74,7 +74,7 @@ class SentEvents(EventDispatcher):
     def _send(self, events: list[dict[str, Any]]) -> None:
         exchange = self.exchange
         try:
-            with self._celery.producer_or_acquire() as producer:
+            with self.app.producer_or_acquire() as producer:
                 producer.publish(
                     events,
                     routing_key="task.multi",
@@ -84,7 +84,7 @@ class SentEvents(EventDispatcher):
                     headers=self.headers,
                     delivery_mode=self.delivery_mode,
                     retry=True,
-                    retry_policy=self._celery.conf.task_publish_retry_policy,
+                    retry_policy=self.app.conf.task_publish_retry_policy,
                 )
         except Exception as exc:  # only what the monitor shows is at stake
             log.info("%d task-sent event(s) not sent (%s)", len(events), type(exc).__name__)
