@@ -45,12 +45,14 @@ class Job(CreatedAt, Base):
             postgresql_where=text("status = 'running'"),
         ),
         # Fair dispatch (core.jobs.dispatch): each tenant's line of waiting jobs per
-        # queue, in order, and the slots it holds.
+        # queue, in the order it is dispatched (so a dispatch reads only the jobs it
+        # takes, however long the line), and the slots it holds.
         Index(
-            "ix_jobs_waiting",
+            "ix_jobs_line",
             "tenant_id",
             "queue",
             "queued_at",
+            "created_at",
             postgresql_where=text("status = 'queued' AND dispatched_at IS NULL"),
         ),
         Index(

@@ -11,7 +11,8 @@ from concurrent.futures import TimeoutError as FuturesTimeout
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
+from sqlalchemy.orm import Session
 
 from core.db import Database
 from core.jobs import dispatch, lifecycle
@@ -337,3 +338,57 @@ def test_a_success_hands_its_slot_on_in_the_statement_that_writes_it(
     assert handed_on[0].input == {"n": CAP}
     assert handed_on[0].tenant_id == tenant_id
     assert reasons(db, submitted[1:]) == [WaitingReason.BROKER] * CAP + [WaitingReason.TENANT_LIMIT]
+
+
+LONG_LINE = 300
+
+
+def rows_read(session: Session) -> int:
+    """Rows of `jobs` this transaction has read through an index so far."""
+    read = session.execute(
+        text("SELECT idx_tup_fetch FROM pg_stat_xact_user_tables WHERE relname = 'jobs'")
+    ).scalar_one()
+    return int(read)
+
+
+def test_a_dispatch_reads_the_jobs_it_gives_slots_to_not_the_whole_line(
+    db: Database, settings: Settings, user: User
+) -> None:
+    """A tenant's backlog makes its line long; each submit and each hand-off dispatches
+    from it, so what one costs must not grow with the line."""
+    tenant_id = user.personal_tenant_id
+    publisher = PendingPublishes()
+    with db.transaction() as session:  # all in line, none dispatched
+        line = [
+            submit(
+                session,
+                publisher,
+                tenant_id=tenant_id,
+                user_id=None,
+                kind_name=ECHO,
+                raw_input={"n": n},
+                settings=settings,
+            ).job.id
+            for n in range(LONG_LINE)
+        ]
+
+    with db.transaction() as session:
+        before = rows_read(session)
+        sent = dispatch.dispatch_line(session, tenant_id, "default", CAP)
+        read_by_dispatch = rows_read(session) - before
+    assert [m.job_id for m in sent] == line[:CAP]
+
+    with db.autocommit() as connection:
+        claim = lifecycle.claim(connection, line[0], 30, "tests/1/0")
+        assert claim is not None
+    with db.transaction() as session:
+        before = rows_read(session)
+        _, handed_on = dispatch.succeed_handing_on(
+            session.connection(), line[0], claim.attempt, {}, (tenant_id, "default"), CAP
+        )
+        read_by_hand_off = rows_read(session) - before
+    assert [m.job_id for m in handed_on] == [line[CAP]]
+
+    # The slots held, the jobs taken and the one finished: a few rows, not the line.
+    assert read_by_dispatch < 20
+    assert read_by_hand_off < 20
