@@ -35,6 +35,7 @@ from sqlalchemy import (
     Connection,
     Select,
     and_,
+    any_,
     bindparam,
     case,
     func,
@@ -91,9 +92,13 @@ def _taking(*where: ColumnElement[bool], limit: Any) -> CTE:
         .with_for_update(skip_locked=True)
         .cte("chosen")
     )
+    # Taken by the array of their ids (one row), not by a join with `chosen`: the
+    # planner cannot know the limit, and guessing a tenth of a long line it would read
+    # the whole table to join them.
+    ids = select(func.array_agg(chosen.c.id).label("ids")).cte("chosen_ids")
     return (
         update(Job)
-        .where(Job.id == chosen.c.id)
+        .where(Job.id == any_(ids.c.ids))
         .values(dispatched_at=NOW)
         .returning(*MESSAGE_COLUMNS, Job.queued_at, Job.created_at)
         .cte("taken")
