@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: dev test lint chaos lock bench bench-upload bench-fairness bench-webhooks migrate clean
+.PHONY: dev test lint chaos lock bench bench-upload bench-fairness bench-webhooks bench-lines migrate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,10 @@ bench-upload: $(VENV)/.test
 
 bench-fairness: $(VENV)/.test
 	$(BIN)/python -m tests.bench fairness $(BENCH_ARGS)
+
+# PostgreSQL only: what a hand-off costs as one tenant's line of waiting jobs grows.
+bench-lines: $(VENV)/.test
+	$(BIN)/python -m tests.bench lines $(BENCH_ARGS)
 
 bench-webhooks: $(VENV)/.test
 	$(BIN)/python -m tests.bench webhooks $(BENCH_ARGS)

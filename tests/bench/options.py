@@ -91,6 +91,25 @@ The last line of output is machine-readable:
     webhook_latency_p50_s=<f> webhook_latency_p95_s=<f> webhook_latency_max_s=<f> delivered=<n>/<n>
 """
 
+LINES_DESCRIPTION = """\
+`make bench-lines`: what handing a slot on costs as a tenant's line grows.
+
+PostgreSQL only, no other process. A hand-off is what a worker does for each job: the
+claim of a job given a slot, then its success, which gives the slot to the line's next
+job, on one connection. It is timed on two tenants' lines in one database, their slots
+full: one of 100 waiting jobs and one of `--length`, submitted in batches of up to
+1,000 as `POST /api/v1/jobs/batch` takes them, beside `--history` finished jobs. They
+are timed in alternating rounds of `--hand-offs`, each figure the median of its rounds:
+first as the planner sees a table it has no statistics of yet (new, or changing faster
+than autovacuum analyzes it), then once the table is analyzed.
+
+The last line of output is machine-readable:
+
+    line_cost_ratio_fresh=<f> line_cost_ratio_analyzed=<f> line_cost_ratio=<f>
+
+(the long line's ms per hand-off over the short one's, in each phase, and the larger).
+"""
+
 DEFAULT_DATABASE_NAME = "conveyor_bench"
 DEFAULT_PORT = 8200
 # Its own database and port, so `bench-upload` never drops the one a `bench` is using.
@@ -100,6 +119,7 @@ DEFAULT_FAIRNESS_DATABASE_NAME = "conveyor_bench_fairness"
 DEFAULT_FAIRNESS_PORT = 8202
 DEFAULT_WEBHOOKS_DATABASE_NAME = "conveyor_bench_webhooks"
 DEFAULT_WEBHOOKS_PORT = 8203
+DEFAULT_LINES_DATABASE_NAME = "conveyor_bench_lines"
 
 _DATABASE_NAME = re.compile(r"^conveyor_bench[a-z0-9_]*$")
 
@@ -149,6 +169,15 @@ class WebhookOptions:
 
 
 @dataclass(frozen=True)
+class LineOptions:
+    length: int
+    history: int
+    hand_offs: int
+    rounds: int
+    database_name: str
+
+
+@dataclass(frozen=True)
 class UploadOptions:
     size_mib: int
     repeats: int
@@ -164,7 +193,9 @@ class UploadOptions:
         return self.size_mib * MIB
 
 
-Options = TypeVar("Options", PipelineOptions, UploadOptions, FairnessOptions, WebhookOptions)
+Options = TypeVar(
+    "Options", PipelineOptions, UploadOptions, FairnessOptions, WebhookOptions, LineOptions
+)
 
 
 def options_from(kind: type[Options], args: argparse.Namespace) -> Options:
@@ -346,3 +377,18 @@ def add_webhook_arguments(parser: argparse.ArgumentParser) -> None:
         environment="dev",
     )
     _add_verbose(parser)
+
+
+def add_line_arguments(parser: argparse.ArgumentParser) -> None:
+    _describe(parser, LINES_DESCRIPTION)
+    _add_count(parser, "--length", 10_000, "jobs waiting in the long line")
+    _add_count(parser, "--history", 100_000, "finished jobs beside the lines")
+    _add_count(parser, "--hand-offs", 200, "hand-offs timed per line and round")
+    _add_count(parser, "--rounds", 3, "alternating rounds")
+    parser.add_argument(
+        "--database-name",
+        type=_database_name,
+        default=DEFAULT_LINES_DATABASE_NAME,
+        help=f"database created (dropped first) on the DATABASE_URL server "
+        f"({DEFAULT_LINES_DATABASE_NAME})",
+    )
