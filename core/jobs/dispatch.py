@@ -83,7 +83,7 @@ def _tenant_cap(tenant_id: Any, default: Any) -> ColumnElement[int]:
 
 def _taking(*where: ColumnElement[bool], limit: Any) -> CTE:
     """Give slots to the first `limit` due jobs waiting that match `where`: the CTE
-    returns their messages and their place in line."""
+    returns their messages and their place in line (`place`, from 1)."""
     chosen = (
         select(Job.id)
         .where(*where, *WAITING, DUE, KNOWN)
@@ -94,13 +94,15 @@ def _taking(*where: ColumnElement[bool], limit: Any) -> CTE:
     )
     # Taken by the array of their ids (one row), not by a join with `chosen`: the
     # planner cannot know the limit, and guessing a tenth of a long line it would read
-    # the whole table to join them.
+    # the whole table to join them. The array holds them in line order, which tells
+    # apart the jobs of a batch (made at one moment, so alike in `queued_at` and
+    # `created_at`).
     ids = select(func.array_agg(chosen.c.id).label("ids")).cte("chosen_ids")
     return (
         update(Job)
         .where(Job.id == any_(ids.c.ids))
         .values(dispatched_at=NOW)
-        .returning(*MESSAGE_COLUMNS, Job.queued_at, Job.created_at)
+        .returning(*MESSAGE_COLUMNS, func.array_position(ids.c.ids, Job.id).label("place"))
         .cte("taken")
     )
 
@@ -109,7 +111,7 @@ def _dispatching(*where: ColumnElement[bool], limit: Any) -> Select[Any]:
     """Give slots to the first `limit` due jobs waiting that match `where`, in line
     order: the statement returns their messages, in that order."""
     taken = _taking(*where, limit=limit)
-    return select(taken).order_by(taken.c.queued_at, taken.c.created_at)
+    return select(*(taken.c[column.key] for column in MESSAGE_COLUMNS)).order_by(taken.c.place)
 
 
 def _slots(
@@ -154,7 +156,7 @@ def _handing_on(statement: Select[Any], moved: CTE) -> Select[Any]:
     )
     handed_on = select(
         func.coalesce(
-            func.json_agg(aggregate_order_by(message, taken.c.queued_at, taken.c.created_at)),
+            func.json_agg(aggregate_order_by(message, taken.c.place)),
             func.json_build_array(),
         )
     ).scalar_subquery()

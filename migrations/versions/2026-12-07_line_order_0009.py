@@ -23,14 +23,25 @@ WAITING = "status = 'queued' AND dispatched_at IS NULL"
 
 
 def _replace(old: str, new: str, columns: list[str]) -> None:
-    # Built without locking the jobs table against writes, however many rows it has;
-    # one a failed run left behind (invalid) is built again. The new index is built
-    # before the old one goes, so a line is never read without one.
+    # Built without locking the jobs table against writes, however many rows it has.
+    # The new index is built before the old one goes, so a line is never read without
+    # one; a run that failed part-way leaves a valid new index as it is, and an invalid
+    # one (a failed build) is built again.
     with op.get_context().autocommit_block():
-        op.drop_index(new, table_name='jobs', postgresql_concurrently=True, if_exists=True)
-        op.create_index(
-            new, 'jobs', columns, postgresql_where=sa.text(WAITING), postgresql_concurrently=True
-        )
+        valid = op.get_bind().execute(
+            sa.text("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(:name)"),
+            {"name": new},
+        ).scalar()
+        if valid is False:
+            op.drop_index(new, table_name='jobs', postgresql_concurrently=True)
+        if not valid:
+            op.create_index(
+                new,
+                'jobs',
+                columns,
+                postgresql_where=sa.text(WAITING),
+                postgresql_concurrently=True,
+            )
         op.drop_index(old, table_name='jobs', postgresql_concurrently=True, if_exists=True)
 
 

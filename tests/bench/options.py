@@ -98,10 +98,12 @@ PostgreSQL only, no other process. A hand-off is what a worker does for each job
 claim of a job given a slot, then its success, which gives the slot to the line's next
 job, on one connection. It is timed on two tenants' lines in one database, their slots
 full: one of 100 waiting jobs and one of `--length`, submitted in batches of up to
-1,000 as `POST /api/v1/jobs/batch` takes them, beside `--history` finished jobs. They
-are timed in alternating rounds of `--hand-offs`, each figure the median of its rounds:
+1,000 as `POST /api/v1/jobs/batch` takes them, beside `--history` finished jobs. Each
+line is topped up after every 10 hand-offs, untimed, so it keeps its length. They are
+timed in alternating rounds of `--hand-offs`, each figure the median of its rounds:
 first as the planner sees a table it has no statistics of yet (new, or changing faster
-than autovacuum analyzes it), then once the table is analyzed.
+than autovacuum analyzes it; autovacuum is off for the table until then), then once
+the table is analyzed.
 
 The last line of output is machine-readable:
 

@@ -365,7 +365,8 @@ def test_a_dispatch_reads_the_jobs_it_gives_slots_to_not_the_whole_line(
             text(
                 "INSERT INTO jobs (id, tenant_id, kind, queue, status, input, max_attempts,"
                 " queued_at) SELECT gen_random_uuid(), :tenant, :kind, 'default', 'queued',"
-                " '{}', 1, clock_timestamp() FROM generate_series(1, :count)"
+                " '{}', 1, now() + n * interval '1 microsecond'"
+                " FROM generate_series(1, :count) AS n"
             ),
             {"tenant": tenant_id, "kind": ECHO, "count": LONG_LINE},
         )
