@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import psycopg2
-from sqlalchemy import Connection, Engine, create_engine, func, select
+from sqlalchemy import Connection, Engine, create_engine, event, func, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import InterfaceError as SAInterfaceError
 from sqlalchemy.exc import OperationalError as SAOperationalError
@@ -73,6 +73,9 @@ class Database:
             settings.sqlalchemy_url(), isolation_level="AUTOCOMMIT", **options
         )
         self._reads = sessionmaker(self._autocommit_engine, expire_on_commit=False)
+        if settings.database_prepared_statements:
+            for engine in (self.engine, self._autocommit_engine):
+                event.listen(engine, "connect", _generic_plans_only)
 
     def reads(self) -> Session:
         """A session whose every statement commits on its own (on the autocommit pool):
@@ -98,6 +101,16 @@ class Database:
     def dispose(self) -> None:
         self.engine.dispose()
         self._autocommit_engine.dispose()
+
+
+def _generic_plans_only(dbapi_connection: Any, _record: Any) -> None:
+    """A prepared statement (`core.prepared`) is planned once per connection. Left to
+    choose, PostgreSQL plans it again at each run once the table has statistics and a
+    plan for the given values looks cheaper than the one kept: planning these
+    statements costs as much as running them."""
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SET plan_cache_mode = force_generic_plan")
+    dbapi_connection.commit()
 
 
 def limit_waits(session: Session, *, lock_timeout_ms: int, statement_timeout_ms: int) -> None:

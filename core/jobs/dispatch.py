@@ -39,6 +39,7 @@ from sqlalchemy import (
     bindparam,
     case,
     func,
+    literal,
     or_,
     select,
     type_coerce,
@@ -117,9 +118,19 @@ def _dispatching(*where: ColumnElement[bool], limit: Any) -> Select[Any]:
 def _slots(
     tenant_id: BindParameter[Any], queue: BindParameter[Any], default_cap: BindParameter[Any]
 ) -> tuple[ColumnElement[int], ColumnElement[int]]:
-    """The line's cap (0: none) and how many of its slots are held, in SQL."""
-    holding = select(func.count()).where(Job.tenant_id == tenant_id, Job.queue == queue, HOLDING)
-    return _tenant_cap(tenant_id, default_cap), holding.scalar_subquery()
+    """The line's cap (0: none) and how many of its slots are held, in SQL: counted up
+    to one past the cap, which is all any decision here needs (a job's end frees one
+    slot at most). The limit also keeps the count on the line's own index: a plan
+    made for any tenant (a prepared statement's) would otherwise read every queued
+    job's entry in another index to count a few."""
+    cap = _tenant_cap(tenant_id, default_cap)
+    held = (
+        select(literal(1))
+        .where(Job.tenant_id == tenant_id, Job.queue == queue, HOLDING)
+        .limit(cap + 1)
+        .subquery()
+    )
+    return cap, select(func.count()).select_from(held).scalar_subquery()
 
 
 def has_room(

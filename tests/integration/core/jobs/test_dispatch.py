@@ -340,6 +340,26 @@ def test_a_success_hands_its_slot_on_in_the_statement_that_writes_it(
     assert reasons(db, submitted[1:]) == [WaitingReason.BROKER] * CAP + [WaitingReason.TENANT_LIMIT]
 
 
+def test_a_success_hands_on_no_slot_while_its_line_holds_more_than_a_lowered_cap(
+    db: Database, settings: Settings, user: User
+) -> None:
+    tenant_id = user.personal_tenant_id
+    set_cap(db, tenant_id, 3)
+    submitted, sent = submit_jobs(db, settings, tenant_id, 5)
+    assert sent == submitted[:3]
+    set_cap(db, tenant_id, 1)  # three held, two waiting
+    line = (tenant_id, "default")
+    with db.autocommit() as connection:
+        for job_id, handed in ((submitted[0], 0), (submitted[1], 0), (submitted[2], 1)):
+            claim = lifecycle.claim(connection, job_id, 30, "tests/1/0")
+            assert claim is not None
+            _, handed_on = dispatch.succeed_handing_on(
+                connection, job_id, claim.attempt, {}, line, settings.tenant_concurrency
+            )
+            # Only the last end brings the line under its cap: then one job goes.
+            assert [m.job_id for m in handed_on] == submitted[3 : 3 + handed]
+
+
 LONG_LINE = 3000
 
 
