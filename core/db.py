@@ -73,7 +73,9 @@ class Database:
             settings.sqlalchemy_url(), isolation_level="AUTOCOMMIT", **options
         )
         self._reads = sessionmaker(self._autocommit_engine, expire_on_commit=False)
-        if settings.database_prepared_statements:
+        # A connection closed when returned (`pooled=False`) runs no statement twice:
+        # the setting would only cost it round trips.
+        if settings.database_prepared_statements and pooled:
             for engine in (self.engine, self._autocommit_engine):
                 event.listen(engine, "connect", _generic_plans_only)
 
@@ -104,10 +106,11 @@ class Database:
 
 
 def _generic_plans_only(dbapi_connection: Any, _record: Any) -> None:
-    """A prepared statement (`core.prepared`) is planned once per connection. Left to
-    choose, PostgreSQL plans it again at each run once the table has statistics and a
-    plan for the given values looks cheaper than the one kept: planning these
-    statements costs as much as running them."""
+    """A prepared statement (`core.prepared`) is planned once per connection (and again
+    when its table's statistics change). Left to choose, PostgreSQL plans it again at
+    each run once the table has statistics and a plan for the given values looks
+    cheaper than the one kept: planning these statements costs as much as running
+    them."""
     with dbapi_connection.cursor() as cursor:
         cursor.execute("SET plan_cache_mode = force_generic_plan")
     dbapi_connection.commit()

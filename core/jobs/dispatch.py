@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy import (
     CTE,
     JSON,
+    BigInteger,
     BindParameter,
     ColumnElement,
     Connection,
@@ -38,6 +39,7 @@ from sqlalchemy import (
     any_,
     bindparam,
     case,
+    cast,
     func,
     literal,
     or_,
@@ -127,7 +129,7 @@ def _slots(
     held = (
         select(literal(1))
         .where(Job.tenant_id == tenant_id, Job.queue == queue, HOLDING)
-        .limit(cap + 1)
+        .limit(cast(cap, BigInteger) + 1)  # a cap may be integer's largest
         .subquery()
     )
     return cap, select(func.count()).select_from(held).scalar_subquery()

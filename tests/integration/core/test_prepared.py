@@ -130,3 +130,19 @@ def test_in_a_transaction_a_forgotten_statement_fails_once_then_is_prepared_agai
             assert len(statement.execute(session.connection(), {"job_id": job_id})) == 1
     finally:
         db.dispose()
+
+
+def test_every_pooled_connection_keeps_generic_plans(db: Database, settings_off: Settings) -> None:
+    with db.transaction() as session:
+        session.rollback()  # the setting is the connection's, not the transaction's
+    with db.transaction() as session:
+        assert session.execute(text("SHOW plan_cache_mode")).scalar() == "force_generic_plan"
+    with db.autocommit() as connection:
+        assert connection.execute(text("SHOW plan_cache_mode")).scalar() == "force_generic_plan"
+    # Switched off (behind a pooler in transaction mode), the server's default stands.
+    off = Database(settings_off, "tests")
+    try:
+        with off.autocommit() as connection:
+            assert connection.execute(text("SHOW plan_cache_mode")).scalar() == "auto"
+    finally:
+        off.dispose()

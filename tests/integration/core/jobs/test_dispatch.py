@@ -348,16 +348,28 @@ def test_a_success_hands_on_no_slot_while_its_line_holds_more_than_a_lowered_cap
     submitted, sent = submit_jobs(db, settings, tenant_id, 5)
     assert sent == submitted[:3]
     set_cap(db, tenant_id, 1)  # three held, two waiting
+    assert hand_off(db, settings, tenant_id) == []
+    assert submit_one(db, settings, tenant_id, 5, alone=True)[0].line_full
     line = (tenant_id, "default")
     with db.autocommit() as connection:
         for job_id, handed in ((submitted[0], 0), (submitted[1], 0), (submitted[2], 1)):
             claim = lifecycle.claim(connection, job_id, 30, "tests/1/0")
             assert claim is not None
-            _, handed_on = dispatch.succeed_handing_on(
+            finished, handed_on = dispatch.succeed_handing_on(
                 connection, job_id, claim.attempt, {}, line, settings.tenant_concurrency
             )
+            assert finished is not None
             # Only the last end brings the line under its cap: then one job goes.
             assert [m.job_id for m in handed_on] == submitted[3 : 3 + handed]
+
+
+def test_a_cap_as_large_as_an_integer_goes_is_no_cap_to_reach(
+    db: Database, settings: Settings, user: User
+) -> None:
+    tenant_id = user.personal_tenant_id
+    set_cap(db, tenant_id, 2**31 - 1)
+    submitted, sent = submit_jobs(db, settings, tenant_id, 3)
+    assert sent == submitted
 
 
 LONG_LINE = 3000
