@@ -41,6 +41,7 @@ from tests.bench.api_client import (
     register,
     wait_ready,
 )
+from tests.bench.autovacuum import autovacuum_on
 from tests.bench.failures import BenchError, failures_explained
 from tests.bench.http_load import run_concurrently
 from tests.bench.options import FairnessOptions
@@ -310,10 +311,11 @@ def main(opts: FairnessOptions) -> int:
                 f"(prefork), environment {opts.environment}"
             )
             stack.say_where()
-            stack.servers.prepare()
-            with stack.group() as group:
-                start(stack, opts, group)
-                solo, fifo, fair = asyncio.run(run(stack, opts, group, mailbox))
+            with autovacuum_on(stack.servers.admin_engine()):
+                stack.servers.prepare()
+                with stack.group() as group:
+                    start(stack, opts, group)
+                    solo, fifo, fair = asyncio.run(run(stack, opts, group, mailbox))
     if outcome.code:
         return outcome.code
     p95 = percentile(solo, 0.95)

@@ -17,6 +17,7 @@ from core.jobs.states import TERMINAL, JobStatus
 from core.models import Job
 from tests.bench import cpu
 from tests.bench.api_client import expect
+from tests.bench.autovacuum import analyze
 from tests.bench.failures import BenchError
 from tests.bench.http_load import run_concurrently
 from tests.bench.options import PipelineOptions
@@ -93,6 +94,7 @@ async def measure_batch(
     say(f"batch: warming up with {opts.warmup} jobs, then timing {opts.jobs} in batches")
     await submit_batches(client, warmup, opts.warmup, opts)
     await wait_jobs_finished(db, warmup, opts.warmup, group, STARTUP_SECONDS)
+    analyze(db)
     before = cpu.snapshot(time.monotonic())
     started = time.time()
     submit_seconds = await submit_batches(client, timed, opts.jobs, opts)
@@ -184,6 +186,7 @@ async def measure_jobs(
     say(f"{batch}: warming up with {opts.warmup} jobs (includes worker start-up)")
     await submit_jobs(client, warmup, opts.warmup, opts)
     await wait_jobs_finished(db, warmup, opts.warmup, group, STARTUP_SECONDS)
+    analyze(db)
 
     say(f"{batch}: timing {count} jobs")
     before = cpu.snapshot(time.monotonic())

@@ -22,6 +22,7 @@ import httpx
 from sqlalchemy import Engine
 
 from tests.bench.api_client import HTTP_TIMEOUT_SECONDS, api_url, sign_in_when_ready
+from tests.bench.autovacuum import autovacuum_on
 from tests.bench.celery_baseline import measure_celery
 from tests.bench.failures import failures_explained
 from tests.bench.job_throughput import (
@@ -120,10 +121,11 @@ def main(opts: PipelineOptions) -> int:
             f"{opts.api_workers}, environment {opts.environment}"
         )
         stack.say_where()
-        stack.servers.prepare()
-        celery = measure_celery(stack, opts)
-        results = measure_stack(stack, opts)
-        metrics = measure_metrics_cost(stack, opts)
+        with autovacuum_on(stack.servers.admin_engine()):
+            stack.servers.prepare()
+            celery = measure_celery(stack, opts)
+            results = measure_stack(stack, opts)
+            metrics = measure_metrics_cost(stack, opts)
     if outcome.code:
         return outcome.code
     report(celery, results, metrics)

@@ -165,15 +165,20 @@ class Servers:
         self.recreate_database()
         self.flush_redis()
 
-    def recreate_database(self) -> None:
-        name = self.database.database
-        assert name is not None
-        admin = create_engine(
+    def admin_engine(self) -> Engine:
+        """An engine on the server's `postgres` database, each statement its own
+        transaction, no connection kept."""
+        return create_engine(
             self.database.set(database="postgres"),
             isolation_level="AUTOCOMMIT",
             poolclass=NullPool,
             connect_args=CONNECT_ARGS,
         )
+
+    def recreate_database(self) -> None:
+        name = self.database.database
+        assert name is not None
+        admin = self.admin_engine()
         try:
             with admin.connect() as conn:
                 quoted = conn.dialect.identifier_preparer.quote(name)

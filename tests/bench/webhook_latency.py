@@ -16,6 +16,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from core.jobs.contracts import ECHO
 from tests.bench.api_client import HTTP_TIMEOUT_SECONDS, api_url, expect, log_in, wait_ready
+from tests.bench.autovacuum import autovacuum_on
 from tests.bench.failures import BenchError, failures_explained
 from tests.bench.options import WebhookOptions
 from tests.bench.output import say
@@ -137,10 +138,11 @@ def main(opts: WebhookOptions) -> int:
                 f"environment {opts.environment}"
             )
             stack.say_where()
-            stack.servers.prepare()
-            with stack.group() as group:
-                start(stack, opts, group)
-                job_ids = asyncio.run(run(opts, group, receiver))
+            with autovacuum_on(stack.servers.admin_engine()):
+                stack.servers.prepare()
+                with stack.group() as group:
+                    start(stack, opts, group)
+                    job_ids = asyncio.run(run(opts, group, receiver))
     finally:
         receiver.close()
     if outcome.code:
