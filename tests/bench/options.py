@@ -15,7 +15,9 @@ PIPELINE_DESCRIPTION = """\
 `make bench`: the job pipeline against the stack a user would build instead.
 
 It starts the real stack (api + worker + beat) on a fresh PostgreSQL database and a
-flushed Redis database, and beside it the peer: a minimal FastAPI + Celery app as the
+flushed Redis database (PostgreSQL with autovacuum on: turned on for the run if the
+server has it off, and set back after; the tables analyzed after each warmup), and
+beside it the peer: a minimal FastAPI + Celery app as the
 common tutorials write it (`POST /tasks` -> `.delay()`, `GET /tasks/{id}` -> a Redis
 result backend, a static bearer token, a no-op task), with the same uvicorn and Celery
 settings, pool and concurrency, on a Redis database of its own. Both are driven by the
