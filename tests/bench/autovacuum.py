@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
@@ -37,11 +38,7 @@ def autovacuum_on(engine: Engine) -> Iterator[None]:
     at the end."""
     try:
         with engine.connect() as connection:
-            setting = connection.execute(
-                text(
-                    "SELECT setting, source, sourcefile FROM pg_settings WHERE name = 'autovacuum'"
-                )
-            ).one()
+            setting = _setting(connection)
         if setting.setting == "on":
             yield
             return
@@ -122,10 +119,15 @@ def _shown(engine: Engine, value: str | None) -> bool:
     return False
 
 
-def _shows(connection: Connection, value: str | None) -> bool:
-    row = connection.execute(
-        text("SELECT setting, sourcefile FROM pg_settings WHERE name = 'autovacuum'")
+def _setting(connection: Connection) -> Any:
+    """autovacuum's value, and where it comes from (`source`, `sourcefile`)."""
+    return connection.execute(
+        text("SELECT setting, source, sourcefile FROM pg_settings WHERE name = 'autovacuum'")
     ).one()
+
+
+def _shows(connection: Connection, value: str | None) -> bool:
+    row = _setting(connection)
     if value is None:  # reset: no longer from postgresql.auto.conf
         return not str(row.sourcefile or "").endswith(AUTO_CONF)
     return bool(row.setting == value)
