@@ -3,6 +3,7 @@ goals, and last the machine-readable line."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from tests.bench import cpu
@@ -118,6 +119,7 @@ def report(celery: CeleryResult, results: StackResults, metrics: MetricsCost) ->
         f"durable_peer_batch_ratio={results.durable_peer_batch.per_second / peer.per_second:.3f}"
         "   (information: each peer's own bulk submit against the peer: how far a batch "
         "drained as one Celery task per job goes, without and with a PostgreSQL row each)",
+        *_ceilings(results, pipeline, peer),
         "goals: peer_ratio >= 0.6, peer_poll_ratio >= 0.8, batch_ratio >= 1.5",
         f"pipeline_jobs_per_s={pipeline.per_second:.2f} "
         f"peer_jobs_per_s={peer.per_second:.2f} "
@@ -140,4 +142,28 @@ def _cost_ratios(celery: CeleryResult, pipeline: PipelineResult, poll: PollResul
     return [
         f"by cpu: no-op task / job = {task / job:.3f}   "
         f"no-op task / (healthz request + no-op task) = {task / (task + request):.3f}"
+    ]
+
+
+def _ceilings(results: StackResults, pipeline: PipelineResult, peer: PipelineResult) -> list[str]:
+    """How high each ratio could go on this machine at the CPU a job cost in its phase:
+    every core busy with nothing but the phase's work. A ratio below its ceiling waited
+    on something other than the CPU (a lock, a round trip); a goal above it needs a job
+    to cost less, whatever else changes."""
+    phases = (pipeline, peer, results.batch, results.durable_peer_batch)
+    if any(phase.cpu is None or not phase.cpu.ours() for phase in phases):
+        return []
+
+    def most_per_second(phase: PipelineResult) -> float:
+        assert phase.cpu is not None
+        return (os.cpu_count() or 1) * phase.jobs / phase.cpu.ours()
+
+    peer_rate = peer.per_second
+    return [
+        f"ceiling_peer_ratio={most_per_second(pipeline) / most_per_second(peer):.3f} "
+        f"ceiling_batch_ratio={most_per_second(results.batch) / peer_rate:.3f} "
+        "ceiling_durable_peer_batch_ratio="
+        f"{most_per_second(results.durable_peer_batch) / peer_rate:.3f}"
+        "   (information: each ratio with every core busy at the cpu per job measured "
+        "above; the batches' against the peer's measured tasks/s)"
     ]
