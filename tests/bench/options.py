@@ -37,7 +37,9 @@ The last line of output is machine-readable (medians of the rounds):
     pipeline_jobs_per_s=<f> peer_jobs_per_s=<f> peer_ratio=<f> peer_poll_ratio=<f>
     batch_jobs_per_s=<f> batch_ratio=<f>
 
-(all on one line; `batch_ratio` is the batch's jobs/s over the peer's tasks/s).
+(all on one line; `peer_ratio` is the median of each round's jobs/s over the tasks/s
+of the peer's round beside it, `batch_ratio` the batch's jobs/s over the peer's).
+The line above the goals gives each ratio's ceiling at the CPU a job cost.
 """
 
 UPLOAD_DESCRIPTION = """\

@@ -4,6 +4,7 @@ goals, and last the machine-readable line."""
 from __future__ import annotations
 
 import os
+import statistics
 from dataclasses import dataclass
 
 from tests.bench import cpu
@@ -31,6 +32,13 @@ class StackResults:
     reset: ResetResult
 
 
+def paired_ratios(ours: list[PipelineResult], theirs: list[PipelineResult]) -> list[float]:
+    """Each round's rate over the rate of the other stack's round run beside it. On a
+    machine whose speed drifts during a run, both sides of a pair move alike; the
+    medians of each side could come from rounds minutes apart."""
+    return [a.per_second / b.per_second for a, b in zip(ours, theirs, strict=True)]
+
+
 def median_round(rounds: list[PipelineResult]) -> PipelineResult:
     """The round with the median rate (the lower middle one of an even number)."""
     ordered = sorted(rounds, key=lambda r: r.per_second)
@@ -56,7 +64,8 @@ def report(celery: CeleryResult, results: StackResults, metrics: MetricsCost) ->
     durable = median_round(results.durable_peer)
     poll, reset, batch = results.poll, results.reset, results.batch
     ratio = pipeline.per_second / celery.per_second
-    peer_ratio = pipeline.per_second / peer.per_second
+    round_ratios = paired_ratios(results.pipeline, results.peer)
+    peer_ratio = statistics.median(round_ratios)
     batch_ratio = batch.per_second / peer.per_second
     accepted = batch.jobs / batch.submit_seconds
 
@@ -75,6 +84,8 @@ def report(celery: CeleryResult, results: StackResults, metrics: MetricsCost) ->
         f"peer (the FastAPI + Celery tutorial stack: POST /tasks -> no-op task), rounds: "
         f"{rates(results.peer)} tasks/s; the median round:",
         *_throughput("median", peer, "task"),
+        f"  each round's jobs/s over the peer's beside it: "
+        f"{', '.join(f'{r:.3f}' for r in round_ratios)} (peer_ratio is their median)",
         f"durable peer (the same stack, each task a PostgreSQL row: inserted before the "
         f"publish, updated at its start and end), rounds: {rates(results.durable_peer)} "
         "tasks/s; the median round:",
@@ -106,9 +117,11 @@ def report(celery: CeleryResult, results: StackResults, metrics: MetricsCost) ->
         f"celery_tasks_per_s={celery.per_second:.2f} celery_ratio={ratio:.3f} "
         f"health_poll_ratio={poll.ratio:.3f}   (information: against bare Celery, /healthz)",
         f"durable_peer_jobs_per_s={durable.per_second:.2f} "
-        f"durable_peer_ratio={durable.per_second / peer.per_second:.3f} "
+        "durable_peer_ratio="
+        f"{statistics.median(paired_ratios(results.durable_peer, results.peer)):.3f} "
         f"durable_peer_poll_ratio={poll.durable_peer_ratio:.3f} "
-        f"pipeline_vs_durable_peer={pipeline.per_second / durable.per_second:.3f}"
+        "pipeline_vs_durable_peer="
+        f"{statistics.median(paired_ratios(results.pipeline, results.durable_peer)):.3f}"
         "   (information: the tutorial stack keeping each task in a PostgreSQL row, "
         "against the tutorial stack)",
         f"batch_accepted_jobs_per_s={accepted:.2f} "
@@ -119,7 +132,7 @@ def report(celery: CeleryResult, results: StackResults, metrics: MetricsCost) ->
         f"durable_peer_batch_ratio={results.durable_peer_batch.per_second / peer.per_second:.3f}"
         "   (information: each peer's own bulk submit against the peer: how far a batch "
         "drained as one Celery task per job goes, without and with a PostgreSQL row each)",
-        *_ceilings(results, pipeline, peer),
+        *_ceilings(results, peer),
         "goals: peer_ratio >= 0.6, peer_poll_ratio >= 0.8, batch_ratio >= 1.5",
         f"pipeline_jobs_per_s={pipeline.per_second:.2f} "
         f"peer_jobs_per_s={peer.per_second:.2f} "
@@ -145,12 +158,13 @@ def _cost_ratios(celery: CeleryResult, pipeline: PipelineResult, poll: PollResul
     ]
 
 
-def _ceilings(results: StackResults, pipeline: PipelineResult, peer: PipelineResult) -> list[str]:
+def _ceilings(results: StackResults, peer: PipelineResult) -> list[str]:
     """How high each ratio could go on this machine at the CPU a job cost in its phase:
     every core busy with nothing but the phase's work. A ratio below its ceiling waited
     on something other than the CPU (a lock, a round trip); a goal above it needs a job
-    to cost less, whatever else changes."""
-    phases = (pipeline, peer, results.batch, results.durable_peer_batch)
+    to cost less, whatever else changes. The pipeline's, like `peer_ratio`, is the
+    median of each round's against the peer's beside it."""
+    phases = (*results.pipeline, *results.peer, results.batch, results.durable_peer_batch)
     if any(phase.cpu is None or not phase.cpu.ours() for phase in phases):
         return []
 
@@ -158,12 +172,16 @@ def _ceilings(results: StackResults, pipeline: PipelineResult, peer: PipelineRes
         assert phase.cpu is not None
         return (os.cpu_count() or 1) * phase.jobs / phase.cpu.ours()
 
+    pipeline = statistics.median(
+        most_per_second(ours) / most_per_second(theirs)
+        for ours, theirs in zip(results.pipeline, results.peer, strict=True)
+    )
     peer_rate = peer.per_second
     return [
-        f"ceiling_peer_ratio={most_per_second(pipeline) / most_per_second(peer):.3f} "
+        f"ceiling_peer_ratio={pipeline:.3f} "
         f"ceiling_batch_ratio={most_per_second(results.batch) / peer_rate:.3f} "
         "ceiling_durable_peer_batch_ratio="
         f"{most_per_second(results.durable_peer_batch) / peer_rate:.3f}"
         "   (information: each ratio with every core busy at the cpu per job measured "
-        "above; the batches' against the peer's measured tasks/s)"
+        "above; the batches' against the peer's median round)"
     ]
