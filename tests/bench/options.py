@@ -37,9 +37,11 @@ The last line of output is machine-readable (medians of the rounds):
     pipeline_jobs_per_s=<f> peer_jobs_per_s=<f> peer_ratio=<f> peer_poll_ratio=<f>
     batch_jobs_per_s=<f> batch_ratio=<f>
 
-(all on one line; `peer_ratio` is the median of each round's jobs/s over the tasks/s
-of the peer's round beside it, `batch_ratio` the batch's jobs/s over the peer's).
-The line above the goals gives each ratio's ceiling at the CPU a job cost.
+(all on one line). `peer_ratio` is the median of each round's jobs/s over the tasks/s
+of the peer's round in the same turn, so not `pipeline_jobs_per_s / peer_jobs_per_s`
+(the median rounds); `batch_ratio` is the batch's jobs/s over the peer's median round.
+The line above the goals gives the ceilings of `peer_ratio` and `batch_ratio` at the
+CPU a job cost.
 """
 
 UPLOAD_DESCRIPTION = """\

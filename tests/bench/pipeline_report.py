@@ -33,10 +33,27 @@ class StackResults:
 
 
 def paired_ratios(ours: list[PipelineResult], theirs: list[PipelineResult]) -> list[float]:
-    """Each round's rate over the rate of the other stack's round run beside it. On a
-    machine whose speed drifts during a run, both sides of a pair move alike; the
-    medians of each side could come from rounds minutes apart."""
+    """Each round's rate over the rate of the other stack's round in the same turn of
+    the alternation. On a machine whose speed drifts during a run, both sides of a pair
+    move alike; the median rounds of each side could be minutes apart."""
     return [a.per_second / b.per_second for a, b in zip(ours, theirs, strict=True)]
+
+
+@dataclass(frozen=True)
+class RoundRatios:
+    """The ratios of the alternating rounds, each the median of its pairs."""
+
+    peer: list[float]  # the pipeline's over the peer's: `peer_ratio`
+    durable_peer: list[float]  # the durable peer's over the peer's
+    pipeline_vs_durable_peer: list[float]
+
+    @classmethod
+    def of(cls, results: StackResults) -> RoundRatios:
+        return cls(
+            peer=paired_ratios(results.pipeline, results.peer),
+            durable_peer=paired_ratios(results.durable_peer, results.peer),
+            pipeline_vs_durable_peer=paired_ratios(results.pipeline, results.durable_peer),
+        )
 
 
 def median_round(rounds: list[PipelineResult]) -> PipelineResult:
@@ -64,8 +81,8 @@ def report(celery: CeleryResult, results: StackResults, metrics: MetricsCost) ->
     durable = median_round(results.durable_peer)
     poll, reset, batch = results.poll, results.reset, results.batch
     ratio = pipeline.per_second / celery.per_second
-    round_ratios = paired_ratios(results.pipeline, results.peer)
-    peer_ratio = statistics.median(round_ratios)
+    rounds = RoundRatios.of(results)
+    peer_ratio = statistics.median(rounds.peer)
     batch_ratio = batch.per_second / peer.per_second
     accepted = batch.jobs / batch.submit_seconds
 
@@ -85,7 +102,7 @@ def report(celery: CeleryResult, results: StackResults, metrics: MetricsCost) ->
         f"{rates(results.peer)} tasks/s; the median round:",
         *_throughput("median", peer, "task"),
         f"  each round's jobs/s over the peer's beside it: "
-        f"{', '.join(f'{r:.3f}' for r in round_ratios)} (peer_ratio is their median)",
+        f"{', '.join(f'{r:.3f}' for r in rounds.peer)} (peer_ratio is their median)",
         f"durable peer (the same stack, each task a PostgreSQL row: inserted before the "
         f"publish, updated at its start and end), rounds: {rates(results.durable_peer)} "
         "tasks/s; the median round:",
@@ -117,11 +134,9 @@ def report(celery: CeleryResult, results: StackResults, metrics: MetricsCost) ->
         f"celery_tasks_per_s={celery.per_second:.2f} celery_ratio={ratio:.3f} "
         f"health_poll_ratio={poll.ratio:.3f}   (information: against bare Celery, /healthz)",
         f"durable_peer_jobs_per_s={durable.per_second:.2f} "
-        "durable_peer_ratio="
-        f"{statistics.median(paired_ratios(results.durable_peer, results.peer)):.3f} "
+        f"durable_peer_ratio={statistics.median(rounds.durable_peer):.3f} "
         f"durable_peer_poll_ratio={poll.durable_peer_ratio:.3f} "
-        "pipeline_vs_durable_peer="
-        f"{statistics.median(paired_ratios(results.pipeline, results.durable_peer)):.3f}"
+        f"pipeline_vs_durable_peer={statistics.median(rounds.pipeline_vs_durable_peer):.3f}"
         "   (information: the tutorial stack keeping each task in a PostgreSQL row, "
         "against the tutorial stack)",
         f"batch_accepted_jobs_per_s={accepted:.2f} "
@@ -159,12 +174,13 @@ def _cost_ratios(celery: CeleryResult, pipeline: PipelineResult, poll: PollResul
 
 
 def _ceilings(results: StackResults, peer: PipelineResult) -> list[str]:
-    """How high each ratio could go on this machine at the CPU a job cost in its phase:
-    every core busy with nothing but the phase's work. A ratio below its ceiling waited
-    on something other than the CPU (a lock, a round trip); a goal above it needs a job
-    to cost less, whatever else changes. The pipeline's, like `peer_ratio`, is the
-    median of each round's against the peer's beside it."""
-    phases = (*results.pipeline, *results.peer, results.batch, results.durable_peer_batch)
+    """How high `peer_ratio` and `batch_ratio` (and the durable peer's batch ratio)
+    could go on this machine at the CPU a job cost in its phase: the phase's rate with
+    every core busy on its work alone, over the peer's measured rate. A ratio below its
+    ceiling waited on something other than the CPU (a lock, a round trip); a goal above
+    it takes a job that costs less, whatever else changes. The pipeline's is the median
+    of its rounds, each over the peer's round in the same turn, as `peer_ratio` is."""
+    phases = (*results.pipeline, results.batch, results.durable_peer_batch)
     if any(phase.cpu is None or not phase.cpu.ours() for phase in phases):
         return []
 
@@ -173,7 +189,7 @@ def _ceilings(results: StackResults, peer: PipelineResult) -> list[str]:
         return (os.cpu_count() or 1) * phase.jobs / phase.cpu.ours()
 
     pipeline = statistics.median(
-        most_per_second(ours) / most_per_second(theirs)
+        most_per_second(ours) / theirs.per_second
         for ours, theirs in zip(results.pipeline, results.peer, strict=True)
     )
     peer_rate = peer.per_second
@@ -182,6 +198,6 @@ def _ceilings(results: StackResults, peer: PipelineResult) -> list[str]:
         f"ceiling_batch_ratio={most_per_second(results.batch) / peer_rate:.3f} "
         "ceiling_durable_peer_batch_ratio="
         f"{most_per_second(results.durable_peer_batch) / peer_rate:.3f}"
-        "   (information: each ratio with every core busy at the cpu per job measured "
-        "above; the batches' against the peer's median round)"
+        "   (information: each phase with every core busy at the cpu per job measured "
+        "above, over the peer's measured tasks/s; the batches' over its median round)"
     ]
