@@ -101,7 +101,7 @@ def report(celery: CeleryResult, results: StackResults, metrics: MetricsCost) ->
         f"peer (the FastAPI + Celery tutorial stack: POST /tasks -> no-op task), rounds: "
         f"{rates(results.peer)} tasks/s; the median round:",
         *_throughput("median", peer, "task"),
-        f"  each round's jobs/s over the peer's beside it: "
+        f"  each round's jobs/s over the peer's in the same turn: "
         f"{', '.join(f'{r:.3f}' for r in rounds.peer)} (peer_ratio is their median)",
         f"durable peer (the same stack, each task a PostgreSQL row: inserted before the "
         f"publish, updated at its start and end), rounds: {rates(results.durable_peer)} "
