@@ -198,6 +198,7 @@ def _ceilings(results: StackResults, peer: PipelineResult) -> list[str]:
         f"ceiling_batch_ratio={most_per_second(results.batch) / peer_rate:.3f} "
         "ceiling_durable_peer_batch_ratio="
         f"{most_per_second(results.durable_peer_batch) / peer_rate:.3f}"
-        "   (information: each phase with every core busy at the cpu per job measured "
-        "above, over the peer's measured tasks/s; the batches' over its median round)"
+        "   (information: each phase with every core busy at its cpu per job, each "
+        "round's for the rounds, over the peer's measured tasks/s; the batches' over its "
+        "median round)"
     ]
